@@ -1,0 +1,5 @@
+#include <cstdio>
+int main() {
+  std::puts("delete-sync: under construction");
+  return 0;
+}

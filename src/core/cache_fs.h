@@ -1,0 +1,55 @@
+// The cache tree as the core sees it. Paths given to CacheFs are *relative* cache paths that
+// key_path.h has already checked (no "..", no empty segments, not in the reserved folder); the
+// implementation still refuses anything that would leave the root.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/status.h"
+
+namespace ds {
+
+// Name of the folder at the cache root that holds the service's own temp and state files.
+// No key may address it.
+inline constexpr const char kReservedDir[] = ".delete-sync";
+
+// A file being written in the reserved folder. Nothing is visible at the final path until
+// Publish() succeeds. Destroying an unpublished TempFile removes it.
+class TempFile {
+ public:
+  virtual ~TempFile() = default;
+  virtual Status Write(const char* data, size_t size) = 0;
+  // fsync the data, create missing parent folders of `rel_path`, rename over `rel_path`
+  // atomically, fsync the parent folder. kConflict when `rel_path` or one of its parents
+  // exists with the other kind (file vs folder).
+  virtual Status Publish(const std::string& rel_path) = 0;
+  virtual uint64_t bytes_written() const = 0;
+};
+
+struct CacheEntryInfo {
+  bool exists = false;
+  bool is_dir = false;
+  uint64_t size = 0;
+};
+
+class CacheFs {
+ public:
+  virtual ~CacheFs() = default;
+
+  virtual Result<std::unique_ptr<TempFile>> CreateTemp() = 0;
+
+  // unlink `rel_path`, then remove parent folders that became empty, up to (not including) the
+  // root. Absent is success. Refuses to remove a folder (kConflict). Returns whether a file was
+  // actually removed.
+  virtual Result<bool> Remove(const std::string& rel_path) = 0;
+
+  virtual Result<CacheEntryInfo> Stat(const std::string& rel_path) = 0;
+
+  // Removes temp files left in the reserved folder by an earlier crash. Returns how many.
+  virtual Result<size_t> CleanTemp() = 0;
+};
+
+}  // namespace ds
