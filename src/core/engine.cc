@@ -1,0 +1,377 @@
+#include "core/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+namespace ds {
+
+const char* OutcomeName(Outcome o) {
+  switch (o) {
+    case Outcome::kRemoved: return "removed";
+    case Outcome::kAbsent: return "absent";
+    case Outcome::kQueued: return "queued";
+    case Outcome::kPublished: return "published";
+    case Outcome::kIgnored: return "ignored";
+    case Outcome::kOutOfScope: return "out-of-scope";
+    case Outcome::kStale: return "stale";
+    case Outcome::kOtherVersion: return "other-version";
+    case Outcome::kRefused: return "refused";
+    case Outcome::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+const char* JobOutcomeName(JobOutcome o) {
+  switch (o) {
+    case JobOutcome::kPublished: return "published";
+    case JobOutcome::kDiscarded: return "discarded";
+    case JobOutcome::kGone: return "gone";
+    case JobOutcome::kRetry: return "retry";
+    case JobOutcome::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+namespace {
+
+std::string Where(const std::string& bucket, const std::string& key) {
+  return "s3://" + bucket + "/" + PrintableKey(key);
+}
+
+// True when an ordered event with sequencer `seq` is older than what was applied for the key.
+// A creation with the same sequencer as an applied removal counts as older: removal wins.
+bool IsStale(const std::string& seq, bool ordered, const KeyState& st, bool is_create) {
+  if (!ordered || seq.empty() || st.seq.empty()) return false;
+  std::optional<int> cmp = CompareSequencers(seq, st.seq);
+  if (!cmp) return false;
+  if (*cmp < 0) return true;
+  return *cmp == 0 && is_create && st.tombstone;
+}
+
+void RaiseSeq(KeyState& st, const std::string& seq, bool ordered) {
+  if (!ordered || seq.empty()) return;
+  if (st.seq.empty()) {
+    st.seq = seq;
+    return;
+  }
+  std::optional<int> cmp = CompareSequencers(seq, st.seq);
+  if (cmp && *cmp > 0) st.seq = seq;
+}
+
+}  // namespace
+
+Engine::Engine(ObjectStore* store, CacheFs& cache, StateStore& state, Clock& clock,
+               EngineOptions opts)
+    : store_(store), cache_(cache), state_(state), clock_(clock), opts_(std::move(opts)) {}
+
+std::map<std::string, int64_t> Engine::RefusalCounts() const {
+  std::lock_guard<std::mutex> lock(refusals_mu_);
+  return refusals_;
+}
+
+ApplyResult Engine::Refuse(const Event& ev, KeyRefusal r) {
+  counters_.refused++;
+  {
+    std::lock_guard<std::mutex> lock(refusals_mu_);
+    refusals_[RefusalName(r)]++;
+  }
+  std::string msg = std::string("refused key '") + PrintableKey(ev.key) + "' (" + RefusalName(r) +
+                    "): " + RefusalReason(r);
+  spdlog::warn("{} [{} {}]", msg, ev.name, ev.event_id);
+  return {Outcome::kRefused, msg, Status::Ok()};
+}
+
+ApplyResult Engine::Apply(const Event& ev) {
+  if (ev.action == EventAction::kIgnore) {
+    counters_.ignored++;
+    spdlog::debug("ignored {} for {}", ev.name, Where(ev.bucket, ev.key));
+    return {Outcome::kIgnored, "event type " + ev.name + " changes nothing", Status::Ok()};
+  }
+  if (!opts_.bucket.empty() && ev.bucket != opts_.bucket) {
+    counters_.out_of_scope++;
+    return {Outcome::kOutOfScope,
+            "bucket '" + ev.bucket + "' is not the mirrored bucket '" + opts_.bucket + "'",
+            Status::Ok()};
+  }
+  if (!KeyUnderPrefix(ev.key, opts_.prefix)) {
+    counters_.out_of_scope++;
+    return {Outcome::kOutOfScope, "key is outside the prefix '" + opts_.prefix + "'",
+            Status::Ok()};
+  }
+  if (auto r = CheckKey(ev.key, opts_.limits)) return Refuse(ev, *r);
+  return ev.action == EventAction::kRemove ? ApplyRemove(ev) : ApplyCreate(ev);
+}
+
+ApplyResult Engine::ApplyRemove(const Event& ev) {
+  ApplyResult result;
+  Status s = state_.Transact([&](StateTxn& txn) -> Status {
+    Result<KeyState> got = txn.Get(ev.bucket, ev.key);
+    if (!got.ok()) return got.status();
+    KeyState st = *got;
+    if (IsStale(ev.sequencer, ev.ordered, st, /*is_create=*/false)) {
+      result = {Outcome::kStale,
+                "sequencer " + ev.sequencer + " is older than applied " + st.seq, Status::Ok()};
+      return Status::Ok();
+    }
+    const bool specific_version = ev.version_id.has_value() && !ev.delete_marker;
+    if (specific_version && st.present && !st.version_id.empty() &&
+        st.version_id != *ev.version_id) {
+      result = {Outcome::kOtherVersion,
+                "version " + *ev.version_id + " is not the cached version " + st.version_id,
+                Status::Ok()};
+      return Status::Ok();
+    }
+    Result<bool> removed = cache_.Remove(ev.key);
+    if (!removed.ok()) return removed.status();
+    st.present = false;
+    st.tombstone = true;
+    st.removal_gen++;
+    st.etag.clear();
+    st.version_id.clear();
+    st.size = -1;
+    st.updated_ms = clock_.NowMillis();
+    RaiseSeq(st, ev.sequencer, ev.ordered);
+    DS_RETURN_IF_ERROR(txn.Put(ev.bucket, ev.key, st));
+    if (opts_.resync_after_removal && (!ev.ordered || specific_version)) {
+      FetchJob job;
+      job.bucket = ev.bucket;
+      job.key = ev.key;
+      job.ordered = false;
+      job.event_id = ev.event_id;
+      job.reason = "resync-after-removal";
+      job.not_before_ms = clock_.NowMillis();
+      DS_RETURN_IF_ERROR(txn.Enqueue(job));
+    }
+    result = {*removed ? Outcome::kRemoved : Outcome::kAbsent, "", Status::Ok()};
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    counters_.failed++;
+    spdlog::error("removal of {} failed: {} [{}]", Where(ev.bucket, ev.key), s.ToString(),
+                  ev.event_id);
+    return {Outcome::kFailed, s.ToString(), s};
+  }
+  switch (result.outcome) {
+    case Outcome::kRemoved:
+      counters_.removed++;
+      spdlog::info("removed {} ({}) [{}]", Where(ev.bucket, ev.key), ev.name, ev.event_id);
+      break;
+    case Outcome::kAbsent:
+      counters_.absent++;
+      spdlog::info("removal of {} ({}): no cached copy [{}]", Where(ev.bucket, ev.key), ev.name,
+                   ev.event_id);
+      break;
+    case Outcome::kStale:
+      counters_.stale++;
+      spdlog::info("stale removal of {}: {}", Where(ev.bucket, ev.key), result.message);
+      break;
+    case Outcome::kOtherVersion:
+      counters_.other_version++;
+      spdlog::info("removal of {}: {}; cache left alone", Where(ev.bucket, ev.key),
+                   result.message);
+      break;
+    default:
+      break;
+  }
+  return result;
+}
+
+ApplyResult Engine::ApplyCreate(const Event& ev) {
+  ApplyResult result;
+  Status s = state_.Transact([&](StateTxn& txn) -> Status {
+    Result<KeyState> got = txn.Get(ev.bucket, ev.key);
+    if (!got.ok()) return got.status();
+    if (IsStale(ev.sequencer, ev.ordered, *got, /*is_create=*/true)) {
+      result = {Outcome::kStale,
+                "sequencer " + ev.sequencer + " is not newer than applied " + got->seq,
+                Status::Ok()};
+      return Status::Ok();
+    }
+    FetchJob job;
+    job.bucket = ev.bucket;
+    job.key = ev.key;
+    job.seq = ev.ordered ? ev.sequencer : "";
+    job.ordered = ev.ordered;
+    job.event_id = ev.event_id;
+    job.reason = "event " + ev.name;
+    job.not_before_ms = clock_.NowMillis();
+    DS_RETURN_IF_ERROR(txn.Enqueue(job));
+    result = {Outcome::kQueued, "", Status::Ok()};
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    counters_.failed++;
+    spdlog::error("journaling creation of {} failed: {}", Where(ev.bucket, ev.key), s.ToString());
+    return {Outcome::kFailed, s.ToString(), s};
+  }
+  if (result.outcome == Outcome::kStale) {
+    counters_.stale++;
+    spdlog::info("stale creation of {}: {}", Where(ev.bucket, ev.key), result.message);
+  } else {
+    counters_.queued++;
+    spdlog::debug("queued download of {} ({}) [{}]", Where(ev.bucket, ev.key), ev.name,
+                  ev.event_id);
+  }
+  return result;
+}
+
+int64_t Engine::Backoff(int attempts) {
+  // Full jitter: uniform in [0, min(max, base * 2^attempts)].
+  int64_t cap = opts_.retry_base_ms << std::min(attempts, 20);
+  cap = std::min(cap, opts_.retry_max_ms);
+  thread_local std::minstd_rand rng(static_cast<unsigned>(clock_.NowMillis()));
+  std::uniform_int_distribution<int64_t> dist(cap / 2, std::max<int64_t>(cap, 1));
+  return dist(rng);
+}
+
+JobOutcome Engine::RunJob(const FetchJob& job) {
+  const std::string where = Where(job.bucket, job.key);
+  auto retry_or_fail = [&](const Status& err) -> JobOutcome {
+    bool transient = err.code() == Code::kUnavailable || err.code() == Code::kIoError;
+    if (transient && job.attempts + 1 < opts_.max_fetch_attempts) {
+      counters_.retried++;
+      int64_t when = clock_.NowMillis() + Backoff(job.attempts);
+      spdlog::warn("download of {} failed (attempt {}), will retry: {}", where, job.attempts + 1,
+                   err.ToString());
+      Status rs = state_.RetryJob(job.id, when, err.ToString());
+      if (!rs.ok()) spdlog::error("could not reschedule job {}: {}", job.id, rs.ToString());
+      return JobOutcome::kRetry;
+    }
+    counters_.fetch_failed++;
+    spdlog::error("download of {} failed for good after {} attempt(s): {}", where,
+                  job.attempts + 1, err.ToString());
+    Status fs = state_.FailJob(job.id, err.ToString());
+    if (!fs.ok()) spdlog::error("could not record failed job {}: {}", job.id, fs.ToString());
+    return JobOutcome::kFailed;
+  };
+  auto finish = [&](JobOutcome o) {
+    Status fs = state_.FinishJob(job.id);
+    if (!fs.ok()) spdlog::error("could not finish job {}: {}", job.id, fs.ToString());
+    return o;
+  };
+
+  if (store_ == nullptr) {
+    return retry_or_fail(Status::Unavailable("no object store configured for downloads"));
+  }
+
+  // 1. Take a ticket and note the removal generation the download starts under.
+  int64_t ticket = 0, removal_gen = 0;
+  bool stale = false;
+  Status s = state_.Transact([&](StateTxn& txn) -> Status {
+    Result<KeyState> got = txn.Get(job.bucket, job.key);
+    if (!got.ok()) return got.status();
+    KeyState st = *got;
+    if (IsStale(job.seq, job.ordered, st, /*is_create=*/true)) {
+      stale = true;
+      return Status::Ok();
+    }
+    ticket = ++st.fetch_ticket;
+    removal_gen = st.removal_gen;
+    return txn.Put(job.bucket, job.key, st);
+  });
+  if (!s.ok()) return retry_or_fail(s);
+  if (stale) {
+    counters_.discarded++;
+    spdlog::info("download of {} skipped: a newer event was applied", where);
+    return finish(JobOutcome::kDiscarded);
+  }
+
+  // 2. Stream the current object into a temp file in the reserved folder.
+  Result<std::unique_ptr<TempFile>> temp = cache_.CreateTemp();
+  if (!temp.ok()) return retry_or_fail(temp.status());
+  TempFile& tf = **temp;
+  Result<ObjectInfo> info = store_->GetObject(
+      job.bucket, job.key, "", [&](const char* d, size_t n) { return tf.Write(d, n); });
+
+  if (!info.ok() && info.status().code() == Code::kNotFound) {
+    // The source of truth says the object is gone: no copy may stay.
+    bool removed = false;
+    Status rs = state_.Transact([&](StateTxn& txn) -> Status {
+      Result<KeyState> got = txn.Get(job.bucket, job.key);
+      if (!got.ok()) return got.status();
+      KeyState st = *got;
+      if (st.removal_gen != removal_gen || st.published_ticket > ticket) return Status::Ok();
+      Result<bool> r = cache_.Remove(job.key);
+      if (!r.ok()) return r.status();
+      removed = *r;
+      st.present = false;
+      st.tombstone = true;
+      st.removal_gen++;
+      st.etag.clear();
+      st.version_id.clear();
+      st.size = -1;
+      st.updated_ms = clock_.NowMillis();
+      return txn.Put(job.bucket, job.key, st);
+    });
+    if (!rs.ok()) return retry_or_fail(rs);
+    counters_.gone++;
+    if (removed) {
+      counters_.removed++;
+      spdlog::info("removed {}: the store no longer has it", where);
+    } else {
+      spdlog::info("download of {}: the store no longer has it", where);
+    }
+    return finish(JobOutcome::kGone);
+  }
+  if (!info.ok()) return retry_or_fail(info.status());
+
+  // 3. Publish only if no removal and no later download got there first.
+  bool published = false;
+  Status ps = state_.Transact([&](StateTxn& txn) -> Status {
+    Result<KeyState> got = txn.Get(job.bucket, job.key);
+    if (!got.ok()) return got.status();
+    KeyState st = *got;
+    if (st.removal_gen != removal_gen || st.published_ticket > ticket) return Status::Ok();
+    DS_RETURN_IF_ERROR(tf.Publish(job.key));
+    published = true;
+    st.present = true;
+    st.tombstone = false;
+    st.published_ticket = ticket;
+    st.etag = info->etag;
+    st.version_id = info->version_id;
+    st.size = static_cast<int64_t>(tf.bytes_written());
+    st.updated_ms = clock_.NowMillis();
+    RaiseSeq(st, job.seq, job.ordered);
+    return txn.Put(job.bucket, job.key, st);
+  });
+  if (!ps.ok()) {
+    if (ps.code() == Code::kConflict) {
+      counters_.fetch_failed++;
+      spdlog::error("cannot publish {}: {}", where, ps.message());
+      Status fs = state_.FailJob(job.id, ps.ToString());
+      if (!fs.ok()) spdlog::error("could not record failed job {}: {}", job.id, fs.ToString());
+      return JobOutcome::kFailed;
+    }
+    return retry_or_fail(ps);
+  }
+  if (!published) {
+    counters_.discarded++;
+    spdlog::info("download of {} discarded: removed or replaced while downloading", where);
+    return finish(JobOutcome::kDiscarded);
+  }
+  counters_.published++;
+  counters_.bytes_fetched += static_cast<int64_t>(tf.bytes_written());
+  spdlog::info("materialised {} ({} bytes, etag {})", where, tf.bytes_written(), info->etag);
+  return finish(JobOutcome::kPublished);
+}
+
+size_t Engine::DrainJobs(size_t max_jobs) {
+  size_t ran = 0;
+  while (ran < max_jobs) {
+    Result<std::vector<FetchJob>> jobs = state_.ClaimJobs(clock_.NowMillis(), 16);
+    if (!jobs.ok()) {
+      spdlog::error("cannot read the job journal: {}", jobs.status().ToString());
+      break;
+    }
+    if (jobs->empty()) break;
+    for (const FetchJob& job : *jobs) {
+      RunJob(job);
+      ++ran;
+    }
+  }
+  return ran;
+}
+
+}  // namespace ds

@@ -1,0 +1,111 @@
+// The engine: applies normalised events to one cache, keeping the no-resurrection guarantee
+// (docs/SEMANTICS.md). Removals are applied synchronously; creations are journaled as fetch
+// jobs and downloaded by RunJob, whose publication is checked against removals that happened
+// meanwhile.
+//
+// Thread safety: Apply and RunJob may be called concurrently from several threads; all
+// decisions are taken inside StateStore transactions.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "core/cache_fs.h"
+#include "core/event.h"
+#include "core/key_path.h"
+#include "core/object_store.h"
+#include "core/state_store.h"
+
+namespace ds {
+
+struct EngineOptions {
+  std::string bucket;  // only events of this bucket are applied; "" accepts any bucket
+  std::string prefix;  // only keys under this prefix are mirrored
+  KeyPathLimits limits;
+  // After a removal whose order is unknown (Ceph RGW, MinIO) or of a specific version, check
+  // the store again: if the key exists (re-created meanwhile, or an older version became
+  // current) it is downloaded again. Costs one GET per such removal.
+  bool resync_after_removal = true;
+  int max_fetch_attempts = 8;
+  int64_t retry_base_ms = 500;
+  int64_t retry_max_ms = 5 * 60 * 1000;
+};
+
+enum class Outcome {
+  kRemoved,       // a cached copy was unlinked
+  kAbsent,        // removal of a key with no copy: nothing to do (recorded as tombstone)
+  kQueued,        // creation journaled; the download follows
+  kPublished,     // creation downloaded and published (RunJob)
+  kIgnored,       // an event type that changes nothing (restore, replication, test, ...)
+  kOutOfScope,    // another bucket, or a key outside --prefix
+  kStale,         // older than what the service already applied (ordered sources)
+  kOtherVersion,  // removal of a version that is not the cached one
+  kRefused,       // the key cannot be a path (see key_path.h)
+  kFailed,        // an error: the event was not applied (the sender should retry)
+};
+const char* OutcomeName(Outcome o);
+
+struct ApplyResult {
+  Outcome outcome = Outcome::kFailed;
+  std::string message;  // detail for logs/errors; for kFailed the error
+  Status status;        // non-OK only for kFailed
+};
+
+enum class JobOutcome {
+  kPublished,  // downloaded and renamed into place
+  kDiscarded,  // a removal or a newer download came first; nothing published
+  kGone,       // the object no longer exists in the store (copy removed if present)
+  kRetry,      // transient failure; rescheduled
+  kFailed,     // permanent failure or attempts exhausted; kept as failed job
+};
+const char* JobOutcomeName(JobOutcome o);
+
+struct EngineCounters {
+  std::atomic<int64_t> removed{0}, absent{0}, queued{0}, ignored{0}, out_of_scope{0}, stale{0},
+      other_version{0}, refused{0}, failed{0};
+  std::atomic<int64_t> published{0}, discarded{0}, gone{0}, retried{0}, fetch_failed{0},
+      bytes_fetched{0};
+};
+
+class Engine {
+ public:
+  // `store` may be null: creations are then journaled but RunJob fails them as unavailable.
+  Engine(ObjectStore* store, CacheFs& cache, StateStore& state, Clock& clock, EngineOptions opts);
+
+  // Applies one event. Removals are durable (unlinked, folder fsynced, state committed) when
+  // this returns kRemoved/kAbsent; creations are durable in the journal when it returns kQueued.
+  ApplyResult Apply(const Event& ev);
+
+  // Downloads one claimed job and publishes it if no removal or newer download intervened,
+  // then finishes, retries or fails the job in the state store.
+  JobOutcome RunJob(const FetchJob& job);
+
+  // Claims and runs jobs until none is due; returns how many ran. For `apply` and tests.
+  size_t DrainJobs(size_t max_jobs = SIZE_MAX);
+
+  const EngineCounters& counters() const { return counters_; }
+  std::map<std::string, int64_t> RefusalCounts() const;
+  const EngineOptions& options() const { return opts_; }
+
+ private:
+  ApplyResult ApplyRemove(const Event& ev);
+  ApplyResult ApplyCreate(const Event& ev);
+  ApplyResult Refuse(const Event& ev, KeyRefusal r);
+  int64_t Backoff(int attempts);
+
+  ObjectStore* store_;
+  CacheFs& cache_;
+  StateStore& state_;
+  Clock& clock_;
+  EngineOptions opts_;
+  EngineCounters counters_;
+  mutable std::mutex refusals_mu_;
+  std::map<std::string, int64_t> refusals_;
+};
+
+}  // namespace ds

@@ -1,0 +1,80 @@
+// Durable per-key ordering state and the journal of pending downloads. One real
+// implementation (state/sqlite_state.h) and one in-memory fake (tests/fakes).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ds {
+
+// What the service knows about one key of one bucket.
+struct KeyState {
+  // Highest sequencer seen for this key from an ordered source (AWS), "" when none.
+  std::string seq;
+  // Bumped by every removal applied to the key. A download that started under one value may
+  // only be published while the value is unchanged: no removal happened since it started.
+  int64_t removal_gen = 0;
+  // Bumped when a download starts; the download carries its ticket. A download may only be
+  // published when no download that started later has already been published.
+  int64_t fetch_ticket = 0;
+  int64_t published_ticket = 0;
+  bool tombstone = false;  // the newest applied event is a removal
+  bool present = false;    // the cache holds a copy the service published
+  std::string etag;        // of the published copy
+  std::string version_id;  // of the published copy, "" when unknown/unversioned
+  int64_t size = -1;       // of the published copy
+  int64_t updated_ms = 0;
+};
+
+// A creation journaled durably before it is acknowledged, downloaded later.
+struct FetchJob {
+  int64_t id = 0;
+  std::string bucket;
+  std::string key;
+  std::string seq;        // the triggering event's sequencer when ordered, else ""
+  bool ordered = false;
+  std::string event_id;   // for logs
+  std::string reason;     // "event", "resync-after-removal", "reconcile", ...
+  int attempts = 0;
+  int64_t not_before_ms = 0;
+  std::string last_error;
+};
+
+// Operations valid inside one exclusive transaction.
+class StateTxn {
+ public:
+  virtual ~StateTxn() = default;
+  // A default KeyState when the key was never seen.
+  virtual Result<KeyState> Get(const std::string& bucket, const std::string& key) = 0;
+  virtual Status Put(const std::string& bucket, const std::string& key, const KeyState& st) = 0;
+  // Adds a job; if an unclaimed job for the same bucket+key exists it is merged into it
+  // (the higher sequencer kept), so a burst of events for one key costs one download.
+  virtual Status Enqueue(const FetchJob& job) = 0;
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+  // Runs `fn` in one exclusive, durable transaction (across threads and, for SQLite, across
+  // processes on this host). Commits when `fn` returns OK, rolls back otherwise; returns fn's
+  // status or the commit's error.
+  virtual Status Transact(const std::function<Status(StateTxn&)>& fn) = 0;
+
+  // Claims up to `limit` jobs whose not_before has passed, oldest first; claimed jobs are not
+  // handed out again until finished, retried, or the claiming process dies.
+  virtual Result<std::vector<FetchJob>> ClaimJobs(int64_t now_ms, size_t limit) = 0;
+  virtual Status FinishJob(int64_t id) = 0;
+  // Unclaims the job for another try at `not_before_ms`, recording the error.
+  virtual Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) = 0;
+  // Gives up on the job: kept as failed, with the error, for operators (status) and reconcile.
+  virtual Status FailJob(int64_t id, const std::string& error) = 0;
+  // Counts: jobs waiting (claimed or not) and failed.
+  virtual Result<std::pair<int64_t, int64_t>> JobCounts() = 0;
+};
+
+}  // namespace ds

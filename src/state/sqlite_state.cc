@@ -1,0 +1,371 @@
+#include "state/sqlite_state.h"
+
+#include "core/event.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+namespace ds {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS keys (
+  bucket TEXT NOT NULL,
+  key BLOB NOT NULL,
+  seq TEXT NOT NULL DEFAULT '',
+  removal_gen INTEGER NOT NULL DEFAULT 0,
+  fetch_ticket INTEGER NOT NULL DEFAULT 0,
+  published_ticket INTEGER NOT NULL DEFAULT 0,
+  tombstone INTEGER NOT NULL DEFAULT 0,
+  present INTEGER NOT NULL DEFAULT 0,
+  etag TEXT NOT NULL DEFAULT '',
+  version_id TEXT NOT NULL DEFAULT '',
+  size INTEGER NOT NULL DEFAULT -1,
+  updated_ms INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (bucket, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS jobs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  bucket TEXT NOT NULL,
+  key BLOB NOT NULL,
+  seq TEXT NOT NULL DEFAULT '',
+  ordered INTEGER NOT NULL DEFAULT 0,
+  event_id TEXT NOT NULL DEFAULT '',
+  reason TEXT NOT NULL DEFAULT '',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  not_before_ms INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT '',
+  claimed_pid INTEGER,
+  failed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs (failed, claimed_pid, not_before_ms);
+CREATE INDEX IF NOT EXISTS jobs_key ON jobs (bucket, key);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', '1');
+)sql";
+
+// A prepared statement that finalises itself.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& Text(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Blob(int i, const std::string& v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Int(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() { return sqlite3_step(stmt_); }
+  int64_t ColInt(int i) { return sqlite3_column_int64(stmt_, i); }
+  std::string ColText(int i) {
+    const void* p = sqlite3_column_blob(stmt_, i);
+    int n = sqlite3_column_bytes(stmt_, i);
+    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
+  }
+  bool ColNull(int i) { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+class SqliteTxn : public StateTxn {
+ public:
+  SqliteTxn(sqlite3* db, std::function<Status(const std::string&)> err)
+      : db_(db), err_(std::move(err)) {}
+
+  Result<KeyState> Get(const std::string& bucket, const std::string& key) override {
+    Stmt q(db_,
+           "SELECT seq, removal_gen, fetch_ticket, published_ticket, tombstone, present, etag, "
+           "version_id, size, updated_ms FROM keys WHERE bucket = ?1 AND key = ?2");
+    if (!q.ok()) return err_("prepare key lookup");
+    q.Text(1, bucket).Blob(2, key);
+    KeyState st;
+    int rc = q.Step();
+    if (rc == SQLITE_ROW) {
+      st.seq = q.ColText(0);
+      st.removal_gen = q.ColInt(1);
+      st.fetch_ticket = q.ColInt(2);
+      st.published_ticket = q.ColInt(3);
+      st.tombstone = q.ColInt(4) != 0;
+      st.present = q.ColInt(5) != 0;
+      st.etag = q.ColText(6);
+      st.version_id = q.ColText(7);
+      st.size = q.ColInt(8);
+      st.updated_ms = q.ColInt(9);
+    } else if (rc != SQLITE_DONE) {
+      return err_("read key state");
+    }
+    return st;
+  }
+
+  Status Put(const std::string& bucket, const std::string& key, const KeyState& st) override {
+    Stmt q(db_,
+           "INSERT INTO keys (bucket, key, seq, removal_gen, fetch_ticket, published_ticket, "
+           "tombstone, present, etag, version_id, size, updated_ms) VALUES "
+           "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+           "ON CONFLICT (bucket, key) DO UPDATE SET seq = excluded.seq, "
+           "removal_gen = excluded.removal_gen, fetch_ticket = excluded.fetch_ticket, "
+           "published_ticket = excluded.published_ticket, tombstone = excluded.tombstone, "
+           "present = excluded.present, etag = excluded.etag, version_id = excluded.version_id, "
+           "size = excluded.size, updated_ms = excluded.updated_ms");
+    if (!q.ok()) return err_("prepare key update");
+    q.Text(1, bucket).Blob(2, key).Text(3, st.seq).Int(4, st.removal_gen);
+    q.Int(5, st.fetch_ticket).Int(6, st.published_ticket).Int(7, st.tombstone ? 1 : 0);
+    q.Int(8, st.present ? 1 : 0).Text(9, st.etag).Text(10, st.version_id).Int(11, st.size);
+    q.Int(12, st.updated_ms);
+    if (q.Step() != SQLITE_DONE) return err_("write key state");
+    return Status::Ok();
+  }
+
+  Status Enqueue(const FetchJob& job) override {
+    Stmt find(db_,
+              "SELECT id, seq, ordered, not_before_ms FROM jobs WHERE bucket = ?1 AND key = ?2 "
+              "AND claimed_pid IS NULL AND failed = 0 LIMIT 1");
+    if (!find.ok()) return err_("prepare job lookup");
+    find.Text(1, job.bucket).Blob(2, job.key);
+    int rc = find.Step();
+    if (rc == SQLITE_ROW) {
+      int64_t id = find.ColInt(0);
+      std::string seq = find.ColText(1);
+      bool ordered = find.ColInt(2) != 0 && job.ordered;
+      int64_t not_before = std::min(find.ColInt(3), job.not_before_ms);
+      if (!ordered) {
+        seq.clear();
+      } else {
+        std::optional<int> cmp = CompareSequencers(job.seq, seq);
+        if (cmp && *cmp > 0) seq = job.seq;
+      }
+      Stmt upd(db_,
+               "UPDATE jobs SET seq = ?2, ordered = ?3, not_before_ms = ?4, event_id = ?5, "
+               "reason = ?6 WHERE id = ?1");
+      if (!upd.ok()) return err_("prepare job merge");
+      upd.Int(1, id).Text(2, seq).Int(3, ordered ? 1 : 0).Int(4, not_before);
+      upd.Text(5, job.event_id).Text(6, job.reason);
+      if (upd.Step() != SQLITE_DONE) return err_("merge job");
+      return Status::Ok();
+    }
+    if (rc != SQLITE_DONE) return err_("look up job");
+    Stmt ins(db_,
+             "INSERT INTO jobs (bucket, key, seq, ordered, event_id, reason, not_before_ms) "
+             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+    if (!ins.ok()) return err_("prepare job insert");
+    ins.Text(1, job.bucket).Blob(2, job.key).Text(3, job.seq).Int(4, job.ordered ? 1 : 0);
+    ins.Text(5, job.event_id).Text(6, job.reason).Int(7, job.not_before_ms);
+    if (ins.Step() != SQLITE_DONE) return err_("insert job");
+    return Status::Ok();
+  }
+
+ private:
+  sqlite3* db_;
+  std::function<Status(const std::string&)> err_;
+};
+
+FetchJob ReadJob(Stmt& q) {
+  FetchJob j;
+  j.id = q.ColInt(0);
+  j.bucket = q.ColText(1);
+  j.key = q.ColText(2);
+  j.seq = q.ColText(3);
+  j.ordered = q.ColInt(4) != 0;
+  j.event_id = q.ColText(5);
+  j.reason = q.ColText(6);
+  j.attempts = static_cast<int>(q.ColInt(7));
+  j.not_before_ms = q.ColInt(8);
+  j.last_error = q.ColText(9);
+  return j;
+}
+
+constexpr const char* kJobColumns =
+    "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error";
+
+}  // namespace
+
+Status SqliteState::Error(const std::string& what) {
+  return Status::Io("state database " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+}
+
+Status SqliteState::Exec(const char* sql) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+    std::string m = msg ? msg : "unknown error";
+    sqlite3_free(msg);
+    return Status::Io("state database " + path_ + ": " + m);
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) {
+    std::filesystem::create_directories(parent, ec);
+    if (ec) {
+      return Status::Io("cannot create the folder of state database " + path + ": " +
+                        ec.message());
+    }
+  }
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return Status::Io("cannot open state database " + path + ": " + m);
+  }
+  std::unique_ptr<SqliteState> s(new SqliteState(db, path));
+  sqlite3_busy_timeout(db, 30000);
+  DS_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+  DS_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
+  DS_RETURN_IF_ERROR(s->Exec(kSchema));
+
+  // Release jobs claimed by processes that no longer exist (a crash mid-download), and by
+  // an earlier process that had our pid (pid reuse after a restart).
+  {
+    std::lock_guard<std::mutex> lock(s->mu_);
+    Stmt q(db, "SELECT DISTINCT claimed_pid FROM jobs WHERE claimed_pid IS NOT NULL");
+    std::set<int64_t> dead;
+    while (q.Step() == SQLITE_ROW) {
+      int64_t pid = q.ColInt(0);
+      if (pid == getpid() || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) {
+        dead.insert(pid);
+      }
+    }
+    for (int64_t pid : dead) {
+      Stmt u(db, "UPDATE jobs SET claimed_pid = NULL WHERE claimed_pid = ?1");
+      u.Int(1, pid);
+      if (u.Step() != SQLITE_DONE) return s->Error("release claimed jobs");
+    }
+  }
+  return s;
+}
+
+SqliteState::~SqliteState() { sqlite3_close(db_); }
+
+Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Error("begin transaction");
+  }
+  SqliteTxn txn(db_, [this](const std::string& what) { return Error(what); });
+  Status s = fn(txn);
+  if (!s.ok()) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return s;
+  }
+  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    Status e = Error("commit");
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return e;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<FetchJob>> SqliteState::ClaimJobs(int64_t now_ms, size_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Error("begin transaction");
+  }
+  std::vector<FetchJob> jobs;
+  {
+    std::string sql = std::string("SELECT ") + kJobColumns +
+                      " FROM jobs WHERE failed = 0 AND claimed_pid IS NULL AND "
+                      "not_before_ms <= ?1 ORDER BY not_before_ms, id LIMIT ?2";
+    Stmt q(db_, sql.c_str());
+    q.Int(1, now_ms).Int(2, static_cast<int64_t>(limit));
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) jobs.push_back(ReadJob(q));
+    if (rc != SQLITE_DONE) {
+      Status e = Error("read jobs");
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return e;
+    }
+  }
+  for (const FetchJob& j : jobs) {
+    Stmt u(db_, "UPDATE jobs SET claimed_pid = ?2 WHERE id = ?1");
+    u.Int(1, j.id).Int(2, getpid());
+    if (u.Step() != SQLITE_DONE) {
+      Status e = Error("claim job");
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return e;
+    }
+  }
+  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    Status e = Error("commit");
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return e;
+  }
+  return jobs;
+}
+
+Status SqliteState::FinishJob(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_, "DELETE FROM jobs WHERE id = ?1");
+  q.Int(1, id);
+  if (q.Step() != SQLITE_DONE) return Error("finish job");
+  return Status::Ok();
+}
+
+Status SqliteState::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_,
+         "UPDATE jobs SET claimed_pid = NULL, attempts = attempts + 1, not_before_ms = ?2, "
+         "last_error = ?3 WHERE id = ?1");
+  q.Int(1, id).Int(2, not_before_ms).Text(3, error);
+  if (q.Step() != SQLITE_DONE) return Error("reschedule job");
+  return Status::Ok();
+}
+
+Status SqliteState::FailJob(int64_t id, const std::string& error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_,
+         "UPDATE jobs SET claimed_pid = NULL, attempts = attempts + 1, failed = 1, "
+         "last_error = ?2 WHERE id = ?1");
+  q.Int(1, id).Text(2, error);
+  if (q.Step() != SQLITE_DONE) return Error("record failed job");
+  return Status::Ok();
+}
+
+Result<std::pair<int64_t, int64_t>> SqliteState::JobCounts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_, "SELECT COALESCE(SUM(failed = 0), 0), COALESCE(SUM(failed = 1), 0) FROM jobs");
+  if (q.Step() != SQLITE_ROW) return Error("count jobs");
+  return std::make_pair(q.ColInt(0), q.ColInt(1));
+}
+
+Result<std::vector<FetchJob>> SqliteState::FailedJobs(size_t limit) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string sql =
+      std::string("SELECT ") + kJobColumns + " FROM jobs WHERE failed = 1 ORDER BY id DESC LIMIT ?1";
+  Stmt q(db_, sql.c_str());
+  q.Int(1, static_cast<int64_t>(limit));
+  std::vector<FetchJob> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadJob(q));
+  if (rc != SQLITE_DONE) return Error("read failed jobs");
+  return out;
+}
+
+}  // namespace ds

@@ -1,0 +1,45 @@
+// StateStore on SQLite in WAL mode with synchronous=FULL: a committed transaction survives a
+// crash or power loss. Several processes on ONE host may share the file (SQLite's file locks
+// serialise transactions); WAL needs shared memory, so the file must not be on NFS/EFS shared
+// by several hosts (see docs/SEMANTICS.md, "Deployments").
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/state_store.h"
+
+struct sqlite3;
+
+namespace ds {
+
+class SqliteState : public StateStore {
+ public:
+  // Opens or creates the database (and its folder), applies the schema, and releases jobs
+  // claimed by processes that are no longer alive.
+  static Result<std::unique_ptr<SqliteState>> Open(const std::string& path);
+  ~SqliteState() override;
+
+  Status Transact(const std::function<Status(StateTxn&)>& fn) override;
+  Result<std::vector<FetchJob>> ClaimJobs(int64_t now_ms, size_t limit) override;
+  Status FinishJob(int64_t id) override;
+  Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) override;
+  Status FailJob(int64_t id, const std::string& error) override;
+  Result<std::pair<int64_t, int64_t>> JobCounts() override;
+
+  // Failed jobs, newest first, for `status` and operators.
+  Result<std::vector<FetchJob>> FailedJobs(size_t limit);
+  const std::string& path() const { return path_; }
+
+ private:
+  SqliteState(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Status Exec(const char* sql);
+  Status Error(const std::string& what);
+
+  sqlite3* db_;
+  std::string path_;
+  std::mutex mu_;
+};
+
+}  // namespace ds

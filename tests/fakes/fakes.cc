@@ -1,0 +1,294 @@
+#include "fakes/fakes.h"
+
+#include "core/event.h"
+
+namespace ds::fakes {
+
+// ---- FakeObjectStore --------------------------------------------------------------------
+
+void FakeObjectStore::Put(const std::string& bucket, const std::string& key,
+                          const std::string& body, const std::string& version_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  buckets_[bucket][key] = {body, "etag-" + std::to_string(std::hash<std::string>()(body)),
+                           version_id};
+}
+
+void FakeObjectStore::Delete(const std::string& bucket, const std::string& key) {
+  std::lock_guard<std::mutex> l(mu_);
+  buckets_[bucket].erase(key);
+}
+
+Result<ObjectInfo> FakeObjectStore::GetObject(const std::string& bucket, const std::string& key,
+                                              const std::string& /*version_id*/,
+                                              const BodySink& sink) {
+  Object obj;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++gets;
+    if (fail_times > 0) {
+      --fail_times;
+      return fail_with;
+    }
+    auto b = buckets_.find(bucket);
+    if (b == buckets_.end()) return Status::NotFound("bucket '" + bucket + "' does not exist");
+    auto o = b->second.find(key);
+    if (o == b->second.end()) return Status::NotFound("s3://" + bucket + "/" + key + ": not found");
+    obj = o->second;
+  }
+  // Deliver in two chunks so partial writes are exercised.
+  size_t half = obj.body.size() / 2;
+  DS_RETURN_IF_ERROR(sink(obj.body.data(), half));
+  DS_RETURN_IF_ERROR(sink(obj.body.data() + half, obj.body.size() - half));
+  if (after_get) after_get(key);
+  ObjectInfo info;
+  info.key = key;
+  info.size = obj.body.size();
+  info.etag = obj.etag;
+  info.version_id = obj.version_id;
+  return info;
+}
+
+Result<ObjectInfo> FakeObjectStore::HeadObject(const std::string& bucket, const std::string& key,
+                                               const std::string& /*version_id*/) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto b = buckets_.find(bucket);
+  if (b == buckets_.end() || !b->second.count(key)) return Status::NotFound(key + ": not found");
+  const Object& o = b->second.at(key);
+  ObjectInfo info;
+  info.key = key;
+  info.size = o.body.size();
+  info.etag = o.etag;
+  info.version_id = o.version_id;
+  return info;
+}
+
+Status FakeObjectStore::ListObjects(const std::string& bucket, const std::string& prefix,
+                                    const std::function<bool(const ObjectInfo&)>& visit) {
+  std::map<std::string, Object> copy;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto b = buckets_.find(bucket);
+    if (b == buckets_.end()) return Status::NotFound("bucket '" + bucket + "' does not exist");
+    copy = b->second;
+  }
+  for (const auto& [k, o] : copy) {
+    if (k.compare(0, prefix.size(), prefix) != 0) continue;
+    ObjectInfo info;
+    info.key = k;
+    info.size = o.body.size();
+    info.etag = o.etag;
+    if (!visit(info)) break;
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<DeleteOutcome>> FakeObjectStore::DeleteObjects(
+    const std::string& bucket, const std::vector<ObjectId>& ids) {
+  std::vector<DeleteOutcome> out;
+  for (const ObjectId& id : ids) {
+    Delete(bucket, id.key);
+    out.push_back({id, true, "", ""});
+  }
+  return out;
+}
+
+// ---- FakeCacheFs ------------------------------------------------------------------------
+
+class FakeTemp : public TempFile {
+ public:
+  FakeTemp(FakeCacheFs* fs, int id) : fs_(fs), id_(id) {}
+  ~FakeTemp() override {
+    if (!published_) {
+      std::lock_guard<std::mutex> l(fs_->mu_);
+      fs_->temps_.erase(id_);
+    }
+  }
+  Status Write(const char* data, size_t size) override {
+    data_.append(data, size);
+    return Status::Ok();
+  }
+  Status Publish(const std::string& rel_path) override {
+    std::lock_guard<std::mutex> l(fs_->mu_);
+    // A folder of that name, or a file where a parent folder must be: conflict.
+    for (const auto& [p, body] : fs_->files_) {
+      if (p.size() > rel_path.size() && p.compare(0, rel_path.size(), rel_path) == 0 &&
+          p[rel_path.size()] == '/') {
+        return Status::Conflict("'" + rel_path + "' is a folder");
+      }
+      if (rel_path.size() > p.size() && rel_path.compare(0, p.size(), p) == 0 &&
+          rel_path[p.size()] == '/') {
+        return Status::Conflict("'" + p + "' is a file");
+      }
+    }
+    fs_->files_[rel_path] = data_;
+    fs_->temps_.erase(id_);
+    published_ = true;
+    return Status::Ok();
+  }
+  uint64_t bytes_written() const override { return data_.size(); }
+
+ private:
+  FakeCacheFs* fs_;
+  int id_;
+  std::string data_;
+  bool published_ = false;
+};
+
+Result<std::unique_ptr<TempFile>> FakeCacheFs::CreateTemp() {
+  std::lock_guard<std::mutex> l(mu_);
+  int id = next_temp_++;
+  temps_.insert(id);
+  return std::unique_ptr<TempFile>(new FakeTemp(this, id));
+}
+
+Result<bool> FakeCacheFs::Remove(const std::string& rel_path) {
+  if (!fail_remove.ok()) return fail_remove;
+  std::lock_guard<std::mutex> l(mu_);
+  return files_.erase(rel_path) > 0;
+}
+
+Result<CacheEntryInfo> FakeCacheFs::Stat(const std::string& rel_path) {
+  std::lock_guard<std::mutex> l(mu_);
+  CacheEntryInfo info;
+  auto it = files_.find(rel_path);
+  if (it != files_.end()) {
+    info.exists = true;
+    info.size = it->second.size();
+  }
+  return info;
+}
+
+Result<size_t> FakeCacheFs::CleanTemp() {
+  std::lock_guard<std::mutex> l(mu_);
+  size_t n = temps_.size();
+  temps_.clear();
+  return n;
+}
+
+// ---- FakeStateStore ---------------------------------------------------------------------
+
+namespace {
+class FakeTxn : public StateTxn {
+ public:
+  explicit FakeTxn(FakeStateStore* s) : s_(s) {}
+  Result<KeyState> Get(const std::string& bucket, const std::string& key) override {
+    auto it = s_->keys_.find({bucket, key});
+    return it == s_->keys_.end() ? KeyState{} : it->second;
+  }
+  Status Put(const std::string& bucket, const std::string& key, const KeyState& st) override {
+    s_->keys_[{bucket, key}] = st;
+    return Status::Ok();
+  }
+  Status Enqueue(const FetchJob& job) override {
+    for (auto& [id, row] : s_->jobs_) {
+      if (row.claimed || row.failed || row.job.bucket != job.bucket || row.job.key != job.key)
+        continue;
+      bool ordered = row.job.ordered && job.ordered;
+      if (!ordered) {
+        row.job.seq.clear();
+      } else {
+        auto cmp = CompareSequencers(job.seq, row.job.seq);
+        if (cmp && *cmp > 0) row.job.seq = job.seq;
+      }
+      row.job.ordered = ordered;
+      row.job.not_before_ms = std::min(row.job.not_before_ms, job.not_before_ms);
+      return Status::Ok();
+    }
+    FetchJob j = job;
+    j.id = s_->next_id_++;
+    s_->jobs_[j.id] = {j, false, false};
+    return Status::Ok();
+  }
+
+ private:
+  FakeStateStore* s_;
+};
+}  // namespace
+
+Status FakeStateStore::Transact(const std::function<Status(StateTxn&)>& fn) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  auto keys = keys_;
+  auto jobs = jobs_;
+  auto next = next_id_;
+  FakeTxn txn(this);
+  Status s = fn(txn);
+  if (!s.ok()) {
+    keys_ = keys;
+    jobs_ = jobs;
+    next_id_ = next;
+  }
+  return s;
+}
+
+Result<std::vector<FetchJob>> FakeStateStore::ClaimJobs(int64_t now_ms, size_t limit) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  std::vector<FetchJob> out;
+  for (auto& [id, row] : jobs_) {
+    if (out.size() >= limit) break;
+    if (row.claimed || row.failed || row.job.not_before_ms > now_ms) continue;
+    row.claimed = true;
+    out.push_back(row.job);
+  }
+  return out;
+}
+
+Status FakeStateStore::FinishJob(int64_t id) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  jobs_.erase(id);
+  return Status::Ok();
+}
+
+Status FakeStateStore::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  auto& row = jobs_.at(id);
+  row.claimed = false;
+  row.job.attempts++;
+  row.job.not_before_ms = not_before_ms;
+  row.job.last_error = error;
+  return Status::Ok();
+}
+
+Status FakeStateStore::FailJob(int64_t id, const std::string& error) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  auto& row = jobs_.at(id);
+  row.claimed = false;
+  row.failed = true;
+  row.job.attempts++;
+  row.job.last_error = error;
+  return Status::Ok();
+}
+
+Result<std::pair<int64_t, int64_t>> FakeStateStore::JobCounts() {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  int64_t waiting = 0, failed = 0;
+  for (auto& [id, row] : jobs_) (row.failed ? failed : waiting)++;
+  return std::make_pair(waiting, failed);
+}
+
+KeyState FakeStateStore::Key(const std::string& bucket, const std::string& key) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  auto it = keys_.find({bucket, key});
+  return it == keys_.end() ? KeyState{} : it->second;
+}
+
+std::vector<FetchJob> FakeStateStore::Jobs() {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  std::vector<FetchJob> out;
+  for (auto& [id, row] : jobs_) out.push_back(row.job);
+  return out;
+}
+
+}  // namespace ds::fakes
+
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+namespace {
+// Unit tests log only warnings and errors unless DS_TEST_LOG=debug|info is set.
+const bool kQuietLogs = [] {
+  const char* level = std::getenv("DS_TEST_LOG");
+  spdlog::set_level(level ? spdlog::level::from_str(level) : spdlog::level::err);
+  return true;
+}();
+}  // namespace

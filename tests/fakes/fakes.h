@@ -1,0 +1,119 @@
+// In-memory fakes of the core's interfaces, for unit tests of the core only.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "core/cache_fs.h"
+#include "core/object_store.h"
+#include "core/state_store.h"
+
+namespace ds::fakes {
+
+class FakeClock : public Clock {
+ public:
+  int64_t NowMillis() override { return now_; }
+  void Advance(int64_t ms) { now_ += ms; }
+  int64_t now_ = 1'700'000'000'000;
+};
+
+// A bucket as a map key -> (body, etag, version). Hooks let a test act in the middle of a GET
+// (e.g. apply a removal while a download is in flight) and inject failures.
+class FakeObjectStore : public ObjectStore {
+ public:
+  struct Object {
+    std::string body;
+    std::string etag;
+    std::string version_id;
+  };
+  void Put(const std::string& bucket, const std::string& key, const std::string& body,
+           const std::string& version_id = "");
+  void Delete(const std::string& bucket, const std::string& key);
+
+  Result<ObjectInfo> GetObject(const std::string& bucket, const std::string& key,
+                               const std::string& version_id, const BodySink& sink) override;
+  Result<ObjectInfo> HeadObject(const std::string& bucket, const std::string& key,
+                                const std::string& version_id) override;
+  Status ListObjects(const std::string& bucket, const std::string& prefix,
+                     const std::function<bool(const ObjectInfo&)>& visit) override;
+  Result<std::vector<DeleteOutcome>> DeleteObjects(const std::string& bucket,
+                                                   const std::vector<ObjectId>& ids) override;
+
+  // Called after the body was handed to the sink, before GetObject returns.
+  std::function<void(const std::string& key)> after_get;
+  // When set, GetObject fails with this status this many times.
+  Status fail_with;
+  int fail_times = 0;
+  int gets = 0;
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::map<std::string, Object>> buckets_;
+};
+
+// A cache tree in memory: files by relative path; folders implied by files. Temp files are
+// visible only through temp_count() until published; `crash()` drops unpublished temps as a
+// crash would leave them (kept as leftovers for CleanTemp).
+class FakeCacheFs : public CacheFs {
+ public:
+  Result<std::unique_ptr<TempFile>> CreateTemp() override;
+  Result<bool> Remove(const std::string& rel_path) override;
+  Result<CacheEntryInfo> Stat(const std::string& rel_path) override;
+  Result<size_t> CleanTemp() override;
+
+  bool Has(const std::string& p) {
+    std::lock_guard<std::mutex> l(mu_);
+    return files_.count(p) > 0;
+  }
+  std::string Read(const std::string& p) {
+    std::lock_guard<std::mutex> l(mu_);
+    return files_.count(p) ? files_.at(p) : std::string();
+  }
+  std::map<std::string, std::string> Files() {
+    std::lock_guard<std::mutex> l(mu_);
+    return files_;
+  }
+  size_t temp_count() {
+    std::lock_guard<std::mutex> l(mu_);
+    return temps_.size();
+  }
+  Status fail_remove;  // when non-OK, Remove fails with it
+
+ private:
+  friend class FakeTemp;
+  std::mutex mu_;
+  std::map<std::string, std::string> files_;
+  std::set<int> temps_;
+  int next_temp_ = 0;
+};
+
+class FakeStateStore : public StateStore {
+ public:
+  Status Transact(const std::function<Status(StateTxn&)>& fn) override;
+  Result<std::vector<FetchJob>> ClaimJobs(int64_t now_ms, size_t limit) override;
+  Status FinishJob(int64_t id) override;
+  Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) override;
+  Status FailJob(int64_t id, const std::string& error) override;
+  Result<std::pair<int64_t, int64_t>> JobCounts() override;
+
+  KeyState Key(const std::string& bucket, const std::string& key);
+  std::vector<FetchJob> Jobs();
+
+  struct JobRow {
+    FetchJob job;
+    bool claimed = false;
+    bool failed = false;
+  };
+  std::recursive_mutex mu_;
+  std::map<std::pair<std::string, std::string>, KeyState> keys_;
+  std::map<int64_t, JobRow> jobs_;
+  int64_t next_id_ = 1;
+};
+
+}  // namespace ds::fakes

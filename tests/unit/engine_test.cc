@@ -1,0 +1,407 @@
+#include "core/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "fakes/fakes.h"
+
+namespace ds {
+namespace {
+
+using fakes::FakeCacheFs;
+using fakes::FakeClock;
+using fakes::FakeObjectStore;
+using fakes::FakeStateStore;
+
+class EngineTest : public ::testing::Test {
+ protected:
+  EngineTest() { Reset({}); }
+
+  void Reset(EngineOptions opts) {
+    if (opts.bucket.empty()) opts.bucket = "b";
+    opts.retry_base_ms = 10;
+    engine_ = std::make_unique<Engine>(&store_, cache_, state_, clock_, opts);
+  }
+
+  static Event Make(EventAction action, const std::string& key, const std::string& seq,
+                    bool ordered, const std::string& name = "") {
+    Event e;
+    e.action = action;
+    e.name = name.empty() ? (action == EventAction::kCreate ? "ObjectCreated:Put"
+                                                            : "ObjectRemoved:Delete")
+                          : name;
+    e.source = ordered ? "aws:s3" : "ceph:s3";
+    e.bucket = "b";
+    e.key = key;
+    e.sequencer = seq;
+    e.ordered = ordered;
+    e.event_id = "ev-" + key + "-" + seq;
+    return e;
+  }
+  static Event Create(const std::string& key, const std::string& seq = "", bool ordered = false) {
+    return Make(EventAction::kCreate, key, seq, ordered);
+  }
+  static Event Remove(const std::string& key, const std::string& seq = "", bool ordered = false) {
+    return Make(EventAction::kRemove, key, seq, ordered);
+  }
+
+  FakeObjectStore store_;
+  FakeCacheFs cache_;
+  FakeStateStore state_;
+  FakeClock clock_;
+  std::unique_ptr<Engine> engine_;
+};
+
+TEST_F(EngineTest, CreateIsQueuedThenPublished) {
+  store_.Put("b", "dir/a.txt", "hello");
+  EXPECT_EQ(engine_->Apply(Create("dir/a.txt")).outcome, Outcome::kQueued);
+  EXPECT_FALSE(cache_.Has("dir/a.txt"));
+  EXPECT_EQ(engine_->DrainJobs(), 1u);
+  EXPECT_EQ(cache_.Read("dir/a.txt"), "hello");
+  EXPECT_TRUE(state_.Key("b", "dir/a.txt").present);
+  EXPECT_EQ(cache_.temp_count(), 0u);
+}
+
+TEST_F(EngineTest, RemoveUnlinksAtOnceAndIsIdempotent) {
+  store_.Put("b", "k", "x");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  store_.Delete("b", "k");
+  EXPECT_EQ(engine_->Apply(Remove("k")).outcome, Outcome::kRemoved);
+  EXPECT_FALSE(cache_.Has("k"));
+  EXPECT_EQ(engine_->Apply(Remove("k")).outcome, Outcome::kAbsent);
+  engine_->DrainJobs();  // the resync finds nothing
+  EXPECT_FALSE(cache_.Has("k"));
+}
+
+TEST_F(EngineTest, BurstOfCreatesForOneKeyCostsOneDownload) {
+  store_.Put("b", "k", "v3");
+  engine_->Apply(Create("k"));
+  engine_->Apply(Create("k"));
+  engine_->Apply(Create("k"));
+  EXPECT_EQ(state_.Jobs().size(), 1u);
+  engine_->DrainJobs();
+  EXPECT_EQ(store_.gets, 1);
+  EXPECT_EQ(cache_.Read("k"), "v3");
+}
+
+TEST_F(EngineTest, OrderedLateCreateAfterRemoveIsStale) {
+  // The removal (newer) arrives first; the older creation arrives late.
+  EXPECT_EQ(engine_->Apply(Remove("k", "0055", true)).outcome, Outcome::kAbsent);
+  store_.Put("b", "k", "old data that a buggy store still serves");
+  EXPECT_EQ(engine_->Apply(Create("k", "0044", true)).outcome, Outcome::kStale);
+  engine_->DrainJobs();
+  EXPECT_FALSE(cache_.Has("k"));
+}
+
+TEST_F(EngineTest, OrderedDuplicateCreateAfterRemoveIsStale) {
+  store_.Put("b", "k", "v");
+  engine_->Apply(Create("k", "0A", true));
+  engine_->DrainJobs();
+  ASSERT_TRUE(cache_.Has("k"));
+  EXPECT_EQ(engine_->Apply(Remove("k", "0B", true)).outcome, Outcome::kRemoved);
+  EXPECT_EQ(engine_->Apply(Create("k", "0A", true)).outcome, Outcome::kStale);
+  engine_->DrainJobs();
+  EXPECT_FALSE(cache_.Has("k"));
+}
+
+TEST_F(EngineTest, OrderedCreateWithSameSequencerAsRemovalLoses) {
+  engine_->Apply(Remove("k", "0C0F6F405D6ED209E1", true));
+  store_.Put("b", "k", "v");
+  EXPECT_EQ(engine_->Apply(Create("k", "0C0F6F405D6ED209E1", true)).outcome, Outcome::kStale);
+}
+
+TEST_F(EngineTest, OrderedStaleRemovalLeavesNewerCopy) {
+  store_.Put("b", "k", "v2");
+  engine_->Apply(Create("k", "0030", true));
+  engine_->DrainJobs();
+  EXPECT_EQ(engine_->Apply(Remove("k", "0020", true)).outcome, Outcome::kStale);
+  EXPECT_EQ(cache_.Read("k"), "v2");
+}
+
+TEST_F(EngineTest, CreateQueuedBeforeOlderRemovalStillGetsRemovalApplied) {
+  // v1 published at seq 10; a create at 30 is queued (not yet downloaded); the removal at 20
+  // arrives: v1's copy must go now, not wait for the download of 30.
+  store_.Put("b", "k", "v1");
+  engine_->Apply(Create("k", "10", true));
+  engine_->DrainJobs();
+  store_.Put("b", "k", "v3");
+  engine_->Apply(Create("k", "30", true));
+  EXPECT_EQ(engine_->Apply(Remove("k", "20", true)).outcome, Outcome::kRemoved);
+  EXPECT_FALSE(cache_.Has("k"));
+  engine_->DrainJobs();
+  EXPECT_EQ(cache_.Read("k"), "v3");
+}
+
+TEST_F(EngineTest, RemovalDuringDownloadDiscardsThePublication) {
+  store_.Put("b", "k", "secret");
+  engine_->Apply(Create("k"));
+  store_.after_get = [&](const std::string& key) {
+    store_.Delete("b", key);
+    EXPECT_EQ(engine_->Apply(Remove(key)).outcome, Outcome::kAbsent);
+  };
+  engine_->DrainJobs();
+  store_.after_get = nullptr;
+  EXPECT_FALSE(cache_.Has("k"));
+  EXPECT_EQ(cache_.temp_count(), 0u);
+  EXPECT_EQ(engine_->counters().discarded.load(), 1);
+  engine_->DrainJobs();  // the resync after the removal: still gone
+  EXPECT_FALSE(cache_.Has("k"));
+}
+
+TEST_F(EngineTest, UnorderedLateDuplicateCreateChecksTheStore) {
+  store_.Put("b", "k", "v");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  store_.Delete("b", "k");
+  engine_->Apply(Remove("k"));
+  // A duplicate of the old creation arrives after the removal.
+  EXPECT_EQ(engine_->Apply(Create("k")).outcome, Outcome::kQueued);
+  engine_->DrainJobs();
+  EXPECT_FALSE(cache_.Has("k"));
+}
+
+TEST_F(EngineTest, UnorderedLateRemovalAfterRecreateHealsFromTheStore) {
+  // put v1, delete, put v2 happen in the store; events arrive: create, create, delete.
+  store_.Put("b", "k", "v2");
+  engine_->Apply(Create("k"));
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  EXPECT_EQ(engine_->Apply(Remove("k")).outcome, Outcome::kRemoved);
+  EXPECT_FALSE(cache_.Has("k"));  // privacy first
+  engine_->DrainJobs();           // resync: the store has v2
+  EXPECT_EQ(cache_.Read("k"), "v2");
+}
+
+TEST_F(EngineTest, CreateOfObjectGoneFromStoreRemovesStaleCopy) {
+  store_.Put("b", "k", "v");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  store_.Delete("b", "k");  // its removal event is lost
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  EXPECT_FALSE(cache_.Has("k"));
+}
+
+TEST_F(EngineTest, RemovalOfOtherVersionLeavesCacheAlone) {
+  store_.Put("b", "k", "v2", "ver-2");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  ASSERT_EQ(state_.Key("b", "k").version_id, "ver-2");
+  Event old = Remove("k");
+  old.version_id = "ver-1";
+  EXPECT_EQ(engine_->Apply(old).outcome, Outcome::kOtherVersion);
+  EXPECT_EQ(cache_.Read("k"), "v2");
+}
+
+TEST_F(EngineTest, RemovalOfCachedVersionRemovesThenFetchesTheNewCurrent) {
+  store_.Put("b", "k", "v2", "ver-2");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  store_.Put("b", "k", "v1", "ver-1");  // deleting ver-2 makes ver-1 current
+  Event e = Remove("k", "0099", true);
+  e.version_id = "ver-2";
+  EXPECT_EQ(engine_->Apply(e).outcome, Outcome::kRemoved);
+  EXPECT_FALSE(cache_.Has("k"));
+  engine_->DrainJobs();
+  EXPECT_EQ(cache_.Read("k"), "v1");
+}
+
+TEST_F(EngineTest, DeleteMarkerRemovesWhateverVersionIsCached) {
+  store_.Put("b", "k", "v", "ver-1");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  store_.Delete("b", "k");
+  Event e = Make(EventAction::kRemove, "k", "", false, "ObjectRemoved:DeleteMarkerCreated");
+  e.delete_marker = true;
+  e.version_id = "marker-1";
+  EXPECT_EQ(engine_->Apply(e).outcome, Outcome::kRemoved);
+  EXPECT_FALSE(cache_.Has("k"));
+}
+
+TEST_F(EngineTest, RefusedKeysTouchNothing) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"../../etc/passwd", "dot-segment"}, {"a/../b", "dot-segment"},
+      {"./a", "dot-segment"},              {"/etc/passwd", "leading-slash"},
+      {"a//b", "empty-segment"},           {std::string("a\0b", 3), "control-byte"},
+      {"a\nb", "control-byte"},            {"folder/", "folder-marker"},
+      {".delete-sync/state.db", "reserved"}, {".delete-sync", "reserved"},
+      {std::string(256, 'x'), "segment-too-long"},
+  };
+  for (const auto& [key, reason] : cases) {
+    for (EventAction a : {EventAction::kCreate, EventAction::kRemove}) {
+      ApplyResult r = engine_->Apply(Make(a, key, "", false));
+      EXPECT_EQ(r.outcome, Outcome::kRefused) << PrintableKey(key);
+      EXPECT_NE(r.message.find(reason), std::string::npos) << r.message;
+    }
+  }
+  EXPECT_TRUE(state_.Jobs().empty());
+  EXPECT_TRUE(cache_.Files().empty());
+  EXPECT_EQ(engine_->counters().refused.load(), static_cast<int64_t>(cases.size() * 2));
+  EXPECT_EQ(engine_->RefusalCounts().at("dot-segment"), 6);
+}
+
+TEST_F(EngineTest, OtherBucketAndOutsidePrefixAreOutOfScope) {
+  EngineOptions o;
+  o.prefix = "train/";
+  Reset(o);
+  Event other = Create("train/x");
+  other.bucket = "other";
+  EXPECT_EQ(engine_->Apply(other).outcome, Outcome::kOutOfScope);
+  EXPECT_EQ(engine_->Apply(Remove("test/x")).outcome, Outcome::kOutOfScope);
+  EXPECT_EQ(engine_->Apply(Create("train/x")).outcome, Outcome::kQueued);
+}
+
+TEST_F(EngineTest, IgnoredTypesChangeNothing) {
+  Event e = Make(EventAction::kIgnore, "k", "", false, "ObjectRestore:Completed");
+  EXPECT_EQ(engine_->Apply(e).outcome, Outcome::kIgnored);
+  EXPECT_EQ(engine_->counters().ignored.load(), 1);
+}
+
+TEST_F(EngineTest, FailedUnlinkIsReportedAndStateRolledBack) {
+  store_.Put("b", "k", "v");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  cache_.fail_remove = Status::Io("unlink k: Input/output error");
+  ApplyResult r = engine_->Apply(Remove("k", "05", true));
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_FALSE(r.status.ok());
+  EXPECT_TRUE(state_.Key("b", "k").present);
+  EXPECT_EQ(state_.Key("b", "k").removal_gen, 0);
+  cache_.fail_remove = Status::Ok();
+  EXPECT_EQ(engine_->Apply(Remove("k", "05", true)).outcome, Outcome::kRemoved);
+}
+
+TEST_F(EngineTest, TransientDownloadFailureIsRetriedLater) {
+  store_.Put("b", "k", "v");
+  store_.fail_with = Status::Unavailable("connection refused");
+  store_.fail_times = 2;
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  EXPECT_FALSE(cache_.Has("k"));
+  EXPECT_EQ(state_.Jobs().size(), 1u);
+  EXPECT_EQ(state_.Jobs()[0].attempts, 1);
+  clock_.Advance(60'000);
+  engine_->DrainJobs();
+  clock_.Advance(60'000);
+  engine_->DrainJobs();
+  EXPECT_EQ(cache_.Read("k"), "v");
+  EXPECT_TRUE(state_.Jobs().empty());
+}
+
+TEST_F(EngineTest, PermanentDownloadFailureIsKeptAsFailedJob) {
+  store_.Put("b", "k", "v");
+  store_.fail_with = Status::Denied("AccessDenied");
+  store_.fail_times = 1;
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  auto counts = state_.JobCounts();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->second, 1);
+  EXPECT_FALSE(cache_.Has("k"));
+}
+
+TEST_F(EngineTest, FileAndFolderOfTheSameNameConflict) {
+  store_.Put("b", "a", "file");
+  store_.Put("b", "a/b", "nested");
+  engine_->Apply(Create("a"));
+  engine_->DrainJobs();
+  engine_->Apply(Create("a/b"));
+  engine_->DrainJobs();
+  EXPECT_EQ(cache_.Read("a"), "file");
+  EXPECT_FALSE(cache_.Has("a/b"));
+  auto counts = state_.JobCounts();
+  EXPECT_EQ(counts->second, 1);  // kept as failed, for the operator
+}
+
+TEST_F(EngineTest, CrashBetweenTempWriteAndRenameLeavesNoVisibleFile) {
+  // A download written to a temp file whose process dies before the rename: nothing appears,
+  // and the next start's CleanTemp removes the leftover.
+  auto temp = cache_.CreateTemp();
+  ASSERT_TRUE(temp.ok());
+  ASSERT_TRUE((*temp)->Write("partial", 7).ok());
+  temp->release();  // the process "dies": no destructor, no publish
+  EXPECT_TRUE(cache_.Files().empty());
+  EXPECT_EQ(*cache_.CleanTemp(), 1u);
+  EXPECT_EQ(cache_.temp_count(), 0u);
+}
+
+// Property: for an ordered source, whatever the delivery order and duplication of a key's
+// events, once all are applied and downloads drained the cache equals the store's final state.
+TEST_F(EngineTest, OrderedEventsInAnyOrderConvergeWithoutResurrection) {
+  std::mt19937 rng(12345);
+  for (int round = 0; round < 300; ++round) {
+    FakeObjectStore store;
+    FakeCacheFs cache;
+    FakeStateStore state;
+    EngineOptions o;
+    o.bucket = "b";
+    Engine engine(&store, cache, state, clock_, o);
+    // A history of 2..6 operations with increasing sequencers; the store ends in the last.
+    int n = 2 + static_cast<int>(rng() % 5);
+    std::vector<Event> events;
+    bool exists = false;
+    std::string body;
+    for (int i = 0; i < n; ++i) {
+      char seq[16];
+      std::snprintf(seq, sizeof seq, "%04X", 16 * (i + 1));
+      bool create = rng() % 2 == 0;
+      events.push_back(create ? Create("k", seq, true) : Remove("k", seq, true));
+      exists = create;
+      if (create) body = "v" + std::to_string(i);
+    }
+    if (exists) store.Put("b", "k", body);
+    // Deliver shuffled, with duplicates, interleaving downloads at random points.
+    std::vector<Event> delivery = events;
+    for (int d = 0; d < 3; ++d) delivery.push_back(events[rng() % events.size()]);
+    std::shuffle(delivery.begin(), delivery.end(), rng);
+    for (const Event& e : delivery) {
+      engine.Apply(e);
+      if (rng() % 3 == 0) engine.DrainJobs();
+    }
+    engine.DrainJobs();
+    if (exists) {
+      // The newest event is a creation: its download of the current object must land.
+      EXPECT_EQ(cache.Read("k"), body) << "round " << round;
+    } else {
+      EXPECT_FALSE(cache.Has("k")) << "round " << round;
+    }
+  }
+}
+
+// Property: for an unordered source (RGW), the same holds because every event is checked
+// against the store.
+TEST_F(EngineTest, UnorderedEventsInAnyOrderConvergeWithoutResurrection) {
+  std::mt19937 rng(777);
+  for (int round = 0; round < 300; ++round) {
+    FakeObjectStore store;
+    FakeCacheFs cache;
+    FakeStateStore state;
+    EngineOptions o;
+    o.bucket = "b";
+    Engine engine(&store, cache, state, clock_, o);
+    int n = 2 + static_cast<int>(rng() % 5);
+    std::vector<Event> events;
+    bool exists = false;
+    for (int i = 0; i < n; ++i) {
+      bool create = rng() % 2 == 0;
+      events.push_back(create ? Create("k") : Remove("k"));
+      exists = create;
+    }
+    if (exists) store.Put("b", "k", "final");
+    std::vector<Event> delivery = events;
+    delivery.push_back(events[rng() % events.size()]);
+    std::shuffle(delivery.begin(), delivery.end(), rng);
+    for (const Event& e : delivery) {
+      engine.Apply(e);
+      if (rng() % 3 == 0) engine.DrainJobs();
+    }
+    engine.DrainJobs();
+    EXPECT_EQ(cache.Has("k"), exists) << "round " << round;
+  }
+}
+
+}  // namespace
+}  // namespace ds
