@@ -253,7 +253,12 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
   };
 
   if (store_ == nullptr) {
-    return retry_or_fail(Status::Unavailable("no object store configured for downloads"));
+    counters_.fetch_failed++;
+    const char* msg = "no object store configured: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
+    spdlog::error("cannot download {}: {}", where, msg);
+    Status fs = state_.FailJob(job.id, msg);
+    if (!fs.ok()) spdlog::error("could not record failed job {}: {}", job.id, fs.ToString());
+    return JobOutcome::kFailed;
   }
 
   // 1. Take a ticket and note the removal generation the download starts under.

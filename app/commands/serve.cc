@@ -1,0 +1,173 @@
+// delete-sync serve: the long-running service. Receives notifications on the webhook, applies
+// removals at once, downloads creations with a pool of fetch workers.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "runtime.h"
+#include "transport/http_webhook.h"
+
+namespace ds::app {
+namespace {
+
+// Wakes fetch workers when work arrives, and stops them.
+class WorkSignal {
+ public:
+  void Notify() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      ++version_;
+    }
+    cv_.notify_all();
+  }
+  // Waits up to `ms` or until Notify/Stop.
+  void Wait(int64_t ms) {
+    std::unique_lock<std::mutex> l(mu_);
+    uint64_t v = version_;
+    cv_.wait_for(l, std::chrono::milliseconds(ms), [&] { return version_ != v || stopped_; });
+  }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      stopped_ = true;
+    }
+    cv_.notify_all();
+  }
+  bool stopped() {
+    std::lock_guard<std::mutex> l(mu_);
+    return stopped_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t version_ = 0;
+  bool stopped_ = false;
+};
+
+class ServeCommand : public Command {
+ public:
+  CLI::App* Register(CLI::App& parent) override {
+    cmd_ = parent.add_subcommand("serve",
+                                 "Run the service: receive bucket notifications on the webhook "
+                                 "and keep the cache equal to the bucket");
+    settings_ = std::make_unique<Settings>(cmd_);
+    common_.Register(*settings_);
+    settings_->Add("webhook-listen", &listen_, "address of the webhook, HOST:PORT",
+                   "127.0.0.1:8089");
+    settings_->Add("webhook-token", &token_,
+                   "token a sender must present (Authorization: Bearer, or ?token=)");
+    settings_->Add("webhook-token-file", &token_file_, "read the webhook token from this file");
+    settings_->Add("webhook-max-body", &max_body_, "largest accepted notification body",
+                   "8MiB");
+    settings_->Add("fetch-concurrency", &fetch_concurrency_, "parallel downloads", "4");
+    return cmd_;
+  }
+
+  int Run() override {
+    Status s = settings_->Resolve();
+    if (s.ok()) s = SetupLogging(common_.log_level);
+    if (!s.ok()) return Fail(s, kExitUsage);
+
+    if (token_.empty() && !token_file_.empty()) {
+      std::ifstream in(token_file_);
+      if (!in) return Fail(Status::Invalid("cannot read --webhook-token-file " + token_file_),
+                           kExitUsage);
+      std::getline(in, token_);
+    }
+    if (token_.empty()) {
+      return Fail(Status::Invalid("the webhook must authenticate senders: set --webhook-token "
+                                  "(or DELETE_SYNC_WEBHOOK_TOKEN, or --webhook-token-file)"),
+                  kExitUsage);
+    }
+    WebhookOptions wo;
+    wo.token = token_;
+    s = ParseListen(listen_, &wo.host, &wo.port);
+    if (!s.ok()) return Fail(s, kExitUsage);
+    Result<uint64_t> max_body = ParseBytes("webhook-max-body", max_body_);
+    if (!max_body.ok()) return Fail(max_body.status(), kExitUsage);
+    wo.max_body = *max_body;
+    Result<int64_t> workers = ParseInt("fetch-concurrency", fetch_concurrency_, 1, 256);
+    if (!workers.ok()) return Fail(workers.status(), kExitUsage);
+
+    // Block the stop signals in every thread; one thread waits for them.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/true);
+    if (!rt.ok()) {
+      return Fail(rt.status(),
+                  rt.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
+    }
+    Engine& engine = *rt->engine;
+
+    WorkSignal work;
+    WebhookServer server(engine, wo, [&] { work.Notify(); });
+    s = server.Start();
+    if (!s.ok()) return Fail(s, kExitFailed);
+
+    std::vector<std::thread> fetchers;
+    for (int64_t i = 0; i < *workers; ++i) {
+      fetchers.emplace_back([&] {
+        while (!work.stopped()) {
+          Result<std::vector<FetchJob>> jobs = rt->state->ClaimJobs(SystemClock().NowMillis(), 1);
+          if (!jobs.ok()) {
+            spdlog::error("cannot read the job journal: {}", jobs.status().ToString());
+            work.Wait(1000);
+            continue;
+          }
+          if (jobs->empty()) {
+            work.Wait(250);
+            continue;
+          }
+          engine.RunJob(jobs->front());
+        }
+      });
+    }
+    spdlog::info("delete-sync serving: cache {}, bucket {}, prefix '{}', {} fetch worker(s)",
+                 common_.cache, common_.bucket.empty() ? "(any)" : common_.bucket,
+                 common_.prefix, *workers);
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    spdlog::info("received {}, stopping: no new requests; finishing downloads in progress",
+                 sig == SIGINT ? "SIGINT" : "SIGTERM");
+    server.Stop();
+    work.Stop();
+    for (std::thread& t : fetchers) t.join();
+    const EngineCounters& c = engine.counters();
+    spdlog::info(
+        "stopped: removed {}, absent {}, queued {}, published {}, ignored {}, refused {}, "
+        "stale {}, failed {}",
+        c.removed.load(), c.absent.load(), c.queued.load(), c.published.load(),
+        c.ignored.load() + c.out_of_scope.load() + c.other_version.load(), c.refused.load(),
+        c.stale.load(), c.failed.load() + c.fetch_failed.load());
+    return kExitOk;
+  }
+
+ private:
+  static int Fail(const Status& s, int code) {
+    std::fprintf(stderr, "delete-sync serve: %s\n", s.message().c_str());
+    return code;
+  }
+
+  CLI::App* cmd_ = nullptr;
+  std::unique_ptr<Settings> settings_;
+  CommonSettings common_;
+  std::string listen_, token_, token_file_, max_body_, fetch_concurrency_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> MakeServeCommand() { return std::make_unique<ServeCommand>(); }
+
+}  // namespace ds::app

@@ -1,0 +1,93 @@
+#include "runtime.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <set>
+
+namespace ds::app {
+
+void CommonSettings::Register(Settings& s) {
+  s.Add("cache", &cache, "cache folder: the copy of the bucket (created if missing)");
+  s.Add("state", &state, "state database (SQLite) [default: <cache>/.delete-sync/state.db]");
+  s.Add("bucket", &bucket, "mirrored bucket; events for other buckets are ignored");
+  s.Add("prefix", &prefix, "mirror only keys under this prefix", "");
+  s.Add("file-mode", &file_mode, "mode of files in the cache (octal)", "0644");
+  s.Add("dir-mode", &dir_mode, "mode of folders in the cache (octal)", "0755");
+  s.Add("owner", &owner, "UID[:GID] owning new files and folders (e.g. 1001:1001)", "");
+  s.Add("fetch-attempts", &fetch_attempts, "attempts per download before it is marked failed",
+        "8");
+  s.Add("resync-after-removal", &resync_after_removal,
+        "after an unordered removal, check the store again (true/false)", "true");
+  s.Add("log-level", &log_level, "trace, debug, info, warn, error or off", "info");
+}
+
+Status SetupLogging(const std::string& level) {
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn",
+                                                "warning", "error", "critical", "off"};
+  if (!kLevels.count(level)) {
+    return Status::Invalid("--log-level must be one of trace, debug, info, warn, error, off; not '" +
+                           level + "'");
+  }
+  auto logger = spdlog::stderr_logger_mt("delete-sync");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_level(spdlog::level::from_str(level == "warning" ? "warn" : level));
+  return Status::Ok();
+}
+
+Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
+  if (s.cache.empty()) {
+    return Status::Invalid("--cache is required (or DELETE_SYNC_CACHE, or cache = \"...\" in --config)");
+  }
+  PosixCacheOptions copts;
+  Result<uint32_t> fm = ParseMode("file-mode", s.file_mode);
+  if (!fm.ok()) return fm.status();
+  Result<uint32_t> dm = ParseMode("dir-mode", s.dir_mode);
+  if (!dm.ok()) return dm.status();
+  copts.file_mode = static_cast<mode_t>(*fm);
+  copts.dir_mode = static_cast<mode_t>(*dm);
+  DS_RETURN_IF_ERROR(ParseOwner(s.owner, &copts.uid, &copts.gid));
+  Result<int64_t> attempts = ParseInt("fetch-attempts", s.fetch_attempts, 1, 1000);
+  if (!attempts.ok()) return attempts.status();
+  Result<bool> resync = ParseBool("resync-after-removal", s.resync_after_removal);
+  if (!resync.ok()) return resync.status();
+
+  Runtime rt;
+  Result<std::unique_ptr<PosixCache>> cache = PosixCache::Open(s.cache, copts);
+  if (!cache.ok()) return cache.status();
+  rt.cache = std::move(cache).value();
+  Result<size_t> cleaned = rt.cache->CleanTemp();
+  if (!cleaned.ok()) return cleaned.status();
+  if (*cleaned > 0) spdlog::info("removed {} temp file(s) left by an earlier run", *cleaned);
+
+  std::string state_path =
+      s.state.empty() ? s.cache + "/" + kReservedDir + "/state.db" : s.state;
+  Result<std::unique_ptr<SqliteState>> state = SqliteState::Open(state_path);
+  if (!state.ok()) return state.status();
+  rt.state = std::move(state).value();
+
+  Result<S3Config> s3 = S3Config::FromEnvironment();
+  if (s3.ok()) {
+    spdlog::info("object store: {}", s3->Describe());
+    rt.s3 = std::make_unique<S3Client>(*s3);
+  } else if (require_s3) {
+    return Status::Invalid("object store not configured: " + s3.status().message());
+  } else {
+    spdlog::warn("no object store configured ({}): creations cannot be downloaded",
+                 s3.status().message());
+  }
+
+  EngineOptions eo;
+  eo.bucket = s.bucket;
+  eo.prefix = s.prefix;
+  eo.limits.root_length = std::filesystem::absolute(s.cache).lexically_normal().string().size();
+  eo.max_fetch_attempts = static_cast<int>(*attempts);
+  // Without a store there is nothing to check a removal against.
+  eo.resync_after_removal = *resync && rt.s3 != nullptr;
+  rt.engine = std::make_unique<Engine>(rt.s3.get(), *rt.cache, *rt.state, SystemClock(), eo);
+  return rt;
+}
+
+}  // namespace ds::app

@@ -1,0 +1,155 @@
+#include "transport/http_webhook.h"
+
+#include <httplib.h>
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/key_path.h"
+
+namespace ds {
+
+bool TokenMatches(const std::string& presented, const std::string& expected) {
+  if (expected.empty() || presented.size() != expected.size()) return false;
+  return CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
+}
+
+WebhookReply HandleNotification(Engine& engine, const std::string& body) {
+  using nlohmann::json;
+  Result<ParsedDocument> doc = ParseNotification(body);
+  if (!doc.ok()) {
+    spdlog::warn("webhook: rejected malformed document: {}", doc.status().message());
+    return {400,
+            json{{"error", "malformed notification: " + doc.status().message()}}.dump(
+                -1, ' ', false, json::error_handler_t::replace),
+            0};
+  }
+  int64_t applied = 0, queued = 0, ignored = 0, refused = 0, failed = 0;
+  json refusals = json::array();
+  json failures = json::array();
+  for (const Event& ev : doc->events) {
+    ApplyResult r = engine.Apply(ev);
+    switch (r.outcome) {
+      case Outcome::kRemoved:
+      case Outcome::kAbsent:
+      case Outcome::kPublished:
+        ++applied;
+        break;
+      case Outcome::kQueued:
+        ++queued;
+        break;
+      case Outcome::kIgnored:
+      case Outcome::kOutOfScope:
+      case Outcome::kStale:
+      case Outcome::kOtherVersion:
+        ++ignored;
+        break;
+      case Outcome::kRefused:
+        ++refused;
+        refusals.push_back(
+            {{"key", PrintableKey(ev.key)}, {"error", r.message}});
+        break;
+      case Outcome::kFailed:
+        ++failed;
+        failures.push_back({{"key", PrintableKey(ev.key)}, {"error", r.message}});
+        break;
+    }
+  }
+  json out = {{"events", doc->events.size()}, {"applied", applied}, {"queued", queued},
+              {"ignored", ignored + static_cast<int64_t>(doc->test_events)},
+              {"refused", refused}, {"failed", failed}};
+  if (!refusals.empty()) out["refusals"] = refusals;
+  if (!failures.empty()) out["failures"] = failures;
+  int status = 200;
+  if (failed > 0) {
+    status = 500;  // nothing durable for those events: the sender must retry
+    out["error"] = "some events could not be applied; retry";
+  } else if (refused > 0) {
+    status = 422;  // retrying cannot help; the refusal is logged and counted
+    out["error"] = "some keys cannot be cache paths and were refused";
+  }
+  return {status, out.dump(-1, ' ', false, json::error_handler_t::replace), queued};
+}
+
+WebhookServer::WebhookServer(Engine& engine, WebhookOptions opts, std::function<void()> on_queued)
+    : engine_(engine), opts_(std::move(opts)), on_queued_(std::move(on_queued)) {}
+
+WebhookServer::~WebhookServer() { Stop(); }
+
+Status WebhookServer::Start() {
+  if (opts_.token.empty()) {
+    return Status::Invalid(
+        "the webhook needs a token: set --webhook-token (or DELETE_SYNC_WEBHOOK_TOKEN)");
+  }
+  server_ = std::make_unique<httplib::Server>();
+  httplib::Server& srv = *server_;
+  int threads = opts_.threads;
+  srv.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  srv.set_payload_max_length(opts_.max_body);
+  srv.set_read_timeout(30, 0);
+  srv.set_write_timeout(30, 0);
+
+  srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+
+  auto authorised = [this](const httplib::Request& req) {
+    std::string auth = req.get_header_value("Authorization");
+    const std::string bearer = "Bearer ";
+    if (auth.compare(0, bearer.size(), bearer) == 0 &&
+        TokenMatches(auth.substr(bearer.size()), opts_.token)) {
+      return true;
+    }
+    return req.has_param("token") && TokenMatches(req.get_param_value("token"), opts_.token);
+  };
+
+  srv.Post(R"(/.*)", [this, authorised](const httplib::Request& req, httplib::Response& res) {
+    if (!authorised(req)) {
+      spdlog::warn("webhook: unauthorised POST {} from {} (missing or wrong token)", req.path,
+                   req.remote_addr);
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Bearer");
+      res.set_content(R"({"error":"missing or wrong token"})", "application/json");
+      return;
+    }
+    WebhookReply reply = HandleNotification(engine_, req.body);
+    res.status = reply.status;
+    res.set_content(reply.body, "application/json");
+    if (reply.queued > 0 && on_queued_) on_queued_();
+  });
+
+  // Anything else (other methods, GETs other than /healthz) answers 404/405 by httplib.
+  srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (res.status == 413) {
+      res.set_content(R"j({"error":"request body over the size limit (--webhook-max-body)"})j",
+                      "application/json");
+    } else if (res.body.empty()) {
+      res.set_content("{\"error\":\"" + std::to_string(res.status) + " for " + req.method +
+                          "\"}",
+                      "application/json");
+    }
+  });
+
+  if (opts_.port == 0) {
+    port_ = srv.bind_to_any_port(opts_.host);
+    if (port_ <= 0) return Status::Unavailable("cannot bind the webhook on " + opts_.host);
+  } else {
+    if (!srv.bind_to_port(opts_.host, opts_.port)) {
+      return Status::Unavailable("cannot listen on " + opts_.host + ":" +
+                                 std::to_string(opts_.port) +
+                                 " (address in use or not available)");
+    }
+    port_ = opts_.port;
+  }
+  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  spdlog::info("webhook listening on http://{}:{}/", opts_.host, port_);
+  return Status::Ok();
+}
+
+void WebhookServer::Stop() {
+  if (server_) server_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace ds

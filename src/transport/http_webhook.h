@@ -1,0 +1,70 @@
+// The HTTP webhook transport: Ceph RGW and MinIO POST notification documents here.
+//
+//   POST <any path>   a notification document. 200 only after its effect is durable
+//                     (removals applied, creations journaled); 400 malformed; 401 without the
+//                     token; 413 over the size limit; 500 when applying failed (retry).
+//   GET  /healthz     200 "ok" without a token (liveness for load balancers / systemd).
+//
+// The token is accepted as "Authorization: Bearer <token>" or as the query parameter
+// "token=<token>" (RGW's push-endpoint can only carry it in the URL). Compared in constant time.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "core/engine.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace ds {
+
+struct WebhookOptions {
+  std::string host = "127.0.0.1";
+  int port = 8089;  // 0 picks a free port (see port())
+  std::string token;  // required, non-empty
+  size_t max_body = 8 * 1024 * 1024;
+  int threads = 8;
+};
+
+// The JSON answer to one document, and the status code to send.
+struct WebhookReply {
+  int status = 200;
+  std::string body;
+  int64_t queued = 0;  // downloads journaled by this document
+};
+
+// Applies one notification document with `engine` and builds the reply. Separate from the
+// server so that it can be tested without sockets.
+WebhookReply HandleNotification(Engine& engine, const std::string& body);
+
+// Constant-time comparison of a presented token with the configured one.
+bool TokenMatches(const std::string& presented, const std::string& expected);
+
+class WebhookServer {
+ public:
+  // `on_queued` is called after a document queued at least one download (wakes fetch workers).
+  WebhookServer(Engine& engine, WebhookOptions opts, std::function<void()> on_queued);
+  ~WebhookServer();
+
+  // Binds and starts serving in a background thread. Fails with a clear message when the
+  // address is taken or the token is empty.
+  Status Start();
+  void Stop();
+  int port() const { return port_; }
+
+ private:
+  Engine& engine_;
+  WebhookOptions opts_;
+  std::function<void()> on_queued_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace ds
