@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what delete-sync needs to build and test on Debian 12, only what is missing.
+# Never runs apt-get autoremove.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config git
+  libcurl4-openssl-dev libsqlite3-dev libssl-dev nlohmann-json3-dev libpugixml-dev
+  libcli11-dev libtomlplusplus-dev libspdlog-dev libcpp-httplib-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  curl python3
+)
+# The local S3 server (Ceph RGW) and its client, for integration tests and the demo.
+if [[ "${1:-}" != "--build-only" ]]; then
+  PACKAGES+=(radosgw ceph-mon ceph-osd awscli uuid-runtime)
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
