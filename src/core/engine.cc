@@ -283,12 +283,21 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
     return finish(JobOutcome::kDiscarded);
   }
 
-  // 2. Stream the current object into a temp file in the reserved folder.
-  Result<std::unique_ptr<TempFile>> temp = cache_.CreateTemp();
-  if (!temp.ok()) return retry_or_fail(temp.status());
-  TempFile& tf = **temp;
-  Result<ObjectInfo> info = store_->GetObject(
-      job.bucket, job.key, "", [&](const char* d, size_t n) { return tf.Write(d, n); });
+  // 2. Stream the current object into a temp file in the reserved folder, created with the
+  // first bytes (so that a GET answered 404 leaves no file at all).
+  std::unique_ptr<TempFile> temp;
+  auto ensure_temp = [&]() -> Status {
+    if (temp) return Status::Ok();
+    Result<std::unique_ptr<TempFile>> t = cache_.CreateTemp();
+    if (!t.ok()) return t.status();
+    temp = std::move(t).value();
+    return Status::Ok();
+  };
+  Result<ObjectInfo> info =
+      store_->GetObject(job.bucket, job.key, "", [&](const char* d, size_t n) -> Status {
+        DS_RETURN_IF_ERROR(ensure_temp());
+        return temp->Write(d, n);
+      });
 
   if (!info.ok() && info.status().code() == Code::kNotFound) {
     // The source of truth says the object is gone: no copy may stay.
@@ -321,6 +330,8 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
     return finish(JobOutcome::kGone);
   }
   if (!info.ok()) return retry_or_fail(info.status());
+  if (Status ts = ensure_temp(); !ts.ok()) return retry_or_fail(ts);  // an empty object
+  TempFile& tf = *temp;
 
   // 3. Publish only if no removal and no later download got there first.
   bool published = false;

@@ -89,6 +89,7 @@ Status WebhookServer::Start() {
   srv.set_payload_max_length(opts_.max_body);
   srv.set_read_timeout(30, 0);
   srv.set_write_timeout(30, 0);
+  srv.set_keep_alive_timeout(2);  // bounds how long a stop waits for idle keep-alive senders
 
   srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");

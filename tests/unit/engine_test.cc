@@ -29,9 +29,9 @@ class EngineTest : public ::testing::Test {
                     bool ordered, const std::string& name = "") {
     Event e;
     e.action = action;
-    e.name = name.empty() ? (action == EventAction::kCreate ? "ObjectCreated:Put"
-                                                            : "ObjectRemoved:Delete")
-                          : name;
+    e.name = name.empty()
+                 ? (action == EventAction::kCreate ? "ObjectCreated:Put" : "ObjectRemoved:Delete")
+                 : name;
     e.source = ordered ? "aws:s3" : "ceph:s3";
     e.bucket = "b";
     e.key = key;
@@ -223,11 +223,16 @@ TEST_F(EngineTest, DeleteMarkerRemovesWhateverVersionIsCached) {
 
 TEST_F(EngineTest, RefusedKeysTouchNothing) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"../../etc/passwd", "dot-segment"}, {"a/../b", "dot-segment"},
-      {"./a", "dot-segment"},              {"/etc/passwd", "leading-slash"},
-      {"a//b", "empty-segment"},           {std::string("a\0b", 3), "control-byte"},
-      {"a\nb", "control-byte"},            {"folder/", "folder-marker"},
-      {".delete-sync/state.db", "reserved"}, {".delete-sync", "reserved"},
+      {"../../etc/passwd", "dot-segment"},
+      {"a/../b", "dot-segment"},
+      {"./a", "dot-segment"},
+      {"/etc/passwd", "leading-slash"},
+      {"a//b", "empty-segment"},
+      {std::string("a\0b", 3), "control-byte"},
+      {"a\nb", "control-byte"},
+      {"folder/", "folder-marker"},
+      {".delete-sync/state.db", "reserved"},
+      {".delete-sync", "reserved"},
       {std::string(256, 'x'), "segment-too-long"},
   };
   for (const auto& [key, reason] : cases) {

@@ -1,0 +1,234 @@
+// Runs the real `delete-sync serve` binary against the real local Ceph RGW, with the bucket's
+// notifications pushed to its webhook, for integration tests.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "s3/client.h"
+
+namespace ds::itest {
+
+// The export lines written by `scripts/rgw-local.sh start`.
+inline std::map<std::string, std::string> ReadRgwEnv() {
+  const char* path = std::getenv("DS_RGW_ENV_FILE");
+  std::string file = path && *path ? path : "/tmp/delete-sync-rgw/env";
+  std::ifstream in(file);
+  std::map<std::string, std::string> vars;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("export ", 0) == 0) line = line.substr(7);
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string v = line.substr(eq + 1);
+    if (v.size() >= 2 && (v.front() == '\'' || v.front() == '"')) v = v.substr(1, v.size() - 2);
+    vars[line.substr(0, eq)] = v;
+  }
+  return vars;
+}
+
+inline std::string RandomSuffix() {
+  std::random_device rd;
+  std::mt19937_64 rng(rd());
+  static const char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string s;
+  for (int i = 0; i < 10; ++i) s += kAlphabet[rng() % 36];
+  return s;
+}
+
+// A port that was free a moment ago (bound to port 0, then closed).
+inline int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  int port = -1;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// Polls `pred` every 20 ms until it holds or `timeout` passes; returns its last value.
+inline bool WaitFor(const std::function<bool()>& pred,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+inline bool Exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+// Runs a command (argv) with extra environment; returns its exit code and output.
+inline int RunCommand(const std::vector<std::string>& argv,
+                      const std::map<std::string, std::string>& env, std::string* output) {
+  std::string out_path = "/tmp/ds-itest-cmd-" + RandomSuffix() + ".out";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (output) *output = ReadFile(out_path);
+  std::filesystem::remove(out_path);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// One bucket on the local RGW with its notifications pushed to one running `delete-sync serve`.
+class ServiceHarness {
+ public:
+  explicit ServiceHarness(bool versioned = false) : versioned_(versioned) {}
+  ~ServiceHarness() { Stop(); }
+
+  // Creates the bucket, starts serve, wires the notifications. Fails the test on error.
+  void Start(const std::vector<std::string>& extra_args = {}) {
+    env_ = ReadRgwEnv();
+    ASSERT_FALSE(env_.empty())
+        << "no RGW env file: run `scripts/rgw-local.sh start` first (scripts/test.sh does)";
+    Result<S3Config> cfg = S3Config::FromVariables(env_);
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    s3_ = std::make_unique<S3Client>(*cfg);
+    bucket_ = "ds-it-" + RandomSuffix();
+    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
+    if (versioned_) {
+      ASSERT_TRUE(s3_->SetBucketVersioning(bucket_, true).ok());
+    }
+    dir_ = std::filesystem::temp_directory_path() / ("ds-it-" + RandomSuffix());
+    std::filesystem::create_directories(dir_);
+    cache_ = dir_ + "/cache";
+    log_ = dir_ + "/serve.log";
+    token_ = "tok-" + RandomSuffix();
+    port_ = FreePort();
+
+    pid_ = fork();
+    if (pid_ == 0) {
+      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(fd, 1);
+      dup2(fd, 2);
+      for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
+      std::vector<std::string> argv = {
+          DS_BINARY,         "serve", "--cache",          cache_,
+          "--bucket",        bucket_, "--webhook-listen", "127.0.0.1:" + std::to_string(port_),
+          "--webhook-token", token_,  "--log-level",      "debug"};
+      argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(DS_BINARY, args.data());
+      _exit(127);
+    }
+    httplib::Client c("127.0.0.1", port_);
+    ASSERT_TRUE(WaitFor([&] {
+      auto r = c.Get("/healthz");
+      return r && r->status == 200;
+    })) << "serve did not come up; log:\n"
+        << ReadFile(log_);
+    std::string out;
+    std::string endpoint = "http://127.0.0.1:" + std::to_string(port_) + "/?token=" + token_;
+    int rc = RunCommand({std::string(DS_SOURCE_DIR) + "/scripts/rgw-local.sh", "notify", bucket_,
+                         "t-" + bucket_, endpoint},
+                        {}, &out);
+    ASSERT_EQ(rc, 0) << out;
+    topic_ = "t-" + bucket_;
+  }
+
+  void Stop() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int status = 0;
+      waitpid(pid_, &status, 0);
+      pid_ = -1;
+    }
+    if (!dir_.empty() && !::testing::Test::HasFailure()) {
+      std::filesystem::remove_all(dir_);
+    } else if (!dir_.empty()) {
+      std::fprintf(stderr, "---- serve log (%s) ----\n%s\n", log_.c_str(), ReadFile(log_).c_str());
+    }
+    dir_.clear();
+  }
+
+  std::string Path(const std::string& key) const { return cache_ + "/" + key; }
+  bool WaitContent(const std::string& key, const std::string& content) {
+    return WaitFor([&] { return Exists(Path(key)) && ReadFile(Path(key)) == content; });
+  }
+  bool WaitGone(const std::string& key) {
+    return WaitFor([&] { return !Exists(Path(key)); });
+  }
+
+  // Runs the AWS CLI against the lab RGW.
+  int Aws(const std::vector<std::string>& args, std::string* out = nullptr) {
+    std::vector<std::string> argv = {"/usr/bin/aws", "--endpoint-url",
+                                     env_.at("AWS_ENDPOINT_URL_S3")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::map<std::string, std::string> env = env_;
+    return RunCommand(argv, env, out);
+  }
+
+  httplib::Client Client() const { return httplib::Client("127.0.0.1", port_); }
+
+  S3Client& s3() { return *s3_; }
+  const std::string& bucket() const { return bucket_; }
+  const std::string& cache() const { return cache_; }
+  const std::string& token() const { return token_; }
+  const std::string& dir() const { return dir_; }
+  int port() const { return port_; }
+  std::string Log() const { return ReadFile(log_); }
+  const std::map<std::string, std::string>& env() const { return env_; }
+
+ private:
+  bool versioned_;
+  std::map<std::string, std::string> env_;
+  std::unique_ptr<S3Client> s3_;
+  std::string bucket_, topic_, dir_, cache_, log_, token_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+}  // namespace ds::itest
