@@ -124,6 +124,13 @@ ApplyResult Engine::ApplyRemove(const Event& ev) {
       return Status::Ok();
     }
     Result<bool> removed = cache_.Remove(ev.key);
+    if (!removed.ok() && removed.status().code() == Code::kConflict) {
+      // The path is a folder (other keys live under it) or crosses a symbolic link: there is
+      // no copy of this key to remove, and nothing else may be touched.
+      spdlog::warn("removal of {}: {}; nothing removed", Where(ev.bucket, ev.key),
+                   removed.status().message());
+      removed = false;
+    }
     if (!removed.ok()) return removed.status();
     st.present = false;
     st.tombstone = true;

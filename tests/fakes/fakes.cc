@@ -98,7 +98,7 @@ class FakeTemp : public TempFile {
  public:
   FakeTemp(FakeCacheFs* fs, int id) : fs_(fs), id_(id) {}
   ~FakeTemp() override {
-    if (!published_) {
+    if (!published_ && !abandoned_) {
       std::lock_guard<std::mutex> l(fs_->mu_);
       fs_->temps_.erase(id_);
     }
@@ -132,7 +132,14 @@ class FakeTemp : public TempFile {
   int id_;
   std::string data_;
   bool published_ = false;
+
+ public:
+  bool abandoned_ = false;  // the writing process "crashed": the temp file stays
 };
+
+void FakeCacheFs::Abandon(std::unique_ptr<TempFile> temp) {
+  static_cast<FakeTemp*>(temp.get())->abandoned_ = true;
+}
 
 Result<std::unique_ptr<TempFile>> FakeCacheFs::CreateTemp() {
   std::lock_guard<std::mutex> l(mu_);

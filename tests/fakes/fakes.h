@@ -84,6 +84,9 @@ class FakeCacheFs : public CacheFs {
     return temps_.size();
   }
   Status fail_remove;  // when non-OK, Remove fails with it
+  // Simulates a crash of the writer: the temp file object goes away without cleaning up,
+  // leaving the temp file behind as a killed process would.
+  void Abandon(std::unique_ptr<TempFile> temp);
 
  private:
   friend class FakeTemp;

@@ -321,13 +321,24 @@ TEST_F(EngineTest, FileAndFolderOfTheSameNameConflict) {
   EXPECT_EQ(counts->second, 1);  // kept as failed, for the operator
 }
 
+TEST_F(EngineTest, RemovingAKeyWhosePathIsAFolderRemovesNothingAndSucceeds) {
+  store_.Put("b", "a/b", "nested");
+  engine_->Apply(Create("a/b"));
+  engine_->DrainJobs();
+  ASSERT_TRUE(cache_.Has("a/b"));
+  cache_.fail_remove = Status::Conflict("'a' is a folder");
+  EXPECT_EQ(engine_->Apply(Remove("a")).outcome, Outcome::kAbsent);
+  cache_.fail_remove = Status::Ok();
+  EXPECT_TRUE(cache_.Has("a/b"));
+}
+
 TEST_F(EngineTest, CrashBetweenTempWriteAndRenameLeavesNoVisibleFile) {
   // A download written to a temp file whose process dies before the rename: nothing appears,
   // and the next start's CleanTemp removes the leftover.
   auto temp = cache_.CreateTemp();
   ASSERT_TRUE(temp.ok());
   ASSERT_TRUE((*temp)->Write("partial", 7).ok());
-  temp->release();  // the process "dies": no destructor, no publish
+  cache_.Abandon(std::move(temp).value());  // the process "dies": no cleanup, no publish
   EXPECT_TRUE(cache_.Files().empty());
   EXPECT_EQ(*cache_.CleanTemp(), 1u);
   EXPECT_EQ(cache_.temp_count(), 0u);

@@ -1,0 +1,153 @@
+// The binary as a user drives it: settings precedence, help, errors, and `apply` against the
+// real local RGW.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "service_harness.h"
+
+namespace ds::itest {
+namespace {
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("ds-cli-" + RandomSuffix());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  int Run(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+          std::string* out) {
+    std::vector<std::string> argv = {DS_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    // Unless a test passes the lab's credentials, run without any (empty counts as unset).
+    std::map<std::string, std::string> e = env;
+    e.emplace("AWS_ACCESS_KEY_ID", "");
+    e.emplace("AWS_SECRET_ACCESS_KEY", "");
+    e.emplace("DELETE_SYNC_CACHE", "");
+    return RunCommand(argv, e, out);
+  }
+  std::string Write(const std::string& name, const std::string& content) {
+    std::string p = dir_ + "/" + name;
+    std::ofstream(p, std::ios::binary) << content;
+    return p;
+  }
+  static std::string RgwRemoval(const std::string& bucket, const std::string& key) {
+    return R"({"Records":[{"eventVersion":"2.2","eventSource":"ceph:s3","eventName":)"
+           R"("ObjectRemoved:Delete","s3":{"bucket":{"name":")" +
+           bucket + R"("},"object":{"key":")" + key + R"(","size":0,"eTag":"","versionId":"",)"
+           R"("sequencer":"0011223344556677"}}}]})";
+  }
+  std::string dir_;
+};
+
+TEST_F(CliTest, EverySubcommandHasHelp) {
+  for (const char* sub : {"serve", "apply", "status"}) {
+    std::string out;
+    EXPECT_EQ(Run({sub, "--help"}, {}, &out), 0) << sub;
+    EXPECT_NE(out.find("--cache"), std::string::npos) << out;
+  }
+  std::string out;
+  EXPECT_EQ(Run({"--help"}, {}, &out), 0);
+  EXPECT_NE(out.find("serve"), std::string::npos);
+  EXPECT_EQ(Run({"--version"}, {}, &out), 0);
+  EXPECT_NE(out.find("delete-sync"), std::string::npos);
+}
+
+TEST_F(CliTest, FlagBeatsEnvironmentBeatsFile) {
+  std::string events = Write("ev.json", RgwRemoval("b", "x.txt"));
+  std::string file_cache = dir_ + "/from-file", env_cache = dir_ + "/from-env",
+              flag_cache = dir_ + "/from-flag";
+  std::string config = Write("c.toml", "cache = \"" + file_cache + "\"\nbucket = \"b\"\n");
+  std::string out;
+  ASSERT_EQ(Run({"apply", "--config", config, "--events", events}, {}, &out), 0) << out;
+  EXPECT_TRUE(Exists(file_cache + "/.delete-sync"));
+  ASSERT_EQ(Run({"apply", "--config", config, "--events", events},
+                {{"DELETE_SYNC_CACHE", env_cache}}, &out),
+            0)
+      << out;
+  EXPECT_TRUE(Exists(env_cache + "/.delete-sync"));
+  ASSERT_EQ(Run({"apply", "--config", config, "--events", events, "--cache", flag_cache},
+                {{"DELETE_SYNC_CACHE", env_cache}}, &out),
+            0)
+      << out;
+  EXPECT_TRUE(Exists(flag_cache + "/.delete-sync"));
+}
+
+TEST_F(CliTest, BadSettingsGiveClearErrors) {
+  std::string events = Write("ev.json", RgwRemoval("b", "x.txt"));
+  std::string out;
+  EXPECT_EQ(Run({"apply", "--events", events}, {}, &out), 2);
+  EXPECT_NE(out.find("--cache is required"), std::string::npos) << out;
+  std::string typo = Write("typo.toml", "cahce = \"/tmp/x\"\n");
+  EXPECT_EQ(Run({"apply", "--config", typo, "--events", events}, {}, &out), 2);
+  EXPECT_NE(out.find("unknown setting 'cahce'"), std::string::npos) << out;
+  EXPECT_EQ(Run({"apply", "--cache", dir_ + "/c", "--file-mode", "0999", "--events", events}, {},
+                &out),
+            2);
+  EXPECT_NE(out.find("octal"), std::string::npos) << out;
+  EXPECT_EQ(Run({"serve", "--cache", dir_ + "/c"}, {}, &out), 2);
+  EXPECT_NE(out.find("--webhook-token"), std::string::npos) << out;
+}
+
+TEST_F(CliTest, ApplyRemovesAndReportsRefusalsAndMalformedLines) {
+  std::string cache = dir_ + "/cache";
+  std::filesystem::create_directories(cache + "/dir");
+  std::ofstream(cache + "/dir/a.txt") << "a";
+  std::ofstream(dir_ + "/outside.txt") << "outside";
+  std::string lines = RgwRemoval("b", "dir/a.txt") + "\n" + RgwRemoval("b", "../outside.txt") +
+                      "\n{not json\n" + RgwRemoval("other-bucket", "dir/a.txt") + "\n";
+  std::string events = Write("ev.jsonl", lines);
+  std::string out;
+  int rc = Run({"apply", "--cache", cache, "--bucket", "b", "--events", events, "--json",
+                "--log-level", "off"},
+               {}, &out);
+  EXPECT_EQ(rc, 1) << out;  // the malformed line counts as failed
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["applied"], 1);
+  EXPECT_EQ(j["refused"], 1);
+  EXPECT_EQ(j["ignored"], 1);
+  EXPECT_EQ(j["failed"], 1);
+  EXPECT_EQ(j["refusals"]["dot-segment"], 1);
+  EXPECT_NE(j["errors"][0].get<std::string>().find("line 3: not JSON"), std::string::npos);
+  EXPECT_FALSE(Exists(cache + "/dir/a.txt"));
+  EXPECT_FALSE(Exists(cache + "/dir"));
+  EXPECT_EQ(ReadFile(dir_ + "/outside.txt"), "outside");
+}
+
+TEST_F(CliTest, ApplyDownloadsCreationsFromRgw) {
+  auto env = ReadRgwEnv();
+  ASSERT_FALSE(env.empty()) << "run `scripts/rgw-local.sh start` first";
+  auto cfg = S3Config::FromVariables(env);
+  ASSERT_TRUE(cfg.ok());
+  S3Client s3(*cfg);
+  std::string bucket = "ds-cli-" + RandomSuffix();
+  ASSERT_TRUE(s3.CreateBucket(bucket).ok());
+  ASSERT_TRUE(s3.PutObject(bucket, "folder/with space/é.txt", "from rgw").ok());
+  std::string doc = R"({"Records":[{"eventVersion":"2.2","eventSource":"ceph:s3","eventName":)"
+                    R"("ObjectCreated:Put","s3":{"bucket":{"name":")" +
+                    bucket +
+                    R"("},"object":{"key":"folder/with space/é.txt","size":8,"eTag":"x",)"
+                    R"("versionId":"","sequencer":"00"}}},)"
+                    R"({"eventVersion":"2.2","eventSource":"ceph:s3","eventName":)"
+                    R"("ObjectCreated:Put","s3":{"bucket":{"name":")" +
+                    bucket + R"("},"object":{"key":"never-existed.txt","size":1}}}]})";
+  std::string events = Write("create.json", doc);
+  std::string cache = dir_ + "/cache";
+  std::string out;
+  int rc = Run({"apply", "--cache", cache, "--bucket", bucket, "--events", events,
+                "--file-mode", "0640", "--dir-mode", "0750"},
+               env, &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("applied 2, ignored 0, refused 0, failed 0"), std::string::npos) << out;
+  EXPECT_EQ(ReadFile(cache + "/folder/with space/é.txt"), "from rgw");
+  EXPECT_FALSE(Exists(cache + "/never-existed.txt"));
+  struct stat st;
+  ASSERT_EQ(stat((cache + "/folder/with space/é.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  ASSERT_EQ(stat((cache + "/folder").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0750u);
+}
+
+}  // namespace
+}  // namespace ds::itest
