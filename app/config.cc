@@ -1,10 +1,11 @@
 #include "config.h"
 
+#include <toml++/toml.h>
+
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <set>
-#include <toml++/toml.h>
 
 namespace ds::app {
 namespace {
@@ -141,8 +142,8 @@ Result<uint32_t> ParseMode(const std::string& setting, const std::string& value)
   uint32_t mode = 0;
   for (char c : value) {
     if (c < '0' || c > '7') {
-      return Status::Invalid("--" + setting + " must be an octal mode such as 0750, not '" +
-                             value + "'");
+      return Status::Invalid("--" + setting + " must be an octal mode such as 0750, not '" + value +
+                             "'");
     }
     mode = mode * 8 + static_cast<uint32_t>(c - '0');
   }
@@ -204,9 +205,8 @@ Result<int64_t> ParseInt(const std::string& setting, const std::string& value, i
   errno = 0;
   long long n = std::strtoll(value.c_str(), &end, 10);
   if (value.empty() || *end != '\0' || errno != 0 || n < min || n > max) {
-    return Status::Invalid("--" + setting + " must be a whole number from " +
-                           std::to_string(min) + " to " + std::to_string(max) + ", not '" +
-                           value + "'");
+    return Status::Invalid("--" + setting + " must be a whole number from " + std::to_string(min) +
+                           " to " + std::to_string(max) + ", not '" + value + "'");
   }
   return static_cast<int64_t>(n);
 }

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -30,7 +29,8 @@ class Settings {
   // Errors name the offending setting and its source.
   Status Resolve();
 
-  static std::string EnvName(const std::string& name);  // "webhook-token" -> DELETE_SYNC_WEBHOOK_TOKEN
+  static std::string EnvName(
+      const std::string& name);  // "webhook-token" -> DELETE_SYNC_WEBHOOK_TOKEN
 
  private:
   struct Entry {

@@ -1,6 +1,5 @@
 // delete-sync: keeps file-system copies of an S3 bucket in step with it, deletions first.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <map>
 
@@ -16,8 +15,8 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   std::map<CLI::App*, std::unique_ptr<ds::app::Command>> commands;
-  for (auto make : {ds::app::MakeServeCommand, ds::app::MakeApplyCommand,
-                    ds::app::MakeStatusCommand}) {
+  for (auto make :
+       {ds::app::MakeServeCommand, ds::app::MakeApplyCommand, ds::app::MakeStatusCommand}) {
     std::unique_ptr<ds::app::Command> cmd = make();
     CLI::App* sub = cmd->Register(app);
     commands[sub] = std::move(cmd);

@@ -16,19 +16,23 @@ void CommonSettings::Register(Settings& s) {
   s.Add("file-mode", &file_mode, "mode of files in the cache (octal)", "0644");
   s.Add("dir-mode", &dir_mode, "mode of folders in the cache (octal)", "0755");
   s.Add("owner", &owner, "UID[:GID] owning new files and folders (e.g. 1001:1001)", "");
-  s.Add("fetch-attempts", &fetch_attempts, "attempts per download before it is marked failed",
-        "8");
+  s.Add("fetch-attempts", &fetch_attempts, "attempts per download before it is marked failed", "8");
   s.Add("resync-after-removal", &resync_after_removal,
         "after an unordered removal, check the store again (true/false)", "true");
   s.Add("log-level", &log_level, "trace, debug, info, warn, error or off", "info");
 }
 
+int Fail(const char* command, const Status& s, int exit_code) {
+  std::fprintf(stderr, "delete-sync %s: %s\n", command, s.message().c_str());
+  return exit_code;
+}
+
 Status SetupLogging(const std::string& level) {
-  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn",
+  static const std::set<std::string> kLevels = {"trace",   "debug", "info",     "warn",
                                                 "warning", "error", "critical", "off"};
   if (!kLevels.count(level)) {
-    return Status::Invalid("--log-level must be one of trace, debug, info, warn, error, off; not '" +
-                           level + "'");
+    return Status::Invalid(
+        "--log-level must be one of trace, debug, info, warn, error, off; not '" + level + "'");
   }
   auto logger = spdlog::stderr_logger_mt("delete-sync");
   spdlog::set_default_logger(logger);
@@ -39,7 +43,8 @@ Status SetupLogging(const std::string& level) {
 
 Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   if (s.cache.empty()) {
-    return Status::Invalid("--cache is required (or DELETE_SYNC_CACHE, or cache = \"...\" in --config)");
+    return Status::Invalid(
+        "--cache is required (or DELETE_SYNC_CACHE, or cache = \"...\" in --config)");
   }
   PosixCacheOptions copts;
   Result<uint32_t> fm = ParseMode("file-mode", s.file_mode);
@@ -62,8 +67,7 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   if (!cleaned.ok()) return cleaned.status();
   if (*cleaned > 0) spdlog::info("removed {} temp file(s) left by an earlier run", *cleaned);
 
-  std::string state_path =
-      s.state.empty() ? s.cache + "/" + kReservedDir + "/state.db" : s.state;
+  std::string state_path = s.state.empty() ? s.cache + "/" + kReservedDir + "/state.db" : s.state;
   Result<std::unique_ptr<SqliteState>> state = SqliteState::Open(state_path);
   if (!state.ok()) return state.status();
   rt.state = std::move(state).value();

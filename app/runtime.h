@@ -33,8 +33,11 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3);
 
 // Exit codes shared by the subcommands.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;     // some events failed / the run failed
-inline constexpr int kExitUsage = 2;      // bad flags or settings
+inline constexpr int kExitFailed = 1;  // some events failed / the run failed
+inline constexpr int kExitUsage = 2;   // bad flags or settings
+
+// Prints "delete-sync <command>: <message>" to stderr and returns `exit_code`.
+int Fail(const char* command, const Status& s, int exit_code);
 
 // A subcommand: registers its flags on `parent`, then runs when chosen.
 class Command {

@@ -41,13 +41,18 @@ int main(int argc, char** argv) {
   size_t size = 1024;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
-    if (a == "--bucket") bucket = argv[i + 1];
-    else if (a == "--cache") cache = argv[i + 1];
-    else if (a == "--count") count = std::atoi(argv[i + 1]);
-    else if (a == "--size") size = static_cast<size_t>(std::atol(argv[i + 1]));
+    if (a == "--bucket")
+      bucket = argv[i + 1];
+    else if (a == "--cache")
+      cache = argv[i + 1];
+    else if (a == "--count")
+      count = std::atoi(argv[i + 1]);
+    else if (a == "--size")
+      size = static_cast<size_t>(std::atol(argv[i + 1]));
   }
   if (bucket.empty() || cache.empty() || count <= 0) {
-    std::fprintf(stderr, "usage: delete_latency --bucket B --cache DIR [--count N] [--size BYTES]\n");
+    std::fprintf(stderr,
+                 "usage: delete_latency --bucket B --cache DIR [--count N] [--size BYTES]\n");
     return 2;
   }
   auto cfg = ds::S3Config::FromEnvironment();
@@ -111,8 +116,8 @@ int main(int argc, char** argv) {
               Percentile(after_return_ms, 1.0));
   std::printf("DELETE sent -> file gone:   median %.3f ms, p99 %.3f ms, max %.3f ms\n",
               Percentile(total_ms, 0.5), Percentile(total_ms, 0.99), Percentile(total_ms, 1.0));
-  std::printf("DELETE call duration:       median %.3f ms, max %.3f ms\n",
-              Percentile(call_ms, 0.5), Percentile(call_ms, 1.0));
+  std::printf("DELETE call duration:       median %.3f ms, max %.3f ms\n", Percentile(call_ms, 0.5),
+              Percentile(call_ms, 1.0));
   std::printf(
       "{\"count\":%d,\"gone_before_return\":%d,\"after_return_ms\":{\"median\":%.3f,\"p99\":%.3f,"
       "\"max\":%.3f},\"sent_to_gone_ms\":{\"median\":%.3f,\"p99\":%.3f,\"max\":%.3f}}\n",

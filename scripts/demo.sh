@@ -66,12 +66,16 @@ say "The cache now"
 
 victim="people/zoë/profile €.json"
 say "Deleting s3://$BUCKET/$victim from the bucket"
-start=$(date +%s%N)
 aws s3api delete-object --bucket "$BUCKET" --key "$victim" >/dev/null
-for _ in $(seq 200); do [[ -e "$DEMO_DIR/cache/$victim" ]] || break; sleep 0.005; done
-end=$(date +%s%N)
-if [[ -e "$DEMO_DIR/cache/$victim" ]]; then echo "still present: FAILED"; exit 1; fi
-echo "gone from the cache $(( (end - start) / 1000000 )) ms after the DELETE was sent"
+if [[ ! -e "$DEMO_DIR/cache/$victim" ]]; then
+  echo "gone from the cache already when the DELETE returned (RGW pushes synchronously)"
+else
+  start=$(date +%s%N)
+  for _ in $(seq 2000); do [[ -e "$DEMO_DIR/cache/$victim" ]] || break; sleep 0.005; done
+  end=$(date +%s%N)
+  if [[ -e "$DEMO_DIR/cache/$victim" ]]; then echo "still present: FAILED"; exit 1; fi
+  echo "gone from the cache $(( (end - start) / 1000000 )) ms after the DELETE returned"
+fi
 
 say "The cache now"
 (cd "$DEMO_DIR/cache" && find . -path ./.delete-sync -prune -o -type f -printf '%8s bytes  %P\n' | sort -k3)

@@ -38,8 +38,8 @@ class ApplyCommand : public Command {
     Status s = settings_->Resolve();
     if (s.ok()) s = SetupLogging(common_.log_level);
     if (!s.ok()) return Fail(s, kExitUsage);
-    if (events_.empty()) return Fail(Status::Invalid("--events FILE is required ('-' for stdin)"),
-                                     kExitUsage);
+    if (events_.empty())
+      return Fail(Status::Invalid("--events FILE is required ('-' for stdin)"), kExitUsage);
     Result<int64_t> workers = ParseInt("fetch-concurrency", fetch_concurrency_, 1, 256);
     if (!workers.ok()) return Fail(workers.status(), kExitUsage);
 
@@ -112,17 +112,22 @@ class ApplyCommand : public Command {
 
     const EngineCounters& c = engine.counters();
     int64_t applied = c.removed + c.absent + c.published + c.gone + c.discarded;
-    int64_t ignored = c.ignored + c.out_of_scope + c.stale + c.other_version + tally.test_events +
-                      tally.non_s3;
+    int64_t ignored =
+        c.ignored + c.out_of_scope + c.stale + c.other_version + tally.test_events + tally.non_s3;
     int64_t failed = c.failed + c.fetch_failed + tally.malformed;
     if (json_) {
-      nlohmann::json out = {
-          {"documents", tally.documents}, {"events", tally.events},
-          {"applied", applied},          {"ignored", ignored},
-          {"refused", c.refused.load()}, {"failed", failed},
-          {"removed", c.removed.load()}, {"downloaded", c.published.load()},
-          {"stale", c.stale.load()},     {"malformed", tally.malformed},
-          {"refusals", engine.RefusalCounts()}, {"errors", tally.errors}};
+      nlohmann::json out = {{"documents", tally.documents},
+                            {"events", tally.events},
+                            {"applied", applied},
+                            {"ignored", ignored},
+                            {"refused", c.refused.load()},
+                            {"failed", failed},
+                            {"removed", c.removed.load()},
+                            {"downloaded", c.published.load()},
+                            {"stale", c.stale.load()},
+                            {"malformed", tally.malformed},
+                            {"refusals", engine.RefusalCounts()},
+                            {"errors", tally.errors}};
       std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
       std::cout << "applied " << applied << ", ignored " << ignored << ", refused "
@@ -140,10 +145,7 @@ class ApplyCommand : public Command {
   }
 
  private:
-  static int Fail(const Status& s, int code) {
-    std::fprintf(stderr, "delete-sync apply: %s\n", s.message().c_str());
-    return code;
-  }
+  static int Fail(const Status& s, int code) { return app::Fail("apply", s, code); }
 
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;

@@ -63,8 +63,7 @@ class ServeCommand : public Command {
     settings_->Add("webhook-token", &token_,
                    "token a sender must present (Authorization: Bearer, or ?token=)");
     settings_->Add("webhook-token-file", &token_file_, "read the webhook token from this file");
-    settings_->Add("webhook-max-body", &max_body_, "largest accepted notification body",
-                   "8MiB");
+    settings_->Add("webhook-max-body", &max_body_, "largest accepted notification body", "8MiB");
     settings_->Add("fetch-concurrency", &fetch_concurrency_, "parallel downloads", "4");
     return cmd_;
   }
@@ -76,8 +75,8 @@ class ServeCommand : public Command {
 
     if (token_.empty() && !token_file_.empty()) {
       std::ifstream in(token_file_);
-      if (!in) return Fail(Status::Invalid("cannot read --webhook-token-file " + token_file_),
-                           kExitUsage);
+      if (!in)
+        return Fail(Status::Invalid("cannot read --webhook-token-file " + token_file_), kExitUsage);
       std::getline(in, token_);
     }
     if (token_.empty()) {
@@ -134,8 +133,8 @@ class ServeCommand : public Command {
       });
     }
     spdlog::info("delete-sync serving: cache {}, bucket {}, prefix '{}', {} fetch worker(s)",
-                 common_.cache, common_.bucket.empty() ? "(any)" : common_.bucket,
-                 common_.prefix, *workers);
+                 common_.cache, common_.bucket.empty() ? "(any)" : common_.bucket, common_.prefix,
+                 *workers);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
@@ -155,10 +154,7 @@ class ServeCommand : public Command {
   }
 
  private:
-  static int Fail(const Status& s, int code) {
-    std::fprintf(stderr, "delete-sync serve: %s\n", s.message().c_str());
-    return code;
-  }
+  static int Fail(const Status& s, int code) { return app::Fail("serve", s, code); }
 
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;

@@ -22,7 +22,8 @@ class StatusCommand : public Command {
     Status s = settings_->Resolve();
     if (!s.ok()) return Fail(s, kExitUsage);
     if (state_.empty()) {
-      if (cache_.empty()) return Fail(Status::Invalid("--cache or --state is required"), kExitUsage);
+      if (cache_.empty())
+        return Fail(Status::Invalid("--cache or --state is required"), kExitUsage);
       state_ = cache_ + "/" + kReservedDir + "/state.db";
     }
     Result<std::unique_ptr<SqliteState>> db = SqliteState::Open(state_);
@@ -34,7 +35,9 @@ class StatusCommand : public Command {
     if (json_) {
       nlohmann::json f = nlohmann::json::array();
       for (const FetchJob& j : *failed) {
-        f.push_back({{"bucket", j.bucket}, {"key", PrintableKey(j.key)}, {"attempts", j.attempts},
+        f.push_back({{"bucket", j.bucket},
+                     {"key", PrintableKey(j.key)},
+                     {"attempts", j.attempts},
                      {"error", j.last_error}});
       }
       nlohmann::json out = {{"state", state_},
@@ -55,10 +58,8 @@ class StatusCommand : public Command {
   }
 
  private:
-  static int Fail(const Status& s, int code) {
-    std::fprintf(stderr, "delete-sync status: %s\n", s.message().c_str());
-    return code;
-  }
+  static int Fail(const Status& s, int code) { return app::Fail("status", s, code); }
+
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   std::string cache_, state_;

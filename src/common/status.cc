@@ -4,14 +4,22 @@ namespace ds {
 
 const char* CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kNotFound: return "NotFound";
-    case Code::kPermissionDenied: return "PermissionDenied";
-    case Code::kConflict: return "Conflict";
-    case Code::kUnavailable: return "Unavailable";
-    case Code::kIoError: return "IoError";
-    case Code::kInternal: return "Internal";
+    case Code::kOk:
+      return "OK";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kPermissionDenied:
+      return "PermissionDenied";
+    case Code::kConflict:
+      return "Conflict";
+    case Code::kUnavailable:
+      return "Unavailable";
+    case Code::kIoError:
+      return "IoError";
+    case Code::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }

@@ -50,7 +50,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT: implicit by design
 
   bool ok() const { return std::holds_alternative<T>(v_); }
@@ -72,8 +72,8 @@ class [[nodiscard]] Result {
 
 }  // namespace ds
 
-#define DS_RETURN_IF_ERROR(expr)         \
-  do {                                   \
-    ::ds::Status ds_status_ = (expr);    \
+#define DS_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::ds::Status ds_status_ = (expr);        \
     if (!ds_status_.ok()) return ds_status_; \
   } while (0)

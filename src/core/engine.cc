@@ -9,27 +9,42 @@ namespace ds {
 
 const char* OutcomeName(Outcome o) {
   switch (o) {
-    case Outcome::kRemoved: return "removed";
-    case Outcome::kAbsent: return "absent";
-    case Outcome::kQueued: return "queued";
-    case Outcome::kPublished: return "published";
-    case Outcome::kIgnored: return "ignored";
-    case Outcome::kOutOfScope: return "out-of-scope";
-    case Outcome::kStale: return "stale";
-    case Outcome::kOtherVersion: return "other-version";
-    case Outcome::kRefused: return "refused";
-    case Outcome::kFailed: return "failed";
+    case Outcome::kRemoved:
+      return "removed";
+    case Outcome::kAbsent:
+      return "absent";
+    case Outcome::kQueued:
+      return "queued";
+    case Outcome::kPublished:
+      return "published";
+    case Outcome::kIgnored:
+      return "ignored";
+    case Outcome::kOutOfScope:
+      return "out-of-scope";
+    case Outcome::kStale:
+      return "stale";
+    case Outcome::kOtherVersion:
+      return "other-version";
+    case Outcome::kRefused:
+      return "refused";
+    case Outcome::kFailed:
+      return "failed";
   }
   return "unknown";
 }
 
 const char* JobOutcomeName(JobOutcome o) {
   switch (o) {
-    case JobOutcome::kPublished: return "published";
-    case JobOutcome::kDiscarded: return "discarded";
-    case JobOutcome::kGone: return "gone";
-    case JobOutcome::kRetry: return "retry";
-    case JobOutcome::kFailed: return "failed";
+    case JobOutcome::kPublished:
+      return "published";
+    case JobOutcome::kDiscarded:
+      return "discarded";
+    case JobOutcome::kGone:
+      return "gone";
+    case JobOutcome::kRetry:
+      return "retry";
+    case JobOutcome::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -48,6 +63,17 @@ bool IsStale(const std::string& seq, bool ordered, const KeyState& st, bool is_c
   if (!cmp) return false;
   if (*cmp < 0) return true;
   return *cmp == 0 && is_create && st.tombstone;
+}
+
+// Records in `st` that the key's copy was removed at `now_ms`.
+void MarkRemoved(KeyState& st, int64_t now_ms) {
+  st.present = false;
+  st.tombstone = true;
+  st.removal_gen++;
+  st.etag.clear();
+  st.version_id.clear();
+  st.size = -1;
+  st.updated_ms = now_ms;
 }
 
 void RaiseSeq(KeyState& st, const std::string& seq, bool ordered) {
@@ -97,8 +123,7 @@ ApplyResult Engine::Apply(const Event& ev) {
   }
   if (!KeyUnderPrefix(ev.key, opts_.prefix)) {
     counters_.out_of_scope++;
-    return {Outcome::kOutOfScope, "key is outside the prefix '" + opts_.prefix + "'",
-            Status::Ok()};
+    return {Outcome::kOutOfScope, "key is outside the prefix '" + opts_.prefix + "'", Status::Ok()};
   }
   if (auto r = CheckKey(ev.key, opts_.limits)) return Refuse(ev, *r);
   return ev.action == EventAction::kRemove ? ApplyRemove(ev) : ApplyCreate(ev);
@@ -111,8 +136,8 @@ ApplyResult Engine::ApplyRemove(const Event& ev) {
     if (!got.ok()) return got.status();
     KeyState st = *got;
     if (IsStale(ev.sequencer, ev.ordered, st, /*is_create=*/false)) {
-      result = {Outcome::kStale,
-                "sequencer " + ev.sequencer + " is older than applied " + st.seq, Status::Ok()};
+      result = {Outcome::kStale, "sequencer " + ev.sequencer + " is older than applied " + st.seq,
+                Status::Ok()};
       return Status::Ok();
     }
     const bool specific_version = ev.version_id.has_value() && !ev.delete_marker;
@@ -132,13 +157,7 @@ ApplyResult Engine::ApplyRemove(const Event& ev) {
       removed = false;
     }
     if (!removed.ok()) return removed.status();
-    st.present = false;
-    st.tombstone = true;
-    st.removal_gen++;
-    st.etag.clear();
-    st.version_id.clear();
-    st.size = -1;
-    st.updated_ms = clock_.NowMillis();
+    MarkRemoved(st, clock_.NowMillis());
     RaiseSeq(st, ev.sequencer, ev.ordered);
     DS_RETURN_IF_ERROR(txn.Put(ev.bucket, ev.key, st));
     if (opts_.resync_after_removal && (!ev.ordered || specific_version)) {
@@ -176,8 +195,7 @@ ApplyResult Engine::ApplyRemove(const Event& ev) {
       break;
     case Outcome::kOtherVersion:
       counters_.other_version++;
-      spdlog::info("removal of {}: {}; cache left alone", Where(ev.bucket, ev.key),
-                   result.message);
+      spdlog::info("removal of {}: {}; cache left alone", Where(ev.bucket, ev.key), result.message);
       break;
     default:
       break;
@@ -247,8 +265,8 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
       return JobOutcome::kRetry;
     }
     counters_.fetch_failed++;
-    spdlog::error("download of {} failed for good after {} attempt(s): {}", where,
-                  job.attempts + 1, err.ToString());
+    spdlog::error("download of {} failed for good after {} attempt(s): {}", where, job.attempts + 1,
+                  err.ToString());
     Status fs = state_.FailJob(job.id, err.ToString());
     if (!fs.ok()) spdlog::error("could not record failed job {}: {}", job.id, fs.ToString());
     return JobOutcome::kFailed;
@@ -317,13 +335,7 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
       Result<bool> r = cache_.Remove(job.key);
       if (!r.ok()) return r.status();
       removed = *r;
-      st.present = false;
-      st.tombstone = true;
-      st.removal_gen++;
-      st.etag.clear();
-      st.version_id.clear();
-      st.size = -1;
-      st.updated_ms = clock_.NowMillis();
+      MarkRemoved(st, clock_.NowMillis());
       return txn.Put(job.bucket, job.key, st);
     });
     if (!rs.ok()) return retry_or_fail(rs);

@@ -14,7 +14,8 @@
 namespace ds {
 
 enum class EventAction {
-  kCreate,  // ObjectCreated:* (Put, Post, Copy, CompleteMultipartUpload), EventBridge "Object Created"
+  kCreate,  // ObjectCreated:* (Put, Post, Copy, CompleteMultipartUpload), EventBridge "Object
+            // Created"
   kRemove,  // ObjectRemoved:*, LifecycleExpiration:*, EventBridge "Object Deleted"
   kIgnore,  // anything else (restore, replication, transition, tagging, ...): acknowledged, counted
 };
@@ -23,11 +24,13 @@ const char* ActionName(EventAction a);
 
 struct Event {
   EventAction action = EventAction::kIgnore;
-  // Normalised name without the "s3:" prefix: "ObjectCreated:Put", "ObjectRemoved:DeleteMarkerCreated",
-  // "LifecycleExpiration:Delete". EventBridge events are mapped onto the same names
+  // Normalised name without the "s3:" prefix: "ObjectCreated:Put",
+  // "ObjectRemoved:DeleteMarkerCreated", "LifecycleExpiration:Delete". EventBridge events are
+  // mapped onto the same names
   // ("Object Created" + reason PutObject -> "ObjectCreated:Put"; "Object Deleted" with
   // deletion-type "Delete Marker Created" -> "ObjectRemoved:DeleteMarkerCreated"; with reason
-  // "Lifecycle Expiration" -> "LifecycleExpiration:Delete" / "LifecycleExpiration:DeleteMarkerCreated").
+  // "Lifecycle Expiration" -> "LifecycleExpiration:Delete" /
+  // "LifecycleExpiration:DeleteMarkerCreated").
   std::string name;
   // Where it came from: "aws:s3", "ceph:s3", "minio:s3", "aws.s3" (EventBridge), as sent.
   std::string source;
@@ -42,7 +45,8 @@ struct Event {
   bool ordered = false;
   bool delete_marker = false;  // a removal that created a delete marker (versioned bucket)
   std::string event_time;      // ISO-8601 as sent
-  std::string event_id;        // a stable id for logs and audit: eventId / EventBridge id / x-amz-request-id
+  std::string
+      event_id;  // a stable id for logs and audit: eventId / EventBridge id / x-amz-request-id
   // User metadata and tags when the sender includes them (RGW, MinIO): key/value pairs as sent.
   std::vector<std::pair<std::string, std::string>> metadata;
   std::vector<std::pair<std::string, std::string>> tags;
@@ -51,9 +55,9 @@ struct Event {
 // One notification document, parsed. A document with any malformed record is rejected whole
 // (ParseNotification returns an error), so that bad input changes nothing.
 struct ParsedDocument {
-  std::vector<Event> events;  // in document order
-  size_t test_events = 0;     // s3:TestEvent documents: acknowledged, nothing to do
-  size_t non_s3_messages = 0; // SNS/SQS wrapper messages whose payload is not an S3 notification
+  std::vector<Event> events;   // in document order
+  size_t test_events = 0;      // s3:TestEvent documents: acknowledged, nothing to do
+  size_t non_s3_messages = 0;  // SNS/SQS wrapper messages whose payload is not an S3 notification
 };
 
 // Accepts, as a JSON text:
@@ -62,7 +66,8 @@ struct ParsedDocument {
 //  - an SQS message {"Records":[{"eventSource":"aws:sqs","body":"<json>"}...]} whose bodies are S3
 //    notifications or SNS envelopes of them (all records of the batch are flattened);
 //  - s3:TestEvent ({"Event":"s3:TestEvent",...}), counted in test_events;
-//  - EventBridge {"detail-type":"Object Created"|"Object Deleted","source":"aws.s3","detail":{...}};
+//  - EventBridge {"detail-type":"Object Created"|"Object
+//  Deleted","source":"aws.s3","detail":{...}};
 //  - Ceph RGW records (eventSource "ceph:s3": keys NOT URL-encoded, size may be a string);
 //  - MinIO records (eventSource "minio:s3": keys URL-encoded).
 // Errors are kInvalidArgument with a message naming the document path of the problem, for

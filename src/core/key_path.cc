@@ -6,30 +6,48 @@ namespace ds {
 
 const char* RefusalName(KeyRefusal r) {
   switch (r) {
-    case KeyRefusal::kEmpty: return "empty";
-    case KeyRefusal::kFolderMarker: return "folder-marker";
-    case KeyRefusal::kLeadingSlash: return "leading-slash";
-    case KeyRefusal::kDotSegment: return "dot-segment";
-    case KeyRefusal::kEmptySegment: return "empty-segment";
-    case KeyRefusal::kControlByte: return "control-byte";
-    case KeyRefusal::kSegmentTooLong: return "segment-too-long";
-    case KeyRefusal::kPathTooLong: return "path-too-long";
-    case KeyRefusal::kReserved: return "reserved";
+    case KeyRefusal::kEmpty:
+      return "empty";
+    case KeyRefusal::kFolderMarker:
+      return "folder-marker";
+    case KeyRefusal::kLeadingSlash:
+      return "leading-slash";
+    case KeyRefusal::kDotSegment:
+      return "dot-segment";
+    case KeyRefusal::kEmptySegment:
+      return "empty-segment";
+    case KeyRefusal::kControlByte:
+      return "control-byte";
+    case KeyRefusal::kSegmentTooLong:
+      return "segment-too-long";
+    case KeyRefusal::kPathTooLong:
+      return "path-too-long";
+    case KeyRefusal::kReserved:
+      return "reserved";
   }
   return "unknown";
 }
 
 const char* RefusalReason(KeyRefusal r) {
   switch (r) {
-    case KeyRefusal::kEmpty: return "the key is empty";
-    case KeyRefusal::kFolderMarker: return "the key ends in '/' (a folder marker): no file is made";
-    case KeyRefusal::kLeadingSlash: return "a leading '/' would make an absolute path";
-    case KeyRefusal::kDotSegment: return "a '.' or '..' segment could leave the cache";
-    case KeyRefusal::kEmptySegment: return "an empty segment ('//') has no file name";
-    case KeyRefusal::kControlByte: return "NUL or another control byte cannot be in a file name";
-    case KeyRefusal::kSegmentTooLong: return "a segment is longer than 255 bytes";
-    case KeyRefusal::kPathTooLong: return "the path is longer than 4096 bytes";
-    case KeyRefusal::kReserved: return "the key is inside the reserved folder .delete-sync";
+    case KeyRefusal::kEmpty:
+      return "the key is empty";
+    case KeyRefusal::kFolderMarker:
+      return "the key ends in '/' (a folder marker): no file is made";
+    case KeyRefusal::kLeadingSlash:
+      return "a leading '/' would make an absolute path";
+    case KeyRefusal::kDotSegment:
+      return "a '.' or '..' segment could leave the cache";
+    case KeyRefusal::kEmptySegment:
+      return "an empty segment ('//') has no file name";
+    case KeyRefusal::kControlByte:
+      return "NUL or another control byte cannot be in a file name";
+    case KeyRefusal::kSegmentTooLong:
+      return "a segment is longer than 255 bytes";
+    case KeyRefusal::kPathTooLong:
+      return "the path is longer than 4096 bytes";
+    case KeyRefusal::kReserved:
+      return "the key is inside the reserved folder .delete-sync";
   }
   return "unknown";
 }

@@ -10,15 +10,15 @@
 namespace ds {
 
 enum class KeyRefusal {
-  kEmpty,            // "" is not a key
-  kFolderMarker,     // ends in '/': a folder marker, no file is made
-  kLeadingSlash,     // "/x" would be an absolute path
-  kDotSegment,       // a "." or ".." segment
-  kEmptySegment,     // "a//b"
-  kControlByte,      // NUL or another control byte (0x01-0x1F, 0x7F)
-  kSegmentTooLong,   // a segment over 255 bytes
-  kPathTooLong,      // the whole path over 4096 bytes
-  kReserved,         // inside the reserved folder (.delete-sync)
+  kEmpty,           // "" is not a key
+  kFolderMarker,    // ends in '/': a folder marker, no file is made
+  kLeadingSlash,    // "/x" would be an absolute path
+  kDotSegment,      // a "." or ".." segment
+  kEmptySegment,    // "a//b"
+  kControlByte,     // NUL or another control byte (0x01-0x1F, 0x7F)
+  kSegmentTooLong,  // a segment over 255 bytes
+  kPathTooLong,     // the whole path over 4096 bytes
+  kReserved,        // inside the reserved folder (.delete-sync)
 };
 
 // Stable machine name of a refusal, used in logs, counters and JSON: "dot-segment", ...
@@ -27,9 +27,9 @@ const char* RefusalName(KeyRefusal r);
 const char* RefusalReason(KeyRefusal r);
 
 struct KeyPathLimits {
-  size_t max_segment = 255;   // NAME_MAX
-  size_t max_path = 4096;     // PATH_MAX, counted over <root>/<key>
-  size_t root_length = 0;     // bytes of the cache root path, counted into max_path
+  size_t max_segment = 255;  // NAME_MAX
+  size_t max_path = 4096;    // PATH_MAX, counted over <root>/<key>
+  size_t root_length = 0;    // bytes of the cache root path, counted into max_path
 };
 
 // Returns nullopt when `key` maps to a safe relative path (the key itself), else the reason.

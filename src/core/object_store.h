@@ -31,7 +31,7 @@ struct ObjectId {
 struct DeleteOutcome {
   ObjectId id;
   bool deleted = false;
-  std::string error_code;     // S3 error code when not deleted
+  std::string error_code;  // S3 error code when not deleted
   std::string error_message;
 };
 

@@ -172,10 +172,9 @@ void Classify(Event& e) {
   e.delete_marker = false;
   // MinIO sends these under ObjectCreated:* although they change only retention, legal hold
   // or tags, never the content: nothing to download.
-  static const char* const kMetadataOnly[] = {"ObjectCreated:PutRetention",
-                                              "ObjectCreated:PutLegalHold",
-                                              "ObjectCreated:PutTagging",
-                                              "ObjectCreated:DeleteTagging"};
+  static const char* const kMetadataOnly[] = {
+      "ObjectCreated:PutRetention", "ObjectCreated:PutLegalHold", "ObjectCreated:PutTagging",
+      "ObjectCreated:DeleteTagging"};
   for (const char* m : kMetadataOnly) {
     if (n == m) {
       e.action = EventAction::kIgnore;

@@ -36,10 +36,10 @@ struct FetchJob {
   int64_t id = 0;
   std::string bucket;
   std::string key;
-  std::string seq;        // the triggering event's sequencer when ordered, else ""
+  std::string seq;  // the triggering event's sequencer when ordered, else ""
   bool ordered = false;
-  std::string event_id;   // for logs
-  std::string reason;     // "event", "resync-after-removal", "reconcile", ...
+  std::string event_id;  // for logs
+  std::string reason;    // "event", "resync-after-removal", "reconcile", ...
   int attempts = 0;
   int64_t not_before_ms = 0;
   std::string last_error;

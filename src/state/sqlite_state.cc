@@ -1,7 +1,5 @@
 #include "state/sqlite_state.h"
 
-#include "core/event.h"
-
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -11,6 +9,8 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+
+#include "core/event.h"
 
 namespace ds {
 namespace {
@@ -222,14 +222,13 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path) 
   if (!parent.empty()) {
     std::filesystem::create_directories(parent, ec);
     if (ec) {
-      return Status::Io("cannot create the folder of state database " + path + ": " +
-                        ec.message());
+      return Status::Io("cannot create the folder of state database " + path + ": " + ec.message());
     }
   }
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string m = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -357,8 +356,8 @@ Result<std::pair<int64_t, int64_t>> SqliteState::JobCounts() {
 
 Result<std::vector<FetchJob>> SqliteState::FailedJobs(size_t limit) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::string sql =
-      std::string("SELECT ") + kJobColumns + " FROM jobs WHERE failed = 1 ORDER BY id DESC LIMIT ?1";
+  std::string sql = std::string("SELECT ") + kJobColumns +
+                    " FROM jobs WHERE failed = 1 ORDER BY id DESC LIMIT ?1";
   Stmt q(db_, sql.c_str());
   q.Int(1, static_cast<int64_t>(limit));
   std::vector<FetchJob> out;

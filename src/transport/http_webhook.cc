@@ -47,8 +47,7 @@ WebhookReply HandleNotification(Engine& engine, const std::string& body) {
         break;
       case Outcome::kRefused:
         ++refused;
-        refusals.push_back(
-            {{"key", PrintableKey(ev.key)}, {"error", r.message}});
+        refusals.push_back({{"key", PrintableKey(ev.key)}, {"error", r.message}});
         break;
       case Outcome::kFailed:
         ++failed;
@@ -56,9 +55,12 @@ WebhookReply HandleNotification(Engine& engine, const std::string& body) {
         break;
     }
   }
-  json out = {{"events", doc->events.size()}, {"applied", applied}, {"queued", queued},
+  json out = {{"events", doc->events.size()},
+              {"applied", applied},
+              {"queued", queued},
               {"ignored", ignored + static_cast<int64_t>(doc->test_events)},
-              {"refused", refused}, {"failed", failed}};
+              {"refused", refused},
+              {"failed", failed}};
   if (!refusals.empty()) out["refusals"] = refusals;
   if (!failures.empty()) out["failures"] = failures;
   int status = 200;
@@ -126,8 +128,7 @@ Status WebhookServer::Start() {
       res.set_content(R"j({"error":"request body over the size limit (--webhook-max-body)"})j",
                       "application/json");
     } else if (res.body.empty()) {
-      res.set_content("{\"error\":\"" + std::to_string(res.status) + " for " + req.method +
-                          "\"}",
+      res.set_content("{\"error\":\"" + std::to_string(res.status) + " for " + req.method + "\"}",
                       "application/json");
     }
   });
@@ -138,8 +139,7 @@ Status WebhookServer::Start() {
   } else {
     if (!srv.bind_to_port(opts_.host, opts_.port)) {
       return Status::Unavailable("cannot listen on " + opts_.host + ":" +
-                                 std::to_string(opts_.port) +
-                                 " (address in use or not available)");
+                                 std::to_string(opts_.port) + " (address in use or not available)");
     }
     port_ = opts_.port;
   }

@@ -26,7 +26,7 @@ namespace ds {
 
 struct WebhookOptions {
   std::string host = "127.0.0.1";
-  int port = 8089;  // 0 picks a free port (see port())
+  int port = 8089;    // 0 picks a free port (see port())
   std::string token;  // required, non-empty
   size_t max_body = 8 * 1024 * 1024;
   int threads = 8;

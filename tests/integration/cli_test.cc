@@ -35,7 +35,8 @@ class CliTest : public ::testing::Test {
   static std::string RgwRemoval(const std::string& bucket, const std::string& key) {
     return R"({"Records":[{"eventVersion":"2.2","eventSource":"ceph:s3","eventName":)"
            R"("ObjectRemoved:Delete","s3":{"bucket":{"name":")" +
-           bucket + R"("},"object":{"key":")" + key + R"(","size":0,"eTag":"","versionId":"",)"
+           bucket + R"("},"object":{"key":")" + key +
+           R"(","size":0,"eTag":"","versionId":"",)"
            R"("sequencer":"0011223344556677"}}}]})";
   }
   std::string dir_;
@@ -82,9 +83,9 @@ TEST_F(CliTest, BadSettingsGiveClearErrors) {
   std::string typo = Write("typo.toml", "cahce = \"/tmp/x\"\n");
   EXPECT_EQ(Run({"apply", "--config", typo, "--events", events}, {}, &out), 2);
   EXPECT_NE(out.find("unknown setting 'cahce'"), std::string::npos) << out;
-  EXPECT_EQ(Run({"apply", "--cache", dir_ + "/c", "--file-mode", "0999", "--events", events}, {},
-                &out),
-            2);
+  EXPECT_EQ(
+      Run({"apply", "--cache", dir_ + "/c", "--file-mode", "0999", "--events", events}, {}, &out),
+      2);
   EXPECT_NE(out.find("octal"), std::string::npos) << out;
   EXPECT_EQ(Run({"serve", "--cache", dir_ + "/c"}, {}, &out), 2);
   EXPECT_NE(out.find("--webhook-token"), std::string::npos) << out;
@@ -135,8 +136,8 @@ TEST_F(CliTest, ApplyDownloadsCreationsFromRgw) {
   std::string events = Write("create.json", doc);
   std::string cache = dir_ + "/cache";
   std::string out;
-  int rc = Run({"apply", "--cache", cache, "--bucket", bucket, "--events", events,
-                "--file-mode", "0640", "--dir-mode", "0750"},
+  int rc = Run({"apply", "--cache", cache, "--bucket", bucket, "--events", events, "--file-mode",
+                "0640", "--dir-mode", "0750"},
                env, &out);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("applied 2, ignored 0, refused 0, failed 0"), std::string::npos) << out;

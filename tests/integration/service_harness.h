@@ -4,11 +4,11 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,26 +25,18 @@
 #include <thread>
 #include <vector>
 
+#include "rgw_env.h"
 #include "s3/client.h"
 
 namespace ds::itest {
 
-// The export lines written by `scripts/rgw-local.sh start`.
+// The export lines written by `scripts/rgw-local.sh start`; empty when it is not running.
 inline std::map<std::string, std::string> ReadRgwEnv() {
-  const char* path = std::getenv("DS_RGW_ENV_FILE");
-  std::string file = path && *path ? path : "/tmp/delete-sync-rgw/env";
-  std::ifstream in(file);
-  std::map<std::string, std::string> vars;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("export ", 0) == 0) line = line.substr(7);
-    size_t eq = line.find('=');
-    if (eq == std::string::npos) continue;
-    std::string v = line.substr(eq + 1);
-    if (v.size() >= 2 && (v.front() == '\'' || v.front() == '"')) v = v.substr(1, v.size() - 2);
-    vars[line.substr(0, eq)] = v;
-  }
-  return vars;
+  std::ifstream in(testenv::RgwEnvFile());
+  if (!in) return {};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return testenv::ParseEnvExports(ss.str());
 }
 
 inline std::string RandomSuffix() {

@@ -831,8 +831,7 @@ std::string MinioRecord(const std::string& name) {
   return R"({"EventName":"s3:)" + name +
          R"(","Key":"bkt/x","Records":[{"eventVersion":"2.0","eventSource":"minio:s3",)"
          R"("eventName":"s3:)" +
-         name +
-         R"(","s3":{"bucket":{"name":"bkt"},"object":{"key":"x%2By","sequencer":"17F"}}}]})";
+         name + R"(","s3":{"bucket":{"name":"bkt"},"object":{"key":"x%2By","sequencer":"17F"}}}]})";
 }
 
 TEST(ParseMinioNames, MetadataOnlyCreationsAreIgnoredAndDeleteAllVersionsRemoves) {
