@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,6 +36,10 @@ struct CacheEntryInfo {
   uint64_t size = 0;
 };
 
+// Called by CacheFs::Walk for each regular file. Return false to stop the walk.
+using CacheWalkVisitor =
+    std::function<bool(const std::string& rel_path, const CacheEntryInfo& info)>;
+
 class CacheFs {
  public:
   virtual ~CacheFs() = default;
@@ -50,6 +55,11 @@ class CacheFs {
 
   // Removes temp files left in the reserved folder by an earlier crash. Returns how many.
   virtual Result<size_t> CleanTemp() = 0;
+
+  // Visits the regular files whose relative path starts with `prefix` (a plain byte prefix,
+  // as in S3), in S3 key order: byte order of the full relative path. Skips the reserved
+  // folder, symbolic links and other non-regular files. Memory bounded by one folder per level.
+  virtual Status Walk(const std::string& prefix, const CacheWalkVisitor& visit) const = 0;
 };
 
 }  // namespace ds

@@ -392,6 +392,54 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
   return finish(JobOutcome::kPublished);
 }
 
+Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std::string& key,
+                                           int64_t pass_started_ms,
+                                           const std::string& request_id) {
+  OrphanOutcome outcome = OrphanOutcome::kAbsent;
+  Status s = state_.Transact([&](StateTxn& txn) -> Status {
+    Result<KeyState> got = txn.Get(bucket, key);
+    if (!got.ok()) return got.status();
+    KeyState st = *got;
+    if (st.updated_ms >= pass_started_ms) {
+      outcome = OrphanOutcome::kChanged;
+      return Status::Ok();
+    }
+    Result<bool> removed = cache_.Remove(key);
+    if (!removed.ok()) return removed.status();
+    MarkRemoved(st, clock_.NowMillis());
+    DS_RETURN_IF_ERROR(txn.Put(bucket, key, st));
+    outcome = *removed ? OrphanOutcome::kRemoved : OrphanOutcome::kAbsent;
+    return Status::Ok();
+  });
+  if (!s.ok()) {
+    counters_.failed++;
+    spdlog::error("reconcile: removal of orphan {} failed: {}", Where(bucket, key), s.ToString());
+    return s;
+  }
+  if (outcome == OrphanOutcome::kRemoved) {
+    counters_.removed++;
+    spdlog::info("removed {} (reconcile: not in the bucket) [{}]", Where(bucket, key),
+                 request_id);
+  } else if (outcome == OrphanOutcome::kChanged) {
+    spdlog::info("reconcile: {} changed during the pass; left alone", Where(bucket, key));
+  }
+  return outcome;
+}
+
+Status Engine::QueueFetch(const std::string& bucket, const std::string& key,
+                          const std::string& reason, const std::string& request_id) {
+  FetchJob job;
+  job.bucket = bucket;
+  job.key = key;
+  job.ordered = false;
+  job.event_id = request_id;
+  job.reason = reason;
+  job.not_before_ms = clock_.NowMillis();
+  Status s = state_.Transact([&](StateTxn& txn) { return txn.Enqueue(job); });
+  if (s.ok()) counters_.queued++;
+  return s;
+}
+
 size_t Engine::DrainJobs(size_t max_jobs) {
   size_t ran = 0;
   while (ran < max_jobs) {

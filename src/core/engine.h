@@ -65,6 +65,12 @@ enum class JobOutcome {
 };
 const char* JobOutcomeName(JobOutcome o);
 
+enum class OrphanOutcome {
+  kRemoved,  // the file was unlinked
+  kAbsent,   // nothing to remove any more
+  kChanged,  // an event changed the key after the pass started: left alone
+};
+
 struct EngineCounters {
   std::atomic<int64_t> removed{0}, absent{0}, queued{0}, ignored{0}, out_of_scope{0}, stale{0},
       other_version{0}, refused{0}, failed{0};
@@ -84,6 +90,16 @@ class Engine {
   // Downloads one claimed job and publishes it if no removal or newer download intervened,
   // then finishes, retries or fails the job in the state store.
   JobOutcome RunJob(const FetchJob& job);
+
+  // Removes the copy of a key that reconcile found missing from the bucket listing taken
+  // after `pass_started_ms`, unless an event changed the key since then. Same state rules as
+  // an event removal (tombstone, removal generation), so a download in flight is discarded.
+  Result<OrphanOutcome> RemoveOrphan(const std::string& bucket, const std::string& key,
+                                     int64_t pass_started_ms, const std::string& request_id);
+
+  // Journals a download of the key's current object (reconcile: missing or stale copy).
+  Status QueueFetch(const std::string& bucket, const std::string& key, const std::string& reason,
+                    const std::string& request_id);
 
   // Claims and runs jobs until none is due; returns how many ran. For `apply` and tests.
   size_t DrainJobs(size_t max_jobs = SIZE_MAX);

@@ -48,10 +48,6 @@ struct PosixCacheOptions {
   std::chrono::seconds stale_temp_age{3600};
 };
 
-// Called by PosixCache::Walk for each regular file. Return false to stop the walk.
-using CacheWalkVisitor =
-    std::function<bool(const std::string& rel_path, const CacheEntryInfo& info)>;
-
 namespace posix_cache_internal {
 struct State;
 }
@@ -107,7 +103,7 @@ class PosixCache : public CacheFs {
   // The visitor may call other methods of this cache (e.g. Remove the file just reported).
   // Files added or removed during the walk may or may not be reported.
   // Returns kInvalidArgument for a prefix whose folder part is not a valid relative path.
-  Status Walk(const std::string& prefix, const CacheWalkVisitor& visit) const;
+  Status Walk(const std::string& prefix, const CacheWalkVisitor& visit) const override;
 
   // The root as given to Open.
   const std::string& root() const;

@@ -165,6 +165,22 @@ Result<CacheEntryInfo> FakeCacheFs::Stat(const std::string& rel_path) {
   return info;
 }
 
+Status FakeCacheFs::Walk(const std::string& prefix, const CacheWalkVisitor& visit) const {
+  std::map<std::string, std::string> copy;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    copy = files_;
+  }
+  for (const auto& [p, body] : copy) {
+    if (p.compare(0, prefix.size(), prefix) != 0) continue;
+    CacheEntryInfo info;
+    info.exists = true;
+    info.size = body.size();
+    if (!visit(p, info)) break;
+  }
+  return Status::Ok();
+}
+
 Result<size_t> FakeCacheFs::CleanTemp() {
   std::lock_guard<std::mutex> l(mu_);
   size_t n = temps_.size();

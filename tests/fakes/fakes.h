@@ -66,6 +66,12 @@ class FakeCacheFs : public CacheFs {
   Result<bool> Remove(const std::string& rel_path) override;
   Result<CacheEntryInfo> Stat(const std::string& rel_path) override;
   Result<size_t> CleanTemp() override;
+  Status Walk(const std::string& prefix, const CacheWalkVisitor& visit) const override;
+  // Puts a file in the cache as something other than the service would (no state record).
+  void PutFile(const std::string& p, const std::string& body) {
+    std::lock_guard<std::mutex> l(mu_);
+    files_[p] = body;
+  }
 
   bool Has(const std::string& p) {
     std::lock_guard<std::mutex> l(mu_);
@@ -90,8 +96,8 @@ class FakeCacheFs : public CacheFs {
 
  private:
   friend class FakeTemp;
-  std::mutex mu_;
-  std::map<std::string, std::string> files_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::string> files_;  // std::map of std::string: byte order
   std::set<int> temps_;
   int next_temp_ = 0;
 };

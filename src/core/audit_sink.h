@@ -1,0 +1,33 @@
+// Where the engine reports every removal from a cache, so that it lands in the audit log
+// (audit/chain.h) before the removal is acknowledged.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+
+namespace ds {
+
+// One removal of a cached copy.
+struct RemovalRecord {
+  std::string bucket;
+  std::string key;
+  std::string version_id;  // of the removed copy when known, else ""
+  std::string etag;        // of the removed copy when known, else ""
+  int64_t size = -1;       // of the removed copy when known, else -1
+  std::string cause;       // "event", "reconcile", "erase", "store-not-found"
+  std::string event_id;    // the triggering event's id, or the reconcile/erase request id
+  std::string event_name;  // e.g. "ObjectRemoved:Delete"; "" when not from an event
+  std::string outcome;     // "removed" (a file was unlinked) or "absent" (nothing to unlink)
+};
+
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  // Appends the record durably (written and fsynced) before returning OK. An error means
+  // the removal must not be acknowledged.
+  virtual Status RecordRemoval(const RemovalRecord& r) = 0;
+};
+
+}  // namespace ds
