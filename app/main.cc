@@ -15,8 +15,8 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   std::map<CLI::App*, std::unique_ptr<ds::app::Command>> commands;
-  for (auto make :
-       {ds::app::MakeServeCommand, ds::app::MakeApplyCommand, ds::app::MakeStatusCommand}) {
+  for (auto make : {ds::app::MakeServeCommand, ds::app::MakeApplyCommand,
+                    ds::app::MakeStatusCommand, ds::app::MakeReconcileCommand}) {
     std::unique_ptr<ds::app::Command> cmd = make();
     CLI::App* sub = cmd->Register(app);
     commands[sub] = std::move(cmd);

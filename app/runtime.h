@@ -50,5 +50,6 @@ class Command {
 std::unique_ptr<Command> MakeServeCommand();
 std::unique_ptr<Command> MakeApplyCommand();
 std::unique_ptr<Command> MakeStatusCommand();
+std::unique_ptr<Command> MakeReconcileCommand();
 
 }  // namespace ds::app

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "reconcile_runner.h"
 #include "runtime.h"
 #include "transport/http_webhook.h"
 
@@ -38,6 +39,11 @@ class WorkSignal {
     }
     cv_.notify_all();
   }
+  // Waits up to `ms` or until Stop (not woken by Notify).
+  void WaitStop(int64_t ms) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, std::chrono::milliseconds(ms), [&] { return stopped_; });
+  }
   bool stopped() {
     std::lock_guard<std::mutex> l(mu_);
     return stopped_;
@@ -65,6 +71,9 @@ class ServeCommand : public Command {
     settings_->Add("webhook-token-file", &token_file_, "read the webhook token from this file");
     settings_->Add("webhook-max-body", &max_body_, "largest accepted notification body", "8MiB");
     settings_->Add("fetch-concurrency", &fetch_concurrency_, "parallel downloads", "4");
+    settings_->Add("reconcile-every", &reconcile_every_,
+                   "run a reconcile pass this often (e.g. 10m, 1h); off by default", "off");
+    reconcile_.Register(*settings_);
     return cmd_;
   }
 
@@ -93,6 +102,16 @@ class ServeCommand : public Command {
     wo.max_body = *max_body;
     Result<int64_t> workers = ParseInt("fetch-concurrency", fetch_concurrency_, 1, 256);
     if (!workers.ok()) return Fail(workers.status(), kExitUsage);
+    Result<int64_t> reconcile_every = ParseDurationMs("reconcile-every", reconcile_every_);
+    if (!reconcile_every.ok()) return Fail(reconcile_every.status(), kExitUsage);
+    ReconcileOptions ro;
+    ro.bucket = common_.bucket;
+    ro.prefix = common_.prefix;
+    s = reconcile_.Apply(&ro);
+    if (!s.ok()) return Fail(s, kExitUsage);
+    if (*reconcile_every > 0 && common_.bucket.empty()) {
+      return Fail(Status::Invalid("--reconcile-every needs --bucket"), kExitUsage);
+    }
 
     // Block the stop signals in every thread; one thread waits for them.
     sigset_t stop_signals;
@@ -132,6 +151,28 @@ class ServeCommand : public Command {
         }
       });
     }
+    // Periodic reconcile: one pass at a time (the pass lock also keeps a manual
+    // `delete-sync reconcile` of the same cache from overlapping with it).
+    std::thread reconciler_thread;
+    if (*reconcile_every > 0) {
+      reconciler_thread = std::thread([&] {
+        Reconciler reconciler(*rt->s3, *rt->cache, *rt->state, engine, SystemClock());
+        while (true) {
+          work.WaitStop(*reconcile_every);
+          if (work.stopped()) return;
+          Result<std::unique_ptr<PassLock>> lock = PassLock::TryAcquire(common_.cache);
+          if (!lock.ok()) {
+            spdlog::warn("periodic reconcile skipped: {}", lock.status().message());
+            continue;
+          }
+          ro.request_id = "reconcile-" + FormatUtcMillis(SystemClock().NowMillis());
+          ReconcileReport report;
+          Status ps = reconciler.Run(ro, &report);
+          if (!ps.ok()) spdlog::error("periodic reconcile failed: {}", ps.message());
+          if (report.queued > 0) work.Notify();
+        }
+      });
+    }
     spdlog::info("delete-sync serving: cache {}, bucket {}, prefix '{}', {} fetch worker(s)",
                  common_.cache, common_.bucket.empty() ? "(any)" : common_.bucket, common_.prefix,
                  *workers);
@@ -143,6 +184,7 @@ class ServeCommand : public Command {
     server.Stop();
     work.Stop();
     for (std::thread& t : fetchers) t.join();
+    if (reconciler_thread.joinable()) reconciler_thread.join();
     const EngineCounters& c = engine.counters();
     spdlog::info(
         "stopped: removed {}, absent {}, queued {}, published {}, ignored {}, refused {}, "
@@ -159,7 +201,8 @@ class ServeCommand : public Command {
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   CommonSettings common_;
-  std::string listen_, token_, token_file_, max_body_, fetch_concurrency_;
+  std::string listen_, token_, token_file_, max_body_, fetch_concurrency_, reconcile_every_;
+  ReconcileSettings reconcile_;
 };
 
 }  // namespace

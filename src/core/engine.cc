@@ -393,8 +393,7 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
 }
 
 Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std::string& key,
-                                           int64_t pass_started_ms,
-                                           const std::string& request_id) {
+                                           int64_t pass_started_ms, const std::string& request_id) {
   OrphanOutcome outcome = OrphanOutcome::kAbsent;
   Status s = state_.Transact([&](StateTxn& txn) -> Status {
     Result<KeyState> got = txn.Get(bucket, key);
@@ -418,8 +417,7 @@ Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std:
   }
   if (outcome == OrphanOutcome::kRemoved) {
     counters_.removed++;
-    spdlog::info("removed {} (reconcile: not in the bucket) [{}]", Where(bucket, key),
-                 request_id);
+    spdlog::info("removed {} (reconcile: not in the bucket) [{}]", Where(bucket, key), request_id);
   } else if (outcome == OrphanOutcome::kChanged) {
     spdlog::info("reconcile: {} changed during the pass; left alone", Where(bucket, key));
   }

@@ -97,9 +97,8 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
   Channel<ObjectInfo> bucket_q(1024);
   Channel<CacheItem> cache_q(1024);
   std::thread lister([&] {
-    Status s = store_.ListObjects(opts.bucket, opts.prefix, [&](const ObjectInfo& info) {
-      return bucket_q.Push(info);
-    });
+    Status s = store_.ListObjects(opts.bucket, opts.prefix,
+                                  [&](const ObjectInfo& info) { return bucket_q.Push(info); });
     bucket_q.Finish(std::move(s));
   });
   std::thread walker([&] {
@@ -210,8 +209,8 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
   if (merge_status.ok()) merge_status = bucket_q.status();
   if (merge_status.ok()) merge_status = cache_q.status();
   if (!merge_status.ok()) {
-    spdlog::error("reconcile of s3://{}/{} stopped, nothing removed: {}", opts.bucket,
-                  opts.prefix, merge_status.ToString());
+    spdlog::error("reconcile of s3://{}/{} stopped, nothing removed: {}", opts.bucket, opts.prefix,
+                  merge_status.ToString());
     if (opts.progress) opts.progress(r);
     return merge_status;
   }
@@ -221,8 +220,7 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
     r.max_delete_refused = true;
     if (opts.progress) opts.progress(r);
     return Status::Conflict("refusing to remove " + std::to_string(to_remove) +
-                            " file(s): more than --max-delete " +
-                            std::to_string(opts.max_delete) +
+                            " file(s): more than --max-delete " + std::to_string(opts.max_delete) +
                             " (a wrong prefix or endpoint can make a bucket look empty); "
                             "nothing was removed");
   }

@@ -42,14 +42,14 @@ struct ReconcileReport {
   int64_t cache_files = 0;     // files walked under the prefix
   int64_t compared = 0;        // keys looked at (union of both sides)
   int64_t matching = 0;
-  int64_t missing = 0;        // in the bucket, not in the cache
-  int64_t stale = 0;          // in both, size or ETag differs
-  int64_t orphans = 0;        // in the cache (created by the service), not in the bucket
+  int64_t missing = 0;            // in the bucket, not in the cache
+  int64_t stale = 0;              // in both, size or ETag differs
+  int64_t orphans = 0;            // in the cache (created by the service), not in the bucket
   int64_t untracked_orphans = 0;  // in the cache with no record of the service, not in the bucket
-  int64_t refused = 0;        // bucket keys that cannot be cache paths (not downloaded)
-  int64_t removed = 0;        // orphan files actually removed
-  int64_t skipped_changed = 0;  // orphans left alone: changed by an event during the pass
-  int64_t queued = 0;         // downloads queued (missing + stale)
+  int64_t refused = 0;            // bucket keys that cannot be cache paths (not downloaded)
+  int64_t removed = 0;            // orphan files actually removed
+  int64_t skipped_changed = 0;    // orphans left alone: changed by an event during the pass
+  int64_t queued = 0;             // downloads queued (missing + stale)
   bool max_delete_refused = false;
   std::vector<std::string> removed_keys;
   std::vector<std::string> orphan_keys;  // every orphan found (removed or, in dry run, not)

@@ -230,3 +230,24 @@ TEST(VersionedService, DeleteMarkerRemovesAndVersionDeletesRespectTheCachedVersi
 
 }  // namespace
 }  // namespace ds::itest
+
+namespace ds::itest {
+namespace {
+
+TEST(PeriodicReconcile, ServeHealsWhatNoEventTold) {
+  ServiceHarness h;
+  h.Start({"--reconcile-every", "1s"});
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  // A file no event explains, and a copy that disappeared behind the service's back.
+  ASSERT_TRUE(h.s3().PutObject(h.bucket(), "kept.txt", "kept").ok());
+  ASSERT_TRUE(h.WaitContent("kept.txt", "kept"));
+  std::filesystem::remove(h.Path("kept.txt"));
+  std::ofstream(h.Path("stray.txt")) << "stray";
+  EXPECT_TRUE(h.WaitGone("stray.txt")) << h.Log();
+  EXPECT_TRUE(h.WaitContent("kept.txt", "kept")) << h.Log();
+  EXPECT_NE(h.Log().find("(reconcile: not in the bucket)"), std::string::npos);
+  h.Stop();
+}
+
+}  // namespace
+}  // namespace ds::itest

@@ -38,8 +38,10 @@ class ReconcileTest : public ::testing::Test {
     ReconcileReport r;
     clock_.Advance(1000);
     Status s = reconciler_->Run(o, &r);
-    if (status) *status = s;
-    else EXPECT_TRUE(s.ok()) << s.ToString();
+    if (status)
+      *status = s;
+    else
+      EXPECT_TRUE(s.ok()) << s.ToString();
     return r;
   }
 
@@ -57,8 +59,8 @@ TEST(CompareKeysTest, ByteOrderNotPathOrder) {
   std::vector<std::string> sorted = keys;
   std::sort(sorted.begin(), sorted.end(),
             [](const std::string& x, const std::string& y) { return CompareKeys(x, y) < 0; });
-  EXPECT_EQ(sorted, (std::vector<std::string>{"Z", "a", "a-b", "a/b", "a/c/d", "a0", "b",
-                                              "\xc3\xbc"}));
+  EXPECT_EQ(sorted,
+            (std::vector<std::string>{"Z", "a", "a-b", "a/b", "a/c/d", "a0", "b", "\xc3\xbc"}));
 }
 
 TEST_F(ReconcileTest, FindsMissingOrphanedStaleAndMatching) {
@@ -67,9 +69,9 @@ TEST_F(ReconcileTest, FindsMissingOrphanedStaleAndMatching) {
   Mirror("gone/x", "deleted");  // orphan: deleted, event lost
   store_.Put("b", "a/b", "new and longer");
   store_.Delete("b", "gone/x");
-  store_.Put("b", "a0", "missing");          // missing: creation event lost
-  store_.Put("b", "dir/", "");               // folder marker: refused, never a file
-  cache_.PutFile("stray.txt", "not ours");   // untracked orphan
+  store_.Put("b", "a0", "missing");         // missing: creation event lost
+  store_.Put("b", "dir/", "");              // folder marker: refused, never a file
+  cache_.PutFile("stray.txt", "not ours");  // untracked orphan
   ReconcileReport r = Run({});
   EXPECT_EQ(r.matching, 1);
   EXPECT_EQ(r.stale, 1);

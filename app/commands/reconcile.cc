@@ -1,0 +1,149 @@
+// delete-sync reconcile: one anti-entropy pass that makes the cache equal to the bucket.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "reconcile_runner.h"
+#include "runtime.h"
+
+namespace ds::app {
+namespace {
+
+class ReconcileCommand : public Command {
+ public:
+  CLI::App* Register(CLI::App& parent) override {
+    cmd_ = parent.add_subcommand(
+        "reconcile",
+        "Compare the bucket listing with the cache and make the cache equal to the bucket: "
+        "remove orphans, download missing and stale objects");
+    settings_ = std::make_unique<Settings>(cmd_);
+    common_.Register(*settings_);
+    reconcile_.Register(*settings_);
+    settings_->AddFlag("dry-run", &dry_run_, "report what would change; change nothing");
+    settings_->AddFlag("delete-only", &delete_only_,
+                       "only remove orphans (the privacy-critical half); download nothing");
+    settings_->AddFlag("json", &json_, "print the report as JSON");
+    return cmd_;
+  }
+
+  int Run() override {
+    Status s = settings_->Resolve();
+    if (s.ok()) s = SetupLogging(common_.log_level);
+    if (!s.ok()) return Fail(s, kExitUsage);
+    if (common_.bucket.empty()) {
+      return Fail(Status::Invalid("--bucket is required (or DELETE_SYNC_BUCKET)"), kExitUsage);
+    }
+    ReconcileOptions o;
+    o.bucket = common_.bucket;
+    o.prefix = common_.prefix;
+    o.dry_run = dry_run_;
+    o.delete_only = delete_only_;
+    o.request_id = "reconcile-" + FormatUtcMillis(SystemClock().NowMillis());
+    s = reconcile_.Apply(&o);
+    if (!s.ok()) return Fail(s, kExitUsage);
+
+    Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/true);
+    if (!rt.ok()) {
+      return Fail(rt.status(),
+                  rt.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
+    }
+    Result<std::unique_ptr<PassLock>> lock = PassLock::TryAcquire(common_.cache);
+    if (!lock.ok()) return Fail(lock.status(), kExitFailed);
+
+    const bool tty = isatty(STDERR_FILENO) && !json_;
+    if (tty) {
+      o.progress = [](const ReconcileReport& r) {
+        double secs = static_cast<double>(r.duration_ms) / 1000.0;
+        std::fprintf(stderr,
+                     "\r\033[Kcompared %lld keys (%.0f/s), orphans %lld, missing %lld, "
+                     "stale %lld, removed %lld",
+                     static_cast<long long>(r.compared),
+                     secs > 0 ? static_cast<double>(r.compared) / secs : 0.0,
+                     static_cast<long long>(r.orphans + r.untracked_orphans),
+                     static_cast<long long>(r.missing), static_cast<long long>(r.stale),
+                     static_cast<long long>(r.removed));
+      };
+    }
+    Engine& engine = *rt->engine;
+    Reconciler reconciler(*rt->s3, *rt->cache, *rt->state, engine, SystemClock());
+    ReconcileReport report;
+    Status pass = reconciler.Run(o, &report);
+    if (tty) std::fputc('\n', stderr);
+
+    // Download what the pass queued (and anything an earlier run left queued).
+    if (pass.ok() && report.queued > 0) {
+      while (true) {
+        std::vector<std::thread> threads;
+        for (int i = 0; i < o.concurrency; ++i) threads.emplace_back([&] { engine.DrainJobs(); });
+        for (std::thread& t : threads) t.join();
+        Result<std::pair<int64_t, int64_t>> counts = rt->state->JobCounts();
+        if (!counts.ok() || counts->first == 0) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+    const EngineCounters& c = engine.counters();
+    if (json_) {
+      std::cout << ReportJson(o, report, pass, c) << "\n";
+    } else {
+      PrintHuman(o, report, pass, c);
+    }
+    if (!pass.ok()) {
+      if (!json_) std::fprintf(stderr, "delete-sync reconcile: %s\n", pass.message().c_str());
+      return kExitFailed;
+    }
+    return c.fetch_failed.load() > 0 ? kExitFailed : kExitOk;
+  }
+
+ private:
+  void PrintHuman(const ReconcileOptions& o, const ReconcileReport& r, const Status& s,
+                  const EngineCounters& c) {
+    double secs = static_cast<double>(r.duration_ms) / 1000.0;
+    std::cout << "reconcile s3://" << o.bucket << "/" << o.prefix << " -> " << common_.cache
+              << (o.dry_run ? " (dry run: nothing changed)" : "")
+              << (o.delete_only ? " (delete only)" : "") << (s.ok() ? "" : " FAILED") << "\n";
+    std::printf("  compared %lld key(s) in %.2f s: %lld in the bucket, %lld in the cache\n",
+                static_cast<long long>(r.compared), secs, static_cast<long long>(r.bucket_objects),
+                static_cast<long long>(r.cache_files));
+    std::printf(
+        "  matching %lld, missing %lld, stale %lld, orphans %lld, untracked orphans %lld, "
+        "refused %lld\n",
+        static_cast<long long>(r.matching), static_cast<long long>(r.missing),
+        static_cast<long long>(r.stale), static_cast<long long>(r.orphans),
+        static_cast<long long>(r.untracked_orphans), static_cast<long long>(r.refused));
+    if (r.max_delete_refused) {
+      std::printf(
+          "  REFUSED: %lld removal(s) needed, more than --max-delete %lld; nothing removed\n",
+          static_cast<long long>(r.orphans + r.untracked_orphans),
+          static_cast<long long>(o.max_delete));
+    }
+    std::printf("  removed %lld file(s)%s; downloads queued %lld, done %lld, failed %lld\n",
+                static_cast<long long>(r.removed),
+                r.skipped_changed ? " (some left alone: changed during the pass)" : "",
+                static_cast<long long>(r.queued), static_cast<long long>(c.published.load()),
+                static_cast<long long>(c.fetch_failed.load()));
+    for (const std::string& k : r.removed_keys)
+      std::cout << "  removed: " << PrintableKey(k) << "\n";
+    if (o.dry_run) {
+      for (const std::string& k : r.orphan_keys) {
+        std::cout << "  would remove: " << PrintableKey(k) << "\n";
+      }
+    }
+  }
+
+  static int Fail(const Status& s, int code) { return app::Fail("reconcile", s, code); }
+
+  CLI::App* cmd_ = nullptr;
+  std::unique_ptr<Settings> settings_;
+  CommonSettings common_;
+  ReconcileSettings reconcile_;
+  bool dry_run_ = false, delete_only_ = false, json_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> MakeReconcileCommand() { return std::make_unique<ReconcileCommand>(); }
+
+}  // namespace ds::app
