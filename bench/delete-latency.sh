@@ -14,8 +14,8 @@ BUCKET="bench-lat-$(date +%s)"
 TOKEN="bench-$RANDOM$RANDOM"
 
 scripts/install-deps.sh
-cmake -S . -B build/bench -DCMAKE_BUILD_TYPE=Release -DDS_BUILD_TESTS=OFF -DDS_BUILD_BENCH=ON >/dev/null
-cmake --build build/bench -j"$(nproc)" --target delete-sync delete_latency >/dev/null
+cmake -S . -B build/perf -DCMAKE_BUILD_TYPE=Release -DDS_BUILD_TESTS=OFF -DDS_BUILD_BENCH=ON >/dev/null
+cmake --build build/perf -j"$(nproc)" --target delete-sync delete_latency >/dev/null
 
 started=0
 serve_pid=""
@@ -29,11 +29,13 @@ scripts/rgw-local.sh status >/dev/null 2>&1 || started=1
 scripts/rgw-local.sh start >/dev/null
 eval "$(scripts/rgw-local.sh env)"
 scripts/rgw-local.sh aws s3api create-bucket --bucket "$BUCKET" >/dev/null
-build/bench/delete-sync serve --cache "$DIR/cache" --bucket "$BUCKET" --log-level warn \
+build/perf/delete-sync serve --cache "$DIR/cache" --bucket "$BUCKET" --log-level warn \
   --webhook-listen "127.0.0.1:$PORT" --webhook-token "$TOKEN" 2>"$DIR/serve.log" &
 serve_pid=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 scripts/rgw-local.sh notify "$BUCKET" "t-$BUCKET" "http://127.0.0.1:$PORT/?token=$TOKEN" $PERSIST >/dev/null
-echo "topic: $([[ -n "$PERSIST" ]] && echo persistent || echo non-persistent (synchronous push))"
-build/bench/delete_latency --bucket "$BUCKET" --cache "$DIR/cache" --count "$N"
+if [[ -n "$PERSIST" ]]; then echo "topic: persistent"; else echo "topic: non-persistent (synchronous push)"; fi
+build/perf/bench/delete_latency --bucket "$BUCKET" --cache "$DIR/cache" --count "$N"
 scripts/rgw-local.sh aws s3 rb --force "s3://$BUCKET" >/dev/null 2>&1 || true
+# Remove the topic too: RGW 16.2 allows only one persistent topic at a time.
+scripts/rgw-local.sh aws sns delete-topic --topic-arn "arn:aws:sns:default::t-$BUCKET" >/dev/null 2>&1 || true

@@ -275,7 +275,9 @@ memstore device bytes = $MEMSTORE_BYTES
 
 [client.rgw.a]
 # civetweb, not beast: beast asserts under synchronous notification push.
-rgw frontends = civetweb port=127.0.0.1:$PORT num_threads=64
+# tcp_nodelay=1: civetweb writes a response's headers and body separately; with Nagle on, a
+# GET on a kept-alive connection waits ~40 ms for the client's delayed ACK.
+rgw frontends = civetweb port=127.0.0.1:$PORT num_threads=64 tcp_nodelay=1
 rgw data = $DIR/rgw/\$cluster-\$id
 EOF
 }

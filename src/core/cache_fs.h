@@ -23,6 +23,10 @@ class TempFile {
  public:
   virtual ~TempFile() = default;
   virtual Status Write(const char* data, size_t size) = 0;
+  // Makes the data written so far durable (fsync) now, so that Publish, which may run under
+  // a lock, has only the rename and the folder sync left to do. Optional: Publish syncs
+  // whatever was not synced.
+  virtual Status Sync() = 0;
   // fsync the data, create missing parent folders of `rel_path`, rename over `rel_path`
   // atomically, fsync the parent folder. kConflict when `rel_path` or one of its parents
   // exists with the other kind (file vs folder).

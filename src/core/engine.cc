@@ -300,7 +300,7 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
     ticket = ++st.fetch_ticket;
     removal_gen = st.removal_gen;
     return txn.Put(job.bucket, job.key, st);
-  });
+  }, Durability::kRelaxed);
   if (!s.ok()) return retry_or_fail(s);
   if (stale) {
     counters_.discarded++;
@@ -352,6 +352,9 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
   if (Status ts = ensure_temp(); !ts.ok()) return retry_or_fail(ts);  // an empty object
   TempFile& tf = *temp;
 
+  // The data's fsync happens here, outside the transaction that serialises the key's state.
+  if (Status ss = tf.Sync(); !ss.ok()) return retry_or_fail(ss);
+
   // 3. Publish only if no removal and no later download got there first.
   bool published = false;
   Status ps = state_.Transact([&](StateTxn& txn) -> Status {
@@ -370,7 +373,7 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
     st.updated_ms = clock_.NowMillis();
     RaiseSeq(st, job.seq, job.ordered);
     return txn.Put(job.bucket, job.key, st);
-  });
+  }, Durability::kRelaxed);
   if (!ps.ok()) {
     if (ps.code() == Code::kConflict) {
       counters_.fetch_failed++;
@@ -433,7 +436,9 @@ Status Engine::QueueFetch(const std::string& bucket, const std::string& key,
   job.event_id = request_id;
   job.reason = reason;
   job.not_before_ms = clock_.NowMillis();
-  Status s = state_.Transact([&](StateTxn& txn) { return txn.Enqueue(job); });
+  // Relaxed: a reconcile download lost to a power cut is found again by the next pass.
+  Status s = state_.Transact([&](StateTxn& txn) { return txn.Enqueue(job); },
+                             Durability::kRelaxed);
   if (s.ok()) counters_.queued++;
   return s;
 }
@@ -441,7 +446,8 @@ Status Engine::QueueFetch(const std::string& bucket, const std::string& key,
 size_t Engine::DrainJobs(size_t max_jobs) {
   size_t ran = 0;
   while (ran < max_jobs) {
-    Result<std::vector<FetchJob>> jobs = state_.ClaimJobs(clock_.NowMillis(), 16);
+    // One at a time, so that several threads draining share the work evenly.
+    Result<std::vector<FetchJob>> jobs = state_.ClaimJobs(clock_.NowMillis(), 1);
     if (!jobs.ok()) {
       spdlog::error("cannot read the job journal: {}", jobs.status().ToString());
       break;

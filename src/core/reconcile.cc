@@ -122,17 +122,7 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
   bool have_last_b = false, have_last_c = false;
   int64_t next_progress = r.started_ms + opts.progress_every_ms;
 
-  auto lookup = [&](const std::string& key) -> Result<KeyState> {
-    KeyState st;
-    Status s = state_.Transact([&](StateTxn& txn) {
-      Result<KeyState> got = txn.Get(opts.bucket, key);
-      if (!got.ok()) return got.status();
-      st = *got;
-      return Status::Ok();
-    });
-    if (!s.ok()) return s;
-    return st;
-  };
+  auto lookup = [&](const std::string& key) { return state_.Lookup(opts.bucket, key); };
   auto queue = [&](const std::string& key, const char* why) -> Status {
     if (!download) return Status::Ok();
     DS_RETURN_IF_ERROR(engine_.QueueFetch(opts.bucket, key, why, opts.request_id));

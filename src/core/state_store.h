@@ -57,13 +57,25 @@ class StateTxn {
   virtual Status Enqueue(const FetchJob& job) = 0;
 };
 
+// How soon a committed transaction must survive a power loss.
+enum class Durability {
+  kDurable,  // on disk when Transact returns (removals, journaled creations: acknowledged)
+  kRelaxed,  // on disk with the next durable commit; lost on power loss only, never corrupted
+             // (bookkeeping that is redone if lost: tickets, publications, job claims)
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
-  // Runs `fn` in one exclusive, durable transaction (across threads and, for SQLite, across
+  // Runs `fn` in one exclusive transaction (across threads and, for SQLite, across
   // processes on this host). Commits when `fn` returns OK, rolls back otherwise; returns fn's
   // status or the commit's error.
-  virtual Status Transact(const std::function<Status(StateTxn&)>& fn) = 0;
+  virtual Status Transact(const std::function<Status(StateTxn&)>& fn,
+                          Durability durability = Durability::kDurable) = 0;
+
+  // Reads one key's state outside any write transaction (a snapshot; may be stale by the
+  // time it is used: decisions that must be exact are taken inside Transact).
+  virtual Result<KeyState> Lookup(const std::string& bucket, const std::string& key) = 0;
 
   // Claims up to `limit` jobs whose not_before has passed, oldest first; claimed jobs are not
   // handed out again until finished, retried, or the claiming process dies.

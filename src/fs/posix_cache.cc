@@ -382,7 +382,16 @@ class PosixTempFile : public TempFile {
       data += n;
       size -= static_cast<size_t>(n);
       bytes_written_ += static_cast<uint64_t>(n);
+      synced_ = false;
     }
+    return Status::Ok();
+  }
+
+  Status Sync() override {
+    if (published_ || !fd_.valid()) return Status::Internal("sync of a closed temp file");
+    if (synced_) return Status::Ok();
+    DS_RETURN_IF_ERROR(FsyncFd(fd_.get(), "temp file " + Where()));
+    synced_ = true;
     return Status::Ok();
   }
 
@@ -390,7 +399,7 @@ class PosixTempFile : public TempFile {
     if (published_ || !fd_.valid()) return Status::Internal("temp file already published");
     auto segs = SplitRelPath(rel_path);
     if (!segs.ok()) return segs.status();
-    DS_RETURN_IF_ERROR(FsyncFd(fd_.get(), "temp file " + Where()));
+    DS_RETURN_IF_ERROR(Sync());
     const std::string& last = segs->back();
     for (int attempt = 0;; ++attempt) {
       auto chain = OpenDirs(*st_, rel_path, *segs, segs->size() - 1, /*create=*/true);
@@ -436,6 +445,7 @@ class PosixTempFile : public TempFile {
   Fd fd_;
   std::string name_;
   bool published_ = false;
+  bool synced_ = false;
   uint64_t bytes_written_ = 0;
 };
 

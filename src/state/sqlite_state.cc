@@ -263,8 +263,23 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path) 
 
 SqliteState::~SqliteState() { sqlite3_close(db_); }
 
-Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn) {
+Status SqliteState::SetDurability(Durability d) {
+  if (d == durability_) return Status::Ok();
+  DS_RETURN_IF_ERROR(Exec(d == Durability::kDurable ? "PRAGMA synchronous=FULL"
+                                                     : "PRAGMA synchronous=NORMAL"));
+  durability_ = d;
+  return Status::Ok();
+}
+
+Result<KeyState> SqliteState::Lookup(const std::string& bucket, const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
+  SqliteTxn reader(db_, [this](const std::string& what) { return Error(what); });
+  return reader.Get(bucket, key);
+}
+
+Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn, Durability durability) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(durability));
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Error("begin transaction");
   }
@@ -284,6 +299,7 @@ Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn) {
 
 Result<std::vector<FetchJob>> SqliteState::ClaimJobs(int64_t now_ms, size_t limit) {
   std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Error("begin transaction");
   }
@@ -321,6 +337,7 @@ Result<std::vector<FetchJob>> SqliteState::ClaimJobs(int64_t now_ms, size_t limi
 
 Status SqliteState::FinishJob(int64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
   Stmt q(db_, "DELETE FROM jobs WHERE id = ?1");
   q.Int(1, id);
   if (q.Step() != SQLITE_DONE) return Error("finish job");
@@ -329,6 +346,7 @@ Status SqliteState::FinishJob(int64_t id) {
 
 Status SqliteState::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
   Stmt q(db_,
          "UPDATE jobs SET claimed_pid = NULL, attempts = attempts + 1, not_before_ms = ?2, "
          "last_error = ?3 WHERE id = ?1");
@@ -339,6 +357,7 @@ Status SqliteState::RetryJob(int64_t id, int64_t not_before_ms, const std::strin
 
 Status SqliteState::FailJob(int64_t id, const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
   Stmt q(db_,
          "UPDATE jobs SET claimed_pid = NULL, attempts = attempts + 1, failed = 1, "
          "last_error = ?2 WHERE id = ?1");

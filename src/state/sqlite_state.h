@@ -21,7 +21,9 @@ class SqliteState : public StateStore {
   static Result<std::unique_ptr<SqliteState>> Open(const std::string& path);
   ~SqliteState() override;
 
-  Status Transact(const std::function<Status(StateTxn&)>& fn) override;
+  Status Transact(const std::function<Status(StateTxn&)>& fn,
+                  Durability durability = Durability::kDurable) override;
+  Result<KeyState> Lookup(const std::string& bucket, const std::string& key) override;
   Result<std::vector<FetchJob>> ClaimJobs(int64_t now_ms, size_t limit) override;
   Status FinishJob(int64_t id) override;
   Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) override;
@@ -35,11 +37,14 @@ class SqliteState : public StateStore {
  private:
   SqliteState(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   Status Exec(const char* sql);
+  // Sets PRAGMA synchronous for the next commits (FULL for kDurable, NORMAL for kRelaxed).
+  Status SetDurability(Durability d);
   Status Error(const std::string& what);
 
   sqlite3* db_;
   std::string path_;
   std::mutex mu_;
+  Durability durability_ = Durability::kDurable;
 };
 
 }  // namespace ds

@@ -107,6 +107,7 @@ class FakeTemp : public TempFile {
     data_.append(data, size);
     return Status::Ok();
   }
+  Status Sync() override { return Status::Ok(); }
   Status Publish(const std::string& rel_path) override {
     std::lock_guard<std::mutex> l(fs_->mu_);
     // A folder of that name, or a file where a parent folder must be: conflict.
@@ -228,7 +229,7 @@ class FakeTxn : public StateTxn {
 };
 }  // namespace
 
-Status FakeStateStore::Transact(const std::function<Status(StateTxn&)>& fn) {
+Status FakeStateStore::Transact(const std::function<Status(StateTxn&)>& fn, Durability) {
   std::lock_guard<std::recursive_mutex> l(mu_);
   auto keys = keys_;
   auto jobs = jobs_;

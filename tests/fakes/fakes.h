@@ -104,7 +104,11 @@ class FakeCacheFs : public CacheFs {
 
 class FakeStateStore : public StateStore {
  public:
-  Status Transact(const std::function<Status(StateTxn&)>& fn) override;
+  Status Transact(const std::function<Status(StateTxn&)>& fn,
+                  Durability durability = Durability::kDurable) override;
+  Result<KeyState> Lookup(const std::string& bucket, const std::string& key) override {
+    return Key(bucket, key);
+  }
   Result<std::vector<FetchJob>> ClaimJobs(int64_t now_ms, size_t limit) override;
   Status FinishJob(int64_t id) override;
   Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) override;
