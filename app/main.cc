@@ -15,8 +15,9 @@ int main(int argc, char** argv) {
   app.fallthrough(false);
 
   std::map<CLI::App*, std::unique_ptr<ds::app::Command>> commands;
-  for (auto make : {ds::app::MakeServeCommand, ds::app::MakeApplyCommand,
-                    ds::app::MakeStatusCommand, ds::app::MakeReconcileCommand}) {
+  for (auto make :
+       {ds::app::MakeServeCommand, ds::app::MakeApplyCommand, ds::app::MakeStatusCommand,
+        ds::app::MakeReconcileCommand, ds::app::MakeAuditCommand}) {
     std::unique_ptr<ds::app::Command> cmd = make();
     CLI::App* sub = cmd->Register(app);
     commands[sub] = std::move(cmd);

@@ -19,6 +19,11 @@ void CommonSettings::Register(Settings& s) {
   s.Add("fetch-attempts", &fetch_attempts, "attempts per download before it is marked failed", "8");
   s.Add("resync-after-removal", &resync_after_removal,
         "after an unordered removal, check the store again (true/false)", "true");
+  s.Add("audit-log", &audit_log,
+        "append-only, hash-chained record of every removal [default: "
+        "<cache>/.delete-sync/audit.log; 'off' disables]");
+  s.Add("audit-hmac-key", &audit_hmac_key,
+        "file holding a secret key: each audit record gets an HMAC-SHA-256");
   s.Add("log-level", &log_level, "trace, debug, info, warn, error or off", "info");
 }
 
@@ -83,6 +88,22 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
                  s3.status().message());
   }
 
+  if (s.audit_log != "off") {
+    AuditOptions ao;
+    if (!s.audit_hmac_key.empty()) {
+      Result<std::string> key = LoadHmacKey(s.audit_hmac_key);
+      if (!key.ok()) return key.status();
+      ao.hmac_key = *key;
+    }
+    std::string path =
+        s.audit_log.empty() ? s.cache + "/" + kReservedDir + "/audit.log" : s.audit_log;
+    Result<std::unique_ptr<AuditLog>> audit = AuditLog::Open(path, ao, SystemClock());
+    if (!audit.ok()) return audit.status();
+    rt.audit = std::move(audit).value();
+  } else if (!s.audit_hmac_key.empty()) {
+    return Status::Invalid("--audit-hmac-key needs an audit log (--audit-log is 'off')");
+  }
+
   EngineOptions eo;
   eo.bucket = s.bucket;
   eo.prefix = s.prefix;
@@ -91,6 +112,7 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   // Without a store there is nothing to check a removal against.
   eo.resync_after_removal = *resync && rt.s3 != nullptr;
   rt.engine = std::make_unique<Engine>(rt.s3.get(), *rt.cache, *rt.state, SystemClock(), eo);
+  rt.engine->set_audit(rt.audit.get());
   return rt;
 }
 

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "audit/chain.h"
 #include "config.h"
 #include "core/engine.h"
 #include "fs/posix_cache.h"
@@ -14,7 +15,7 @@ namespace ds::app {
 
 struct CommonSettings {
   std::string cache, state, bucket, prefix, file_mode, dir_mode, owner, log_level;
-  std::string fetch_attempts, resync_after_removal;
+  std::string fetch_attempts, resync_after_removal, audit_log, audit_hmac_key;
   void Register(Settings& s);
 };
 
@@ -22,6 +23,7 @@ struct Runtime {
   std::unique_ptr<PosixCache> cache;
   std::unique_ptr<SqliteState> state;
   std::unique_ptr<S3Client> s3;  // null when no credentials and not required
+  std::unique_ptr<AuditLog> audit;
   std::unique_ptr<Engine> engine;
 };
 
@@ -51,5 +53,6 @@ std::unique_ptr<Command> MakeServeCommand();
 std::unique_ptr<Command> MakeApplyCommand();
 std::unique_ptr<Command> MakeStatusCommand();
 std::unique_ptr<Command> MakeReconcileCommand();
+std::unique_ptr<Command> MakeAuditCommand();
 
 }  // namespace ds::app

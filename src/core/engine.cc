@@ -129,6 +129,25 @@ ApplyResult Engine::Apply(const Event& ev) {
   return ev.action == EventAction::kRemove ? ApplyRemove(ev) : ApplyCreate(ev);
 }
 
+Status Engine::Audit(const std::string& bucket, const std::string& key, const KeyState& before,
+                     bool removed, const std::string& cause, const std::string& event_id,
+                     const std::string& event_name) {
+  if (audit_ == nullptr) return Status::Ok();
+  RemovalRecord rec;
+  rec.bucket = bucket;
+  rec.key = key;
+  rec.version_id = before.version_id;
+  rec.etag = before.etag;
+  rec.size = before.size;
+  rec.cause = cause;
+  rec.event_id = event_id;
+  rec.event_name = event_name;
+  rec.outcome = removed ? "removed" : "absent";
+  Status s = audit_->RecordRemoval(rec);
+  if (!s.ok()) return Status(s.code(), "audit log: " + s.message());
+  return s;
+}
+
 ApplyResult Engine::ApplyRemove(const Event& ev) {
   ApplyResult result;
   Status s = state_.Transact([&](StateTxn& txn) -> Status {
@@ -157,6 +176,7 @@ ApplyResult Engine::ApplyRemove(const Event& ev) {
       removed = false;
     }
     if (!removed.ok()) return removed.status();
+    DS_RETURN_IF_ERROR(Audit(ev.bucket, ev.key, st, *removed, "event", ev.event_id, ev.name));
     MarkRemoved(st, clock_.NowMillis());
     RaiseSeq(st, ev.sequencer, ev.ordered);
     DS_RETURN_IF_ERROR(txn.Put(ev.bucket, ev.key, st));
@@ -289,18 +309,20 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
   // 1. Take a ticket and note the removal generation the download starts under.
   int64_t ticket = 0, removal_gen = 0;
   bool stale = false;
-  Status s = state_.Transact([&](StateTxn& txn) -> Status {
-    Result<KeyState> got = txn.Get(job.bucket, job.key);
-    if (!got.ok()) return got.status();
-    KeyState st = *got;
-    if (IsStale(job.seq, job.ordered, st, /*is_create=*/true)) {
-      stale = true;
-      return Status::Ok();
-    }
-    ticket = ++st.fetch_ticket;
-    removal_gen = st.removal_gen;
-    return txn.Put(job.bucket, job.key, st);
-  }, Durability::kRelaxed);
+  Status s = state_.Transact(
+      [&](StateTxn& txn) -> Status {
+        Result<KeyState> got = txn.Get(job.bucket, job.key);
+        if (!got.ok()) return got.status();
+        KeyState st = *got;
+        if (IsStale(job.seq, job.ordered, st, /*is_create=*/true)) {
+          stale = true;
+          return Status::Ok();
+        }
+        ticket = ++st.fetch_ticket;
+        removal_gen = st.removal_gen;
+        return txn.Put(job.bucket, job.key, st);
+      },
+      Durability::kRelaxed);
   if (!s.ok()) return retry_or_fail(s);
   if (stale) {
     counters_.discarded++;
@@ -335,6 +357,10 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
       Result<bool> r = cache_.Remove(job.key);
       if (!r.ok()) return r.status();
       removed = *r;
+      if (removed) {
+        DS_RETURN_IF_ERROR(
+            Audit(job.bucket, job.key, st, true, "store-not-found", job.event_id, job.reason));
+      }
       MarkRemoved(st, clock_.NowMillis());
       return txn.Put(job.bucket, job.key, st);
     });
@@ -357,23 +383,25 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
 
   // 3. Publish only if no removal and no later download got there first.
   bool published = false;
-  Status ps = state_.Transact([&](StateTxn& txn) -> Status {
-    Result<KeyState> got = txn.Get(job.bucket, job.key);
-    if (!got.ok()) return got.status();
-    KeyState st = *got;
-    if (st.removal_gen != removal_gen || st.published_ticket > ticket) return Status::Ok();
-    DS_RETURN_IF_ERROR(tf.Publish(job.key));
-    published = true;
-    st.present = true;
-    st.tombstone = false;
-    st.published_ticket = ticket;
-    st.etag = info->etag;
-    st.version_id = info->version_id;
-    st.size = static_cast<int64_t>(tf.bytes_written());
-    st.updated_ms = clock_.NowMillis();
-    RaiseSeq(st, job.seq, job.ordered);
-    return txn.Put(job.bucket, job.key, st);
-  }, Durability::kRelaxed);
+  Status ps = state_.Transact(
+      [&](StateTxn& txn) -> Status {
+        Result<KeyState> got = txn.Get(job.bucket, job.key);
+        if (!got.ok()) return got.status();
+        KeyState st = *got;
+        if (st.removal_gen != removal_gen || st.published_ticket > ticket) return Status::Ok();
+        DS_RETURN_IF_ERROR(tf.Publish(job.key));
+        published = true;
+        st.present = true;
+        st.tombstone = false;
+        st.published_ticket = ticket;
+        st.etag = info->etag;
+        st.version_id = info->version_id;
+        st.size = static_cast<int64_t>(tf.bytes_written());
+        st.updated_ms = clock_.NowMillis();
+        RaiseSeq(st, job.seq, job.ordered);
+        return txn.Put(job.bucket, job.key, st);
+      },
+      Durability::kRelaxed);
   if (!ps.ok()) {
     if (ps.code() == Code::kConflict) {
       counters_.fetch_failed++;
@@ -408,6 +436,7 @@ Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std:
     }
     Result<bool> removed = cache_.Remove(key);
     if (!removed.ok()) return removed.status();
+    if (*removed) DS_RETURN_IF_ERROR(Audit(bucket, key, st, true, "reconcile", request_id, ""));
     MarkRemoved(st, clock_.NowMillis());
     DS_RETURN_IF_ERROR(txn.Put(bucket, key, st));
     outcome = *removed ? OrphanOutcome::kRemoved : OrphanOutcome::kAbsent;
@@ -437,8 +466,7 @@ Status Engine::QueueFetch(const std::string& bucket, const std::string& key,
   job.reason = reason;
   job.not_before_ms = clock_.NowMillis();
   // Relaxed: a reconcile download lost to a power cut is found again by the next pass.
-  Status s = state_.Transact([&](StateTxn& txn) { return txn.Enqueue(job); },
-                             Durability::kRelaxed);
+  Status s = state_.Transact([&](StateTxn& txn) { return txn.Enqueue(job); }, Durability::kRelaxed);
   if (s.ok()) counters_.queued++;
   return s;
 }

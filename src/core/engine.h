@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "core/audit_sink.h"
 #include "core/cache_fs.h"
 #include "core/event.h"
 #include "core/key_path.h"
@@ -104,6 +105,10 @@ class Engine {
   // Claims and runs jobs until none is due; returns how many ran. For `apply` and tests.
   size_t DrainJobs(size_t max_jobs = SIZE_MAX);
 
+  // Every removal from the cache is recorded here (durably) before it is acknowledged. Null:
+  // no audit log. Set before the engine is used.
+  void set_audit(AuditSink* audit) { audit_ = audit; }
+
   const EngineCounters& counters() const { return counters_; }
   std::map<std::string, int64_t> RefusalCounts() const;
   const EngineOptions& options() const { return opts_; }
@@ -112,6 +117,10 @@ class Engine {
   ApplyResult ApplyRemove(const Event& ev);
   ApplyResult ApplyCreate(const Event& ev);
   ApplyResult Refuse(const Event& ev, KeyRefusal r);
+  // Records a removal in the audit log when there is one.
+  Status Audit(const std::string& bucket, const std::string& key, const KeyState& before,
+               bool removed, const std::string& cause, const std::string& event_id,
+               const std::string& event_name);
   int64_t Backoff(int attempts);
 
   ObjectStore* store_;
@@ -119,6 +128,7 @@ class Engine {
   StateStore& state_;
   Clock& clock_;
   EngineOptions opts_;
+  AuditSink* audit_ = nullptr;
   EngineCounters counters_;
   mutable std::mutex refusals_mu_;
   std::map<std::string, int64_t> refusals_;

@@ -48,6 +48,13 @@ TEST_F(ServiceTest, PutAppearsAndDeleteDisappearsWithOddKeys) {
   EXPECT_FALSE(Exists(h_.cache() + "/dir one"));
   EXPECT_FALSE(Exists(h_.cache() + "/deep"));
   EXPECT_TRUE(Exists(h_.cache() + "/.delete-sync"));
+  // Every removal is in the audit log, whose chain verifies.
+  std::string out;
+  EXPECT_EQ(RunCommand({DS_BINARY, "audit", "verify", "--cache", h_.cache()}, {}, &out), 0) << out;
+  EXPECT_NE(out.find("audit log intact: 7 records"), std::string::npos) << out;
+  std::string log = ReadFile(h_.cache() + "/.delete-sync/audit.log");
+  EXPECT_NE(log.find("\"key\":\"weird/a+b=c&d?e#f%20g.txt\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"outcome\":\"removed\""), std::string::npos);
   // No temp files are left behind once the checks after the removals have run.
   EXPECT_TRUE(WaitFor([&] { return std::filesystem::is_empty(h_.cache() + "/.delete-sync/tmp"); }));
 }

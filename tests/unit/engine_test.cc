@@ -332,6 +332,55 @@ TEST_F(EngineTest, RemovingAKeyWhosePathIsAFolderRemovesNothingAndSucceeds) {
   EXPECT_TRUE(cache_.Has("a/b"));
 }
 
+class RecordingAudit : public AuditSink {
+ public:
+  Status RecordRemoval(const RemovalRecord& r) override {
+    if (!fail.ok()) return fail;
+    records.push_back(r);
+    return Status::Ok();
+  }
+  std::vector<RemovalRecord> records;
+  Status fail;
+};
+
+TEST_F(EngineTest, EveryRemovalIsAuditedBeforeItIsAcknowledged) {
+  RecordingAudit audit;
+  engine_->set_audit(&audit);
+  store_.Put("b", "k", "data", "v7");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  Event e = Remove("k", "", false);
+  e.event_id = "evt-1";
+  EXPECT_EQ(engine_->Apply(e).outcome, Outcome::kRemoved);
+  ASSERT_EQ(audit.records.size(), 1u);
+  EXPECT_EQ(audit.records[0].key, "k");
+  EXPECT_EQ(audit.records[0].version_id, "v7");
+  EXPECT_EQ(audit.records[0].size, 4);
+  EXPECT_EQ(audit.records[0].cause, "event");
+  EXPECT_EQ(audit.records[0].event_id, "evt-1");
+  EXPECT_EQ(audit.records[0].event_name, "ObjectRemoved:Delete");
+  EXPECT_EQ(audit.records[0].outcome, "removed");
+  // A repeated removal is recorded as absent.
+  EXPECT_EQ(engine_->Apply(e).outcome, Outcome::kAbsent);
+  EXPECT_EQ(audit.records.back().outcome, "absent");
+}
+
+TEST_F(EngineTest, AuditFailureFailsTheRemovalAndKeepsStateForARetry) {
+  RecordingAudit audit;
+  engine_->set_audit(&audit);
+  store_.Put("b", "k", "data");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  audit.fail = Status::Io("audit log: disk full");
+  ApplyResult r = engine_->Apply(Remove("k", "0A", true));
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_NE(r.message.find("disk full"), std::string::npos);
+  EXPECT_EQ(state_.Key("b", "k").removal_gen, 0);  // rolled back: the sender retries
+  audit.fail = Status::Ok();
+  EXPECT_EQ(engine_->Apply(Remove("k", "0A", true)).outcome, Outcome::kAbsent);
+  ASSERT_EQ(audit.records.size(), 1u);
+}
+
 TEST_F(EngineTest, CrashBetweenTempWriteAndRenameLeavesNoVisibleFile) {
   // A download written to a temp file whose process dies before the rename: nothing appears,
   // and the next start's CleanTemp removes the leftover.
