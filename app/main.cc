@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
   std::map<CLI::App*, std::unique_ptr<ds::app::Command>> commands;
   for (auto make :
        {ds::app::MakeServeCommand, ds::app::MakeApplyCommand, ds::app::MakeStatusCommand,
-        ds::app::MakeReconcileCommand, ds::app::MakeAuditCommand}) {
+        ds::app::MakeReconcileCommand, ds::app::MakeAuditCommand, ds::app::MakeEraseCommand}) {
     std::unique_ptr<ds::app::Command> cmd = make();
     CLI::App* sub = cmd->Register(app);
     commands[sub] = std::move(cmd);

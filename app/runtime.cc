@@ -24,6 +24,10 @@ void CommonSettings::Register(Settings& s) {
         "<cache>/.delete-sync/audit.log; 'off' disables]");
   s.Add("audit-hmac-key", &audit_hmac_key,
         "file holding a secret key: each audit record gets an HMAC-SHA-256");
+  s.Add("subject-field", &subject_field,
+        "user-metadata field naming a key's data subject (indexed for erase --subject; 'off' "
+        "disables)",
+        "x-amz-meta-data-subject");
   s.Add("log-level", &log_level, "trace, debug, info, warn, error or off", "info");
 }
 
@@ -109,6 +113,7 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   eo.prefix = s.prefix;
   eo.limits.root_length = std::filesystem::absolute(s.cache).lexically_normal().string().size();
   eo.max_fetch_attempts = static_cast<int>(*attempts);
+  eo.subject_field = s.subject_field == "off" ? "" : s.subject_field;
   // Without a store there is nothing to check a removal against.
   eo.resync_after_removal = *resync && rt.s3 != nullptr;
   rt.engine = std::make_unique<Engine>(rt.s3.get(), *rt.cache, *rt.state, SystemClock(), eo);

@@ -15,7 +15,7 @@ namespace ds::app {
 
 struct CommonSettings {
   std::string cache, state, bucket, prefix, file_mode, dir_mode, owner, log_level;
-  std::string fetch_attempts, resync_after_removal, audit_log, audit_hmac_key;
+  std::string fetch_attempts, resync_after_removal, audit_log, audit_hmac_key, subject_field;
   void Register(Settings& s);
 };
 
@@ -54,5 +54,6 @@ std::unique_ptr<Command> MakeApplyCommand();
 std::unique_ptr<Command> MakeStatusCommand();
 std::unique_ptr<Command> MakeReconcileCommand();
 std::unique_ptr<Command> MakeAuditCommand();
+std::unique_ptr<Command> MakeEraseCommand();
 
 }  // namespace ds::app

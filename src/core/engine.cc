@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <random>
 
 namespace ds {
@@ -223,6 +224,29 @@ ApplyResult Engine::ApplyRemove(const Event& ev) {
   return result;
 }
 
+static bool SubjectFieldMatches(const std::string& name, const std::string& field) {
+  auto lower = [](std::string v) {
+    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return v;
+  };
+  auto strip = [](const std::string& v) {
+    static const std::string kPrefix = "x-amz-meta-";
+    return v.compare(0, kPrefix.size(), kPrefix) == 0 ? v.substr(kPrefix.size()) : v;
+  };
+  return !field.empty() && strip(lower(name)) == strip(lower(field));
+}
+
+void Engine::IndexSubjects(const std::string& bucket, const std::string& key,
+                           const std::vector<std::pair<std::string, std::string>>& fields) {
+  for (const auto& [name, value] : fields) {
+    if (value.empty() || !SubjectFieldMatches(name, opts_.subject_field)) continue;
+    Status s = state_.IndexSubject(value, bucket, key);
+    if (!s.ok()) {
+      spdlog::error("cannot index the data subject of {}: {}", Where(bucket, key), s.ToString());
+    }
+  }
+}
+
 ApplyResult Engine::ApplyCreate(const Event& ev) {
   ApplyResult result;
   Status s = state_.Transact([&](StateTxn& txn) -> Status {
@@ -256,6 +280,8 @@ ApplyResult Engine::ApplyCreate(const Event& ev) {
     spdlog::info("stale creation of {}: {}", Where(ev.bucket, ev.key), result.message);
   } else {
     counters_.queued++;
+    IndexSubjects(ev.bucket, ev.key, ev.metadata);
+    IndexSubjects(ev.bucket, ev.key, ev.tags);
     spdlog::debug("queued download of {} ({}) [{}]", Where(ev.bucket, ev.key), ev.name,
                   ev.event_id);
   }
@@ -418,6 +444,7 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
     return finish(JobOutcome::kDiscarded);
   }
   counters_.published++;
+  IndexSubjects(job.bucket, job.key, {info->metadata.begin(), info->metadata.end()});
   counters_.bytes_fetched += static_cast<int64_t>(tf.bytes_written());
   spdlog::info("materialised {} ({} bytes, etag {})", where, tf.bytes_written(), info->etag);
   return finish(JobOutcome::kPublished);
@@ -454,6 +481,41 @@ Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std:
     spdlog::info("reconcile: {} changed during the pass; left alone", Where(bucket, key));
   }
   return outcome;
+}
+
+Result<bool> Engine::RemoveForErasure(const std::string& bucket, const std::string& key,
+                                      const std::string& request_id) {
+  bool removed = false;
+  Status s = state_.Transact([&](StateTxn& txn) -> Status {
+    Result<KeyState> got = txn.Get(bucket, key);
+    if (!got.ok()) return got.status();
+    KeyState st = *got;
+    Result<bool> r = cache_.Remove(key);
+    if (!r.ok() && r.status().code() == Code::kConflict) {
+      // A folder (other keys live under it) or a path crossing a symbolic link: no copy of
+      // this key, and nothing else may be touched.
+      spdlog::warn("erase of {}: {}; nothing removed", Where(bucket, key), r.status().message());
+      r = false;
+    }
+    if (!r.ok()) return r.status();
+    removed = *r;
+    DS_RETURN_IF_ERROR(Audit(bucket, key, st, removed, "erase", request_id, ""));
+    MarkRemoved(st, clock_.NowMillis());
+    return txn.Put(bucket, key, st);
+  });
+  if (!s.ok()) {
+    counters_.failed++;
+    spdlog::error("erase: removal of {} failed: {} [{}]", Where(bucket, key), s.ToString(),
+                  request_id);
+    return s;
+  }
+  if (removed) {
+    counters_.removed++;
+    spdlog::info("removed {} (erase) [{}]", Where(bucket, key), request_id);
+  } else {
+    counters_.absent++;
+  }
+  return removed;
 }
 
 Status Engine::QueueFetch(const std::string& bucket, const std::string& key,

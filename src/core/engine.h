@@ -12,6 +12,8 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -32,6 +34,10 @@ struct EngineOptions {
   // the store again: if the key exists (re-created meanwhile, or an older version became
   // current) it is downloaded again. Costs one GET per such removal.
   bool resync_after_removal = true;
+  // The user-metadata field naming a key's data subject (delete-sync erase --subject). Events
+  // carrying it (metadata or tags, with or without the "x-amz-meta-" prefix, any case) and
+  // downloads whose GET answer has it fill the state store's subject index. "" disables.
+  std::string subject_field = "x-amz-meta-data-subject";
   int max_fetch_attempts = 8;
   int64_t retry_base_ms = 500;
   int64_t retry_max_ms = 5 * 60 * 1000;
@@ -98,6 +104,14 @@ class Engine {
   Result<OrphanOutcome> RemoveOrphan(const std::string& bucket, const std::string& key,
                                      int64_t pass_started_ms, const std::string& request_id);
 
+  // Removes the copy of a key being erased (delete-sync erase), whatever happened to the key
+  // before: same transaction, state rules (tombstone, removal generation: a download in flight
+  // is discarded) and audit path as an event removal, with cause "erase" and `request_id` as
+  // the record's event id. No resync is queued. Returns whether a file was unlinked. The key
+  // must have passed CheckKey.
+  Result<bool> RemoveForErasure(const std::string& bucket, const std::string& key,
+                                const std::string& request_id);
+
   // Journals a download of the key's current object (reconcile: missing or stale copy).
   Status QueueFetch(const std::string& bucket, const std::string& key, const std::string& reason,
                     const std::string& request_id);
@@ -122,6 +136,9 @@ class Engine {
                bool removed, const std::string& cause, const std::string& event_id,
                const std::string& event_name);
   int64_t Backoff(int attempts);
+  // Adds index rows for the subjects named by `fields` (name -> value pairs); logs failures.
+  void IndexSubjects(const std::string& bucket, const std::string& key,
+                     const std::vector<std::pair<std::string, std::string>>& fields);
 
   ObjectStore* store_;
   CacheFs& cache_;

@@ -87,6 +87,17 @@ class StateStore {
   virtual Status FailJob(int64_t id, const std::string& error) = 0;
   // Counts: jobs waiting (claimed or not) and failed.
   virtual Result<std::pair<int64_t, int64_t>> JobCounts() = 0;
+
+  // The data-subject index (delete-sync erase --subject): which keys of a bucket carry a
+  // subject in their metadata. Rows are added when an event or a download shows the field,
+  // and dropped when the key is erased. Each call is its own durable transaction.
+  virtual Status IndexSubject(const std::string& subject, const std::string& bucket,
+                              const std::string& key) = 0;
+  // The keys indexed under `subject` in `bucket`, in byte order.
+  virtual Result<std::vector<std::string>> SubjectKeys(const std::string& subject,
+                                                       const std::string& bucket) = 0;
+  // Drops every index row of one key.
+  virtual Status UnindexKey(const std::string& bucket, const std::string& key) = 0;
 };
 
 }  // namespace ds

@@ -47,6 +47,13 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (failed, claimed_pid, not_before_ms);
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs (bucket, key);
+CREATE TABLE IF NOT EXISTS subjects (
+  subject TEXT NOT NULL,
+  bucket TEXT NOT NULL,
+  key BLOB NOT NULL,
+  PRIMARY KEY (subject, bucket, key)
+);
+CREATE INDEX IF NOT EXISTS subjects_by_key ON subjects (bucket, key);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', '1');
 )sql";
@@ -265,8 +272,8 @@ SqliteState::~SqliteState() { sqlite3_close(db_); }
 
 Status SqliteState::SetDurability(Durability d) {
   if (d == durability_) return Status::Ok();
-  DS_RETURN_IF_ERROR(Exec(d == Durability::kDurable ? "PRAGMA synchronous=FULL"
-                                                     : "PRAGMA synchronous=NORMAL"));
+  DS_RETURN_IF_ERROR(
+      Exec(d == Durability::kDurable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
   durability_ = d;
   return Status::Ok();
 }
@@ -371,6 +378,37 @@ Result<std::pair<int64_t, int64_t>> SqliteState::JobCounts() {
   Stmt q(db_, "SELECT COALESCE(SUM(failed = 0), 0), COALESCE(SUM(failed = 1), 0) FROM jobs");
   if (q.Step() != SQLITE_ROW) return Error("count jobs");
   return std::make_pair(q.ColInt(0), q.ColInt(1));
+}
+
+Status SqliteState::IndexSubject(const std::string& subject, const std::string& bucket,
+                                 const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(Durability::kDurable));
+  Stmt q(db_, "INSERT OR IGNORE INTO subjects (subject, bucket, key) VALUES (?1, ?2, ?3)");
+  q.Text(1, subject).Text(2, bucket).Blob(3, key);
+  if (q.Step() != SQLITE_DONE) return Error("index subject");
+  return Status::Ok();
+}
+
+Result<std::vector<std::string>> SqliteState::SubjectKeys(const std::string& subject,
+                                                          const std::string& bucket) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_, "SELECT key FROM subjects WHERE subject = ?1 AND bucket = ?2 ORDER BY key");
+  q.Text(1, subject).Text(2, bucket);
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(q.ColText(0));
+  if (rc != SQLITE_DONE) return Error("read subject index");
+  return out;
+}
+
+Status SqliteState::UnindexKey(const std::string& bucket, const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(Durability::kDurable));
+  Stmt q(db_, "DELETE FROM subjects WHERE bucket = ?1 AND key = ?2");
+  q.Text(1, bucket).Blob(2, key);
+  if (q.Step() != SQLITE_DONE) return Error("unindex key");
+  return Status::Ok();
 }
 
 Result<std::vector<FetchJob>> SqliteState::FailedJobs(size_t limit) {

@@ -29,6 +29,11 @@ class SqliteState : public StateStore {
   Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) override;
   Status FailJob(int64_t id, const std::string& error) override;
   Result<std::pair<int64_t, int64_t>> JobCounts() override;
+  Status IndexSubject(const std::string& subject, const std::string& bucket,
+                      const std::string& key) override;
+  Result<std::vector<std::string>> SubjectKeys(const std::string& subject,
+                                               const std::string& bucket) override;
+  Status UnindexKey(const std::string& bucket, const std::string& key) override;
 
   // Failed jobs, newest first, for `status` and operators.
   Result<std::vector<FetchJob>> FailedJobs(size_t limit);

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common/clock.h"
@@ -114,6 +115,32 @@ class FakeStateStore : public StateStore {
   Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) override;
   Status FailJob(int64_t id, const std::string& error) override;
   Result<std::pair<int64_t, int64_t>> JobCounts() override;
+  Status IndexSubject(const std::string& subject, const std::string& bucket,
+                      const std::string& key) override {
+    std::lock_guard<std::recursive_mutex> l(mu_);
+    subjects_.insert({subject, bucket, key});
+    return Status::Ok();
+  }
+  Result<std::vector<std::string>> SubjectKeys(const std::string& subject,
+                                               const std::string& bucket) override {
+    std::lock_guard<std::recursive_mutex> l(mu_);
+    std::vector<std::string> out;
+    for (const auto& [s, b, k] : subjects_) {
+      if (s == subject && b == bucket) out.push_back(k);
+    }
+    return out;
+  }
+  Status UnindexKey(const std::string& bucket, const std::string& key) override {
+    std::lock_guard<std::recursive_mutex> l(mu_);
+    for (auto it = subjects_.begin(); it != subjects_.end();) {
+      if (std::get<1>(*it) == bucket && std::get<2>(*it) == key) {
+        it = subjects_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    return Status::Ok();
+  }
 
   KeyState Key(const std::string& bucket, const std::string& key);
   std::vector<FetchJob> Jobs();
@@ -127,6 +154,7 @@ class FakeStateStore : public StateStore {
   std::map<std::pair<std::string, std::string>, KeyState> keys_;
   std::map<int64_t, JobRow> jobs_;
   int64_t next_id_ = 1;
+  std::set<std::tuple<std::string, std::string, std::string>> subjects_;
 };
 
 }  // namespace ds::fakes
