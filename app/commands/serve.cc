@@ -7,8 +7,10 @@
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "erase_runner.h"
 #include "reconcile_runner.h"
 #include "runtime.h"
 #include "transport/http_webhook.h"
@@ -130,6 +132,39 @@ class ServeCommand : public Command {
 
     WorkSignal work;
     WebhookServer server(engine, wo, [&] { work.Notify(); });
+    // POST /erase: the request part of a receipt; the reply is the receipt. One erasure at a
+    // time, so that receipts and audit records of concurrent requests never interleave.
+    std::mutex erase_mu;
+    server.set_erase_handler([&](const std::string& body) -> WebhookReply {
+      nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded() || !j.is_object()) {
+        return {400, R"j({"error":"the body must be a JSON object (an erasure request)"})j", 0};
+      }
+      if (!j.contains("bucket") && !common_.bucket.empty()) j["bucket"] = common_.bucket;
+      if (!j.contains("request_id")) j["request_id"] = NewRequestId(SystemClock().NowMillis());
+      Result<EraseRequest> req = EraseRequestFromJson(j);
+      Status v = req.ok() ? ValidateEraseRequest(*req) : req.status();
+      if (v.ok() && !common_.bucket.empty() && req->bucket != common_.bucket) {
+        v = Status::Invalid("this service mirrors bucket '" + common_.bucket + "', not '" +
+                            req->bucket + "'");
+      }
+      if (!v.ok()) {
+        return {400,
+                nlohmann::json{{"error", v.message()}}.dump(
+                    -1, ' ', false, nlohmann::json::error_handler_t::replace),
+                0};
+      }
+      std::lock_guard<std::mutex> lock(erase_mu);
+      std::string dir = common_.cache + "/" + kReservedDir + "/receipts";
+      Result<ErasureResult> out = ExecuteErase(*rt, common_.cache, dir, *req);
+      if (!out.ok()) {
+        return {500,
+                nlohmann::json{{"error", out.status().message()}}.dump(
+                    -1, ' ', false, nlohmann::json::error_handler_t::replace),
+                0};
+      }
+      return {out->ok && out->receipt_saved.ok() ? 200 : 500, out->receipt_line, 0};
+    });
     s = server.Start();
     if (!s.ok()) return Fail(s, kExitFailed);
 

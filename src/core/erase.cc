@@ -122,7 +122,8 @@ Result<EraseOutcome> RunErase(const EraseRequest& req, const EraseDeps& deps) {
     if (!p.ok()) return Status(p.status().code(), "audit log: " + p.status().message());
     request_pos = *p;
   }
-  spdlog::info("erase {}: {}", req.request_id, request.dump());
+  spdlog::info("erase {}: {}", req.request_id,
+               request.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 
   // 2. Resolve the keys.
   std::set<std::string> keys(req.keys.begin(), req.keys.end());

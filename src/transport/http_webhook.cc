@@ -107,6 +107,24 @@ Status WebhookServer::Start() {
     return req.has_param("token") && TokenMatches(req.get_param_value("token"), opts_.token);
   };
 
+  srv.Post("/erase", [this, authorised](const httplib::Request& req, httplib::Response& res) {
+    if (!authorised(req)) {
+      spdlog::warn("webhook: unauthorised POST /erase from {}", req.remote_addr);
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Bearer");
+      res.set_content(R"({"error":"missing or wrong token"})", "application/json");
+      return;
+    }
+    if (!erase_handler_) {
+      res.status = 404;
+      res.set_content(R"({"error":"erasure is not enabled on this service"})", "application/json");
+      return;
+    }
+    WebhookReply reply = erase_handler_(req.body);
+    res.status = reply.status;
+    res.set_content(reply.body, "application/json");
+  });
+
   srv.Post(R"(/.*)", [this, authorised](const httplib::Request& req, httplib::Response& res) {
     if (!authorised(req)) {
       spdlog::warn("webhook: unauthorised POST {} from {} (missing or wrong token)", req.path,

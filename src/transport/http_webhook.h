@@ -3,6 +3,8 @@
 //   POST <any path>   a notification document. 200 only after its effect is durable
 //                     (removals applied, creations journaled); 400 malformed; 401 without the
 //                     token; 413 over the size limit; 500 when applying failed (retry).
+//   POST /erase       an erasure request (docs/ERASURE.md); the reply is the receipt: 200 when
+//                     everything was verified gone, 500 when not, 400 for a bad request.
 //   GET  /healthz     200 "ok" without a token (liveness for load balancers / systemd).
 //
 // The token is accepted as "Authorization: Bearer <token>" or as the query parameter
@@ -52,6 +54,11 @@ class WebhookServer {
   WebhookServer(Engine& engine, WebhookOptions opts, std::function<void()> on_queued);
   ~WebhookServer();
 
+  // Handles POST /erase (after the token check). Without one, /erase answers 404.
+  void set_erase_handler(std::function<WebhookReply(const std::string& body)> handler) {
+    erase_handler_ = std::move(handler);
+  }
+
   // Binds and starts serving in a background thread. Fails with a clear message when the
   // address is taken or the token is empty.
   Status Start();
@@ -62,6 +69,7 @@ class WebhookServer {
   Engine& engine_;
   WebhookOptions opts_;
   std::function<void()> on_queued_;
+  std::function<WebhookReply(const std::string& body)> erase_handler_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -258,3 +258,44 @@ TEST(PeriodicReconcile, ServeHealsWhatNoEventTold) {
 
 }  // namespace
 }  // namespace ds::itest
+
+namespace ds::itest {
+namespace {
+
+TEST(ServeErase, PostEraseReturnsTheReceiptAndRemovesEverything) {
+  ServiceHarness h(/*versioned=*/true);
+  h.Start();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  S3Client& s3 = h.s3();
+  ASSERT_TRUE(s3.PutObject(h.bucket(), "people/ann/photo.jpg", "v1").ok());
+  ASSERT_TRUE(s3.PutObject(h.bucket(), "people/ann/photo.jpg", "v2").ok());
+  ASSERT_TRUE(h.WaitContent("people/ann/photo.jpg", "v2"));
+  httplib::Client c = h.Client();
+  std::string body = R"({"keys":["people/ann/photo.jpg"],"request_id":"web-erase-1"})";
+  auto unauthorised = c.Post("/erase", body, "application/json");
+  ASSERT_TRUE(unauthorised);
+  EXPECT_EQ(unauthorised->status, 401);
+  EXPECT_TRUE(Exists(h.Path("people/ann/photo.jpg")));
+
+  auto bad = c.Post("/erase?token=" + h.token(), "[1,2]", "application/json");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+
+  auto res = c.Post("/erase?token=" + h.token(), body, "application/json");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body << "\n" << h.Log();
+  auto receipt = nlohmann::json::parse(res->body);
+  EXPECT_EQ(receipt["request_id"], "web-erase-1");
+  EXPECT_EQ(receipt["ok"], true);
+  EXPECT_EQ(receipt["keys"][0]["bucket"]["versions_removed"].size(), 2u);
+  EXPECT_FALSE(Exists(h.Path("people/ann/photo.jpg")));
+  EXPECT_FALSE(Exists(h.Path("people")));
+  auto versions = s3.ListObjectVersions(h.bucket(), "people/");
+  ASSERT_TRUE(versions.ok());
+  EXPECT_TRUE(versions->empty());
+  EXPECT_TRUE(Exists(h.cache() + "/.delete-sync/receipts/web-erase-1.json"));
+  h.Stop();
+}
+
+}  // namespace
+}  // namespace ds::itest

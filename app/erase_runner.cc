@@ -1,0 +1,143 @@
+#include "erase_runner.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <random>
+
+#include "fs/open_holders.h"
+#include "s3/versioned_adapter.h"
+
+namespace ds::app {
+
+std::string NewRequestId(int64_t now_ms) {
+  std::string t = FormatUtcMillis(now_ms);  // 2024-01-02T03:04:05.678Z
+  std::string compact;
+  for (char c : t) {
+    if (std::isalnum(static_cast<unsigned char>(c))) compact += c;
+  }
+  std::random_device rd;
+  char rnd[9];
+  std::snprintf(rnd, sizeof rnd, "%08x", static_cast<unsigned>(rd()));
+  return "erase-" + compact + "-" + rnd;
+}
+
+namespace {
+
+Status SyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::Io("open " + dir + ": " + std::strerror(errno));
+  int rc = fsync(fd);
+  int err = errno;
+  close(fd);
+  if (rc != 0) return Status::Io("fsync " + dir + ": " + std::strerror(err));
+  return Status::Ok();
+}
+
+// Writes `text` to "<dir>/<id>.json" (or "<id>.2.json", ... when a receipt of that request id
+// exists: receipts are never overwritten): temp file, fsync, link into place, fsync the folder.
+Result<std::string> WriteReceipt(const std::string& dir, const std::string& id,
+                                 const std::string& text) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::Io("create " + dir + ": " + ec.message());
+  std::string tmp = dir + "/." + id + ".tmp." + std::to_string(getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::Io("create " + tmp + ": " + std::strerror(errno));
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = write(fd, text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      close(fd);
+      unlink(tmp.c_str());
+      return Status::Io("write " + tmp + ": " + std::strerror(err));
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0) {
+    int err = errno;
+    close(fd);
+    unlink(tmp.c_str());
+    return Status::Io("fsync " + tmp + ": " + std::strerror(err));
+  }
+  close(fd);
+  std::string final_path;
+  for (int n = 1; n < 10000; ++n) {
+    final_path = dir + "/" + id + (n == 1 ? "" : "." + std::to_string(n)) + ".json";
+    if (link(tmp.c_str(), final_path.c_str()) == 0) break;
+    if (errno != EEXIST) {
+      int err = errno;
+      unlink(tmp.c_str());
+      return Status::Io("link " + final_path + ": " + std::strerror(err));
+    }
+    final_path.clear();
+  }
+  unlink(tmp.c_str());
+  if (final_path.empty()) return Status::Io("too many receipts for request id " + id);
+  DS_RETURN_IF_ERROR(SyncDir(dir));
+  return final_path;
+}
+
+}  // namespace
+
+Result<ErasureResult> ExecuteErase(Runtime& rt, const std::string& cache_root,
+                                   const std::string& receipts_dir, const EraseRequest& req) {
+  char resolved[PATH_MAX];
+  if (realpath(cache_root.c_str(), resolved) == nullptr) {
+    return Status::Io("realpath " + cache_root + ": " + std::strerror(errno));
+  }
+  if (rt.s3 == nullptr) return Status::Invalid("erase needs the object store (AWS_* variables)");
+  S3VersionedStore versions(*rt.s3);
+  EraseDeps deps;
+  deps.versions = &versions;
+  deps.store = rt.s3.get();
+  deps.cache = rt.cache.get();
+  deps.state = rt.state.get();
+  deps.engine = rt.engine.get();
+  deps.clock = &SystemClock();
+  deps.limits = rt.engine->options().limits;
+  deps.cache_root = resolved;
+  deps.subject_field = rt.engine->options().subject_field;
+  if (rt.audit) {
+    AuditLog* log = rt.audit.get();
+    deps.audit = [log](const std::string& type, const nlohmann::json& fields) -> Result<AuditRef> {
+      Result<AuditPosition> p = log->Append(type, fields);
+      if (!p.ok()) return p.status();
+      return AuditRef{p->seq, p->hash};
+    };
+  }
+  std::string root = resolved;
+  deps.scan_holders = [root](std::vector<OpenHolder>* h, bool* complete) {
+    return ScanOpenHolders(root, h, complete);
+  };
+
+  Result<EraseOutcome> out = RunErase(req, deps);
+  if (!out.ok()) return out.status();
+  using nlohmann::json;
+  ErasureResult result;
+  result.ok = out->ok();
+  // Keys are bytes: anything that is not UTF-8 is replaced in the JSON text, never thrown on.
+  result.receipt_line = out->receipt.dump(-1, ' ', false, json::error_handler_t::replace);
+  Result<std::string> written =
+      WriteReceipt(receipts_dir, req.request_id,
+                   out->receipt.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
+  if (written.ok()) {
+    result.receipt_path = *written;
+  } else {
+    result.receipt_saved = written.status();
+  }
+  spdlog::info("erase {}: receipt {}; {}", req.request_id,
+               written.ok() ? *written : std::string("(not kept)"),
+               result.ok ? "verified gone" : "NOT everything verified gone");
+  return result;
+}
+
+}  // namespace ds::app
