@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end demo: builds delete-sync, starts a real local S3 server (Ceph RGW), runs
 # `delete-sync serve` with the bucket's notifications pushed to its webhook, uploads a few
-# objects, shows the cache, deletes one object and shows its copy gone. Leaves nothing running.
+# objects, shows the cache, deletes one object and shows its copy gone, shows the audit record,
+# then erases another object over HTTP and shows the receipt. Leaves nothing running.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -81,9 +82,19 @@ say "The cache now"
 (cd "$DEMO_DIR/cache" && find . -path ./.delete-sync -prune -o -type f -printf '%8s bytes  %P\n' | sort -k3)
 echo "(the empty folders people/zoë/ and people/ were pruned)"
 
-say "The service's record of the removal"
+say "The service's record of the removal (audit log, hash-chained)"
 grep -E "removed s3://" "$DEMO_DIR/serve.log" || true
-"$BIN" status --cache "$DEMO_DIR/cache"
+tail -1 "$DEMO_DIR/cache/.delete-sync/audit.log"
+"$BIN" audit verify --cache "$DEMO_DIR/cache"
+
+say "An erasure request for s3://$BUCKET/images/cat one.png, with its receipt"
+curl -fsS -H "Authorization: Bearer $TOKEN" -d '{"keys":["images/cat one.png"],"request_id":"demo-erasure-1"}' \
+  "http://127.0.0.1:$PORT/erase" | python3 -m json.tool
+echo "(kept in $DEMO_DIR/cache/.delete-sync/receipts/demo-erasure-1.json)"
+
+say "The cache now"
+(cd "$DEMO_DIR/cache" && find . -path ./.delete-sync -prune -o -type f -printf '%8s bytes  %P\n' | sort -k3)
+"$BIN" audit verify --cache "$DEMO_DIR/cache"
 
 say "Stopping everything"
 kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""

@@ -187,7 +187,9 @@ Result<EraseOutcome> RunErase(const EraseRequest& req, const EraseDeps& deps) {
   resolution["errors"] = resolution_errors;
   resolution["keys"] = keys.size();
 
-  // 3. Per key: every version from the bucket, then the copy from the cache.
+  // 3. Per key: the copy from the cache, then every version from the bucket. Cache first: the
+  // bucket's own removal notification would otherwise remove the copy a moment earlier and the
+  // receipt would say "absent" for a copy that this erasure did remove.
   json key_reports = json::array();
   int64_t versions_removed = 0, copies_removed = 0, unverified = 0;
   std::map<std::string, std::string> removed_paths;  // absolute path -> key
@@ -195,6 +197,26 @@ Result<EraseOutcome> RunErase(const EraseRequest& req, const EraseDeps& deps) {
     json kr = json::object();
     kr["key"] = key;
     bool bucket_ok = false;
+    // Cache.
+    json c = json::object();
+    std::optional<KeyRefusal> refusal = CheckKey(key, deps.limits);
+    if (refusal) {
+      c["result"] = "not-a-path";
+      c["detail"] = std::string(RefusalName(*refusal)) +
+                    ": the key cannot be a cache path, so there is no cache copy to remove";
+    } else {
+      Result<bool> r = deps.engine->RemoveForErasure(req.bucket, key, req.request_id);
+      if (r.ok()) {
+        c["result"] = *r ? "removed" : "absent";
+        if (*r) ++copies_removed;
+      } else {
+        c["result"] = "failed";
+        c["error"] = r.status().ToString();
+      }
+      removed_paths[deps.cache_root + "/" + key] = key;
+    }
+    c["time"] = FormatUtcMillis(clock.NowMillis());
+    kr["cache"] = c;
     // Bucket.
     json b = json::object();
     Result<std::vector<VersionEntry>> vers = VersionsOf(*deps.versions, req.bucket, key);
@@ -236,26 +258,6 @@ Result<EraseOutcome> RunErase(const EraseRequest& req, const EraseDeps& deps) {
     b["time"] = FormatUtcMillis(clock.NowMillis());
     kr["bucket"] = b;
 
-    // Cache.
-    json c = json::object();
-    std::optional<KeyRefusal> refusal = CheckKey(key, deps.limits);
-    if (refusal) {
-      c["result"] = "not-a-path";
-      c["detail"] = std::string(RefusalName(*refusal)) +
-                    ": the key cannot be a cache path, so there is no cache copy to remove";
-    } else {
-      Result<bool> r = deps.engine->RemoveForErasure(req.bucket, key, req.request_id);
-      if (r.ok()) {
-        c["result"] = *r ? "removed" : "absent";
-        if (*r) ++copies_removed;
-      } else {
-        c["result"] = "failed";
-        c["error"] = r.status().ToString();
-      }
-      removed_paths[deps.cache_root + "/" + key] = key;
-    }
-    c["time"] = FormatUtcMillis(clock.NowMillis());
-    kr["cache"] = c;
     (void)bucket_ok;
     key_reports.push_back(kr);
   }
