@@ -81,6 +81,53 @@ struct CacheItem {
   uint64_t size = 0;
 };
 
+// Items cross the channel in batches: one lock round per batch, not per key.
+constexpr size_t kBatch = 256;
+
+// The producer side: collects items and hands them over a batch at a time.
+template <typename T>
+class BatchWriter {
+ public:
+  explicit BatchWriter(Channel<std::vector<T>>& ch) : ch_(ch) { batch_.reserve(kBatch); }
+  bool Add(T item) {
+    batch_.push_back(std::move(item));
+    if (batch_.size() < kBatch) return true;
+    return Flush();
+  }
+  bool Flush() {
+    if (batch_.empty()) return true;
+    bool ok = ch_.Push(std::move(batch_));
+    batch_ = {};
+    batch_.reserve(kBatch);
+    return ok;
+  }
+
+ private:
+  Channel<std::vector<T>>& ch_;
+  std::vector<T> batch_;
+};
+
+// The consumer side: one item at a time out of the batches.
+template <typename T>
+class BatchReader {
+ public:
+  explicit BatchReader(Channel<std::vector<T>>& ch) : ch_(ch) {}
+  std::optional<T> Next() {
+    while (pos_ >= batch_.size()) {
+      std::optional<std::vector<T>> b = ch_.Pop();
+      if (!b) return std::nullopt;
+      batch_ = std::move(*b);
+      pos_ = 0;
+    }
+    return std::move(batch_[pos_++]);
+  }
+
+ private:
+  Channel<std::vector<T>>& ch_;
+  std::vector<T> batch_;
+  size_t pos_ = 0;
+};
+
 }  // namespace
 
 Reconciler::Reconciler(ObjectStore& store, CacheFs& cache, StateStore& state, Engine& engine,
@@ -94,19 +141,26 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
   const bool download = !opts.dry_run && !opts.delete_only;
   const KeyPathLimits limits = engine_.options().limits;
 
-  Channel<ObjectInfo> bucket_q(1024);
-  Channel<CacheItem> cache_q(1024);
+  // Bounded: at most 8 batches of 256 keys wait on each side.
+  Channel<std::vector<ObjectInfo>> bucket_q(8);
+  Channel<std::vector<CacheItem>> cache_q(8);
   std::thread lister([&] {
+    BatchWriter<ObjectInfo> out(bucket_q);
     Status s = store_.ListObjects(opts.bucket, opts.prefix,
-                                  [&](const ObjectInfo& info) { return bucket_q.Push(info); });
+                                  [&](const ObjectInfo& info) { return out.Add(info); });
+    if (s.ok()) out.Flush();
     bucket_q.Finish(std::move(s));
   });
   std::thread walker([&] {
+    BatchWriter<CacheItem> out(cache_q);
     Status s = cache_.Walk(opts.prefix, [&](const std::string& path, const CacheEntryInfo& info) {
-      return cache_q.Push(CacheItem{path, info.size});
+      return out.Add(CacheItem{path, info.size});
     });
+    if (s.ok()) out.Flush();
     cache_q.Finish(std::move(s));
   });
+  BatchReader<ObjectInfo> bucket_in(bucket_q);
+  BatchReader<CacheItem> cache_in(cache_q);
   auto stop_producers = [&] {
     bucket_q.Close();
     cache_q.Close();
@@ -116,8 +170,8 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
 
   Status merge_status;
   std::vector<std::pair<std::string, bool>> orphans;  // key, tracked
-  std::optional<ObjectInfo> b = bucket_q.Pop();
-  std::optional<CacheItem> c = cache_q.Pop();
+  std::optional<ObjectInfo> b = bucket_in.Next();
+  std::optional<CacheItem> c = cache_in.Next();
   std::string last_b, last_c;
   bool have_last_b = false, have_last_c = false;
   int64_t next_progress = r.started_ms + opts.progress_every_ms;
@@ -181,12 +235,12 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
     if (cmp <= 0) {
       last_b = b->key;
       have_last_b = true;
-      b = bucket_q.Pop();
+      b = bucket_in.Next();
     }
     if (cmp >= 0) {
       last_c = c->key;
       have_last_c = true;
-      c = cache_q.Pop();
+      c = cache_in.Next();
     }
     if (opts.progress && clock_.NowMillis() >= next_progress) {
       r.duration_ms = clock_.NowMillis() - r.started_ms;

@@ -58,13 +58,33 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', '1');
 )sql";
 
-// A prepared statement that finalises itself.
+// A prepared statement that finalises itself, or, when taken from a StmtCache, is reset and
+// kept for the next use (preparing is most of the cost of a point query).
 class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql) : db_(db) {
     rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
   }
-  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(StmtCache* cache, sqlite3* db, const char* sql) : db_(db), cached_(cache != nullptr) {
+    if (!cached_) {
+      rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+      return;
+    }
+    sqlite3_stmt*& slot = cache->stmts[sql];
+    rc_ = slot ? SQLITE_OK : sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot,
+                                                 nullptr);
+    stmt_ = slot;
+  }
+  ~Stmt() {
+    if (cached_) {
+      if (stmt_ != nullptr) {
+        sqlite3_reset(stmt_);
+        sqlite3_clear_bindings(stmt_);
+      }
+    } else {
+      sqlite3_finalize(stmt_);
+    }
+  }
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
 
@@ -94,16 +114,17 @@ class Stmt {
  private:
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
+  bool cached_ = false;
   int rc_;
 };
 
 class SqliteTxn : public StateTxn {
  public:
-  SqliteTxn(sqlite3* db, std::function<Status(const std::string&)> err)
-      : db_(db), err_(std::move(err)) {}
+  SqliteTxn(sqlite3* db, StmtCache* cache, std::function<Status(const std::string&)> err)
+      : db_(db), cache_(cache), err_(std::move(err)) {}
 
   Result<KeyState> Get(const std::string& bucket, const std::string& key) override {
-    Stmt q(db_,
+    Stmt q(cache_, db_,
            "SELECT seq, removal_gen, fetch_ticket, published_ticket, tombstone, present, etag, "
            "version_id, size, updated_ms FROM keys WHERE bucket = ?1 AND key = ?2");
     if (!q.ok()) return err_("prepare key lookup");
@@ -128,7 +149,7 @@ class SqliteTxn : public StateTxn {
   }
 
   Status Put(const std::string& bucket, const std::string& key, const KeyState& st) override {
-    Stmt q(db_,
+    Stmt q(cache_, db_,
            "INSERT INTO keys (bucket, key, seq, removal_gen, fetch_ticket, published_ticket, "
            "tombstone, present, etag, version_id, size, updated_ms) VALUES "
            "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
@@ -147,7 +168,7 @@ class SqliteTxn : public StateTxn {
   }
 
   Status Enqueue(const FetchJob& job) override {
-    Stmt find(db_,
+    Stmt find(cache_, db_,
               "SELECT id, seq, ordered, not_before_ms FROM jobs WHERE bucket = ?1 AND key = ?2 "
               "AND claimed_pid IS NULL AND failed = 0 LIMIT 1");
     if (!find.ok()) return err_("prepare job lookup");
@@ -164,7 +185,7 @@ class SqliteTxn : public StateTxn {
         std::optional<int> cmp = CompareSequencers(job.seq, seq);
         if (cmp && *cmp > 0) seq = job.seq;
       }
-      Stmt upd(db_,
+      Stmt upd(cache_, db_,
                "UPDATE jobs SET seq = ?2, ordered = ?3, not_before_ms = ?4, event_id = ?5, "
                "reason = ?6 WHERE id = ?1");
       if (!upd.ok()) return err_("prepare job merge");
@@ -174,7 +195,7 @@ class SqliteTxn : public StateTxn {
       return Status::Ok();
     }
     if (rc != SQLITE_DONE) return err_("look up job");
-    Stmt ins(db_,
+    Stmt ins(cache_, db_,
              "INSERT INTO jobs (bucket, key, seq, ordered, event_id, reason, not_before_ms) "
              "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     if (!ins.ok()) return err_("prepare job insert");
@@ -186,6 +207,7 @@ class SqliteTxn : public StateTxn {
 
  private:
   sqlite3* db_;
+  StmtCache* cache_;
   std::function<Status(const std::string&)> err_;
 };
 
@@ -268,7 +290,10 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path) 
   return s;
 }
 
-SqliteState::~SqliteState() { sqlite3_close(db_); }
+SqliteState::~SqliteState() {
+  for (auto& [sql, stmt] : cache_.stmts) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
 
 Status SqliteState::SetDurability(Durability d) {
   if (d == durability_) return Status::Ok();
@@ -280,7 +305,7 @@ Status SqliteState::SetDurability(Durability d) {
 
 Result<KeyState> SqliteState::Lookup(const std::string& bucket, const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  SqliteTxn reader(db_, [this](const std::string& what) { return Error(what); });
+  SqliteTxn reader(db_, &cache_, [this](const std::string& what) { return Error(what); });
   return reader.Get(bucket, key);
 }
 
@@ -290,7 +315,7 @@ Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn, Durabil
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Error("begin transaction");
   }
-  SqliteTxn txn(db_, [this](const std::string& what) { return Error(what); });
+  SqliteTxn txn(db_, &cache_, [this](const std::string& what) { return Error(what); });
   Status s = fn(txn);
   if (!s.ok()) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -4,6 +4,7 @@
 // by several hosts (see docs/SEMANTICS.md, "Deployments").
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -11,8 +12,14 @@
 #include "core/state_store.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace ds {
+
+// Prepared statements kept for reuse, keyed by their SQL text. Used under SqliteState's mutex.
+struct StmtCache {
+  std::map<std::string, sqlite3_stmt*> stmts;
+};
 
 class SqliteState : public StateStore {
  public:
@@ -49,6 +56,7 @@ class SqliteState : public StateStore {
   sqlite3* db_;
   std::string path_;
   std::mutex mu_;
+  StmtCache cache_;
   Durability durability_ = Durability::kDurable;
 };
 
