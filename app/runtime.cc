@@ -2,7 +2,10 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -17,6 +20,10 @@ void CommonSettings::Register(Settings& s) {
   s.Add("dir-mode", &dir_mode, "mode of folders in the cache (octal)", "0755");
   s.Add("owner", &owner, "UID[:GID] owning new files and folders (e.g. 1001:1001)", "");
   s.Add("fetch-attempts", &fetch_attempts, "attempts per download before it is marked failed", "8");
+  s.Add("require-mount", &require_mount,
+        "refuse to start unless the cache folder is a mount point (true/false): an EFS/NFS "
+        "volume that failed to mount must not turn into a cache on the local disk",
+        "false");
   s.Add("resync-after-removal", &resync_after_removal,
         "after an unordered removal, check the store again (true/false)", "true");
   s.Add("audit-log", &audit_log,
@@ -67,6 +74,24 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   if (!attempts.ok()) return attempts.status();
   Result<bool> resync = ParseBool("resync-after-removal", s.resync_after_removal);
   if (!resync.ok()) return resync.status();
+
+  Result<bool> require_mount = ParseBool("require-mount", s.require_mount);
+  if (!require_mount.ok()) return require_mount.status();
+  if (*require_mount) {
+    // A mount point has another device than its parent folder (or is the root).
+    struct stat here {
+    }, parent{};
+    std::string parent_path = s.cache + "/..";
+    if (stat(s.cache.c_str(), &here) != 0 || stat(parent_path.c_str(), &parent) != 0) {
+      return Status::Unavailable("--require-mount: cannot stat the cache folder " + s.cache + ": " +
+                                 std::strerror(errno));
+    }
+    bool is_mount = here.st_dev != parent.st_dev || here.st_ino == parent.st_ino;
+    if (!is_mount) {
+      return Status::Unavailable("--require-mount: the cache folder " + s.cache +
+                                 " is not a mount point (is the volume mounted?)");
+    }
+  }
 
   Runtime rt;
   Result<std::unique_ptr<PosixCache>> cache = PosixCache::Open(s.cache, copts);

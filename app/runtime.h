@@ -15,7 +15,8 @@ namespace ds::app {
 
 struct CommonSettings {
   std::string cache, state, bucket, prefix, file_mode, dir_mode, owner, log_level;
-  std::string fetch_attempts, resync_after_removal, audit_log, audit_hmac_key, subject_field;
+  std::string fetch_attempts, resync_after_removal, audit_log, audit_hmac_key, subject_field,
+      require_mount;
   void Register(Settings& s);
 };
 

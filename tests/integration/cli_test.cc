@@ -89,6 +89,13 @@ TEST_F(CliTest, BadSettingsGiveClearErrors) {
   EXPECT_NE(out.find("octal"), std::string::npos) << out;
   EXPECT_EQ(Run({"serve", "--cache", dir_ + "/c"}, {}, &out), 2);
   EXPECT_NE(out.find("--webhook-token"), std::string::npos) << out;
+  // A plain folder is not a mount point: nothing is created in it.
+  std::filesystem::create_directories(dir_ + "/mnt");
+  EXPECT_EQ(Run({"apply", "--cache", dir_ + "/mnt", "--require-mount", "true", "--events", events},
+                {}, &out),
+            1);
+  EXPECT_NE(out.find("is not a mount point"), std::string::npos) << out;
+  EXPECT_FALSE(Exists(dir_ + "/mnt/.delete-sync"));
 }
 
 TEST_F(CliTest, ApplyRemovesAndReportsRefusalsAndMalformedLines) {
