@@ -71,8 +71,8 @@ class Stmt {
       return;
     }
     sqlite3_stmt*& slot = cache->stmts[sql];
-    rc_ = slot ? SQLITE_OK : sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot,
-                                                 nullptr);
+    rc_ = slot ? SQLITE_OK
+               : sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot, nullptr);
     stmt_ = slot;
   }
   ~Stmt() {
