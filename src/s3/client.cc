@@ -1,7 +1,6 @@
 #include "s3/client.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -16,6 +15,7 @@
 #include <utility>
 
 #include "common/version.h"
+#include "crypto/digest.h"
 #include "s3/xml.h"
 
 namespace ds {
@@ -45,32 +45,8 @@ std::string Lower(std::string_view s) {
 
 bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 
-std::string Hex(const unsigned char* d, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[d[i] >> 4]);
-    out.push_back(kHex[d[i] & 0xF]);
-  }
-  return out;
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  return Hex(md, n);
-}
-
-std::string Md5Base64(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_md5(), nullptr);
-  unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
-  int len = EVP_EncodeBlock(b64, md, static_cast<int>(n));
-  return std::string(reinterpret_cast<const char*>(b64), static_cast<size_t>(len));
-}
+using crypto::Md5Base64;
+using crypto::Sha256Hex;
 
 // scheme ("http"/"https", lower-case) and authority ("host:port") of an endpoint.
 struct Endpoint {
