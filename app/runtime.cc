@@ -8,6 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <thread>
+#include <vector>
 
 namespace ds::app {
 
@@ -36,6 +38,17 @@ void CommonSettings::Register(Settings& s) {
         "disables)",
         "x-amz-meta-data-subject");
   s.Add("log-level", &log_level, "trace, debug, info, warn, error or off", "info");
+}
+
+void DrainAllJobs(Runtime& rt, int workers) {
+  while (true) {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < workers; ++i) threads.emplace_back([&] { rt.engine->DrainJobs(); });
+    for (std::thread& t : threads) t.join();
+    Result<std::pair<int64_t, int64_t>> counts = rt.state->JobCounts();
+    if (!counts.ok() || counts->first == 0) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 int Fail(const char* command, const Status& s, int exit_code) {

@@ -39,6 +39,10 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;  // some events failed / the run failed
 inline constexpr int kExitUsage = 2;   // bad flags or settings
 
+// Runs the journal's downloads with `workers` threads until none is waiting, sleeping
+// until retries that are due later (for commands that end when their work is done).
+void DrainAllJobs(Runtime& rt, int workers);
+
 // Prints "delete-sync <command>: <message>" to stderr and returns `exit_code`.
 int Fail(const char* command, const Status& s, int exit_code);
 

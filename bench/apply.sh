@@ -9,22 +9,13 @@
 #   bench/apply.sh [N ...]      default: 1000 10000
 # Writes docs/bench/apply.md and prints it.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RUNS="${DS_BENCH_RUNS:-5}"
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(1000 10000)
-WORK="$(mktemp -d /tmp/ds-bench-apply-XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
 
-scripts/install-deps.sh --build-only
-for p in python3-boto3 time; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
-done
-cmake -S . -B build/perf -DCMAKE_BUILD_TYPE=Release -DDS_BUILD_TESTS=OFF -DDS_BUILD_BENCH=ON >/dev/null
-cmake --build build/perf -j"$(nproc)" --target delete-sync unlink_floor >/dev/null
-DS="$ROOT/build/perf/delete-sync"
+bench_deps --build-only python3-boto3 time
+bench_build unlink_floor
 
 make_cache() {  # N DIR: N files of 1 KiB in DIR
   rm -rf "$2"
@@ -96,7 +87,8 @@ print("| --- | --- | --- | --- |")
 for name, vals in rows.items():
     secs = [s for s, _ in vals]
     med = statistics.median(secs)
-    print(f"| {name} | {med:.2f} ({min(secs):.2f}-{max(secs):.2f}) | {n / med:,.0f} | "
+    rate = f"{n / med:,.0f}" if med > 0 else "too fast to time (< 0.01 s)"
+    print(f"| {name} | {med:.2f} ({min(secs):.2f}-{max(secs):.2f}) | {rate} | "
           f"{statistics.median(r for _, r in vals) / 1024:.1f} |")
 print()
 PY

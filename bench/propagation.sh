@@ -9,40 +9,15 @@
 #   bench/propagation.sh [N ...]     default: 1000 10000
 # Writes docs/bench/propagation.md and prints it.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RUNS="${DS_BENCH_RUNS:-5}"
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(1000 10000)
 PORT="${DS_BENCH_PORT:-18289}"
-WORK="$(mktemp -d /tmp/ds-bench-prop-XXXXXX)"
 
-scripts/install-deps.sh
-for p in rclone time; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
-done
-cmake -S . -B build/perf -DCMAKE_BUILD_TYPE=Release -DDS_BUILD_TESTS=OFF -DDS_BUILD_BENCH=ON >/dev/null
-cmake --build build/perf -j"$(nproc)" --target delete-sync fill_bucket >/dev/null
-DS="$ROOT/build/perf/delete-sync"
-
-started=0
-serve_pid=""
-cleanup() {
-  [[ -n "$serve_pid" ]] && { kill "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null || true; }
-  ((started)) && scripts/rgw-local.sh stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-scripts/rgw-local.sh status >/dev/null 2>&1 || started=1
-scripts/rgw-local.sh start >/dev/null
-eval "$(scripts/rgw-local.sh env)"
-export RCLONE_CONFIG="$WORK/rclone.conf"   # none: the remote comes from the variables below
-touch "$RCLONE_CONFIG"
-export RCLONE_CONFIG_RGW_TYPE=s3 RCLONE_CONFIG_RGW_PROVIDER=Ceph \
-  RCLONE_CONFIG_RGW_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
-  RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
-  RCLONE_CONFIG_RGW_ENDPOINT="$AWS_ENDPOINT_URL_S3"
+bench_deps rclone time
+bench_build fill_bucket
+bench_rgw
 AWS=(env -u AWS_CA_BUNDLE /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL_S3")
 ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
@@ -62,12 +37,7 @@ for N in "${SIZES[@]}"; do
   "$DS" reconcile --cache "$WORK/ds-$N" --bucket "$bucket" --max-delete 0 --concurrency 16 --log-level warn >/dev/null
   env -u AWS_CA_BUNDLE rclone sync "rgw:$bucket" "$WORK/rclone-$N"
   "${AWS[@]}" s3 sync --only-show-errors "s3://$bucket" "$WORK/aws-$N"
-  token="t$RANDOM$RANDOM"
-  "$DS" serve --cache "$WORK/ds-$N" --bucket "$bucket" --log-level warn \
-    --webhook-listen "127.0.0.1:$PORT" --webhook-token "$token" 2>"$WORK/serve.log" &
-  serve_pid=$!
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-  scripts/rgw-local.sh notify "$bucket" "t-$bucket" "http://127.0.0.1:$PORT/?token=$token" >/dev/null
+  bench_serve "$bucket" "$WORK/ds-$N" "$PORT"
   : >"$WORK/results"
   for run in $(seq "$RUNS"); do
     echo "== N=$N run $run/$RUNS" >&2
@@ -96,7 +66,7 @@ for N in "${SIZES[@]}"; do
       echo "$c $(ms "$t0") $(ms "$t1")" >>"$WORK/results"
     done
   done
-  kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=""
+  bench_stop_serve
   python3 - "$WORK/results" "$N" >>"$WORK/report" <<'PY'
 import statistics, sys
 sent, ret = {}, {}
@@ -117,8 +87,7 @@ for name in sent:
 print("\n\"DELETE sent\" includes the AWS CLI starting, signing and sending the DELETE (~0.4 s);"
       " with RGW's synchronous push the delete-sync copy is gone before the DELETE returns.\n")
 PY
-  scripts/rgw-local.sh aws s3 rb --force "s3://$bucket" >/dev/null 2>&1 || true
-  scripts/rgw-local.sh aws sns delete-topic --topic-arn "arn:aws:sns:default::t-$bucket" >/dev/null 2>&1 || true
+  bench_drop_bucket "$bucket"
 done
 mkdir -p docs/bench
 cp "$WORK/report" docs/bench/propagation.md

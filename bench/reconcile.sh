@@ -8,36 +8,15 @@
 #   bench/reconcile.sh [N ...]        default: 10000 100000
 # Writes docs/bench/reconcile.md (markdown table) and prints it.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RUNS="${DS_BENCH_RUNS:-5}"
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(10000 100000)
-WORK="$(mktemp -d /tmp/ds-bench-rec-XXXXXX)"
 OUT="docs/bench/reconcile.md"
 
-scripts/install-deps.sh
-for p in rclone time; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" >/dev/null
-done
-cmake -S . -B build/perf -DCMAKE_BUILD_TYPE=Release -DDS_BUILD_TESTS=OFF -DDS_BUILD_BENCH=ON >/dev/null
-cmake --build build/perf -j"$(nproc)" --target delete-sync fill_bucket list_floor >/dev/null
-DS="$ROOT/build/perf/delete-sync"
-
-started=0
-cleanup() {
-  ((started)) && scripts/rgw-local.sh stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-scripts/rgw-local.sh status >/dev/null 2>&1 || started=1
-scripts/rgw-local.sh start >/dev/null
-eval "$(scripts/rgw-local.sh env)"
-export RCLONE_CONFIG_RGW_TYPE=s3 RCLONE_CONFIG_RGW_PROVIDER=Ceph \
-  RCLONE_CONFIG_RGW_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
-  RCLONE_CONFIG_RGW_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
-  RCLONE_CONFIG_RGW_ENDPOINT="$AWS_ENDPOINT_URL_S3"
+bench_deps rclone time
+bench_build fill_bucket list_floor
+bench_rgw
 
 # measure NAME CMD...: appends "NAME seconds max_rss_kib" to $WORK/results
 measure() {
@@ -101,7 +80,7 @@ for name, vals in rows.items():
 print(f"\nInitial fill of the empty cache (`reconcile`, --concurrency 16): {float(fill[0]):.1f} s "
       f"({n / float(fill[0]):,.0f} objects/s), peak RSS {int(fill[1]) / 1024:.1f} MiB.\n")
 PY
-  scripts/rgw-local.sh aws s3 rb --force "s3://$bucket" >/dev/null 2>&1 || true
+  bench_drop_bucket "$bucket"
   rm -rf "$cache"
 done
 mkdir -p docs/bench

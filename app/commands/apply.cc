@@ -101,14 +101,7 @@ class ApplyCommand : public Command {
 
     // Run the downloads the events queued (and any left by an earlier run), waiting for
     // retries that are due later.
-    while (true) {
-      std::vector<std::thread> threads;
-      for (int64_t i = 0; i < *workers; ++i) threads.emplace_back([&] { engine.DrainJobs(); });
-      for (std::thread& t : threads) t.join();
-      Result<std::pair<int64_t, int64_t>> counts = rt->state->JobCounts();
-      if (!counts.ok() || counts->first == 0) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+    DrainAllJobs(*rt, static_cast<int>(*workers));
 
     const EngineCounters& c = engine.counters();
     int64_t applied = c.removed + c.absent + c.published + c.gone + c.discarded;

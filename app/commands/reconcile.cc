@@ -75,14 +75,7 @@ class ReconcileCommand : public Command {
 
     // Download what the pass queued (and anything an earlier run left queued).
     if (pass.ok() && report.queued > 0) {
-      while (true) {
-        std::vector<std::thread> threads;
-        for (int i = 0; i < o.concurrency; ++i) threads.emplace_back([&] { engine.DrainJobs(); });
-        for (std::thread& t : threads) t.join();
-        Result<std::pair<int64_t, int64_t>> counts = rt->state->JobCounts();
-        if (!counts.ok() || counts->first == 0) break;
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      }
+      DrainAllJobs(*rt, o.concurrency);
     }
     const EngineCounters& c = engine.counters();
     if (json_) {
