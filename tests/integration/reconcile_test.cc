@@ -1,6 +1,7 @@
 // `delete-sync reconcile` against the real local Ceph RGW: events lost on purpose (the bucket
 // has no notifications), then one pass heals the cache.
 #include <gtest/gtest.h>
+#include <sys/file.h>
 
 #include <nlohmann/json.hpp>
 
@@ -147,6 +148,25 @@ TEST_F(ReconcileIT, WrongBucketRemovesNothingAndSaysWhy) {
   EXPECT_NE(out.find("does not exist"), std::string::npos) << out;
   EXPECT_NE(out.find("FAILED"), std::string::npos) << out;
   EXPECT_TRUE(Exists(Path("k")));
+}
+
+TEST_F(ReconcileIT, PassesNeverOverlap) {
+  Put("k", "v");
+  nlohmann::json r;
+  ASSERT_EQ(Reconcile({}, &r), 0) << last_output_;
+  ASSERT_TRUE(s3_->DeleteObject(bucket_, "k").ok());
+  // Another pass holds the lock.
+  int fd = open((cache_ + "/.delete-sync/reconcile.lock").c_str(), O_RDWR | O_CREAT, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+  std::vector<std::string> argv = {DS_BINARY, "reconcile", "--cache", cache_, "--bucket", bucket_};
+  std::string out;
+  EXPECT_EQ(RunCommand(argv, env_, &out), 1);
+  EXPECT_NE(out.find("another reconcile pass"), std::string::npos) << out;
+  EXPECT_TRUE(Exists(Path("k")));
+  close(fd);
+  EXPECT_EQ(Reconcile({}, &r), 0) << last_output_;
+  EXPECT_EQ(r["removed"], 1);
 }
 
 TEST_F(ReconcileIT, UnreachableServerRemovesNothing) {
