@@ -60,8 +60,7 @@ class ApplyCommand : public Command {
     Engine& engine = *rt->engine;
     Tally tally;
 
-    auto apply_doc = [&](const std::string& doc, const std::string& where) {
-      Result<ParsedDocument> parsed = ParseNotification(doc);
+    auto apply_parsed = [&](const Result<ParsedDocument>& parsed, const std::string& where) {
       ++tally.documents;
       if (!parsed.ok()) {
         ++tally.malformed;
@@ -86,8 +85,10 @@ class ApplyCommand : public Command {
     if (first == std::string::npos) {
       return Fail(Status::Invalid("no notification documents in " + events_), kExitFailed);
     }
-    if (ParseNotification(input).ok()) {
-      apply_doc(input, events_ == "-" ? "stdin" : events_);
+    // Parsed once: as a whole document if it is one, else line by line.
+    Result<ParsedDocument> whole = ParseNotification(input);
+    if (whole.ok()) {
+      apply_parsed(whole, events_ == "-" ? "stdin" : events_);
     } else {
       std::istringstream lines(input);
       std::string line;
@@ -95,7 +96,7 @@ class ApplyCommand : public Command {
       while (std::getline(lines, line)) {
         ++n;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        apply_doc(line, "line " + std::to_string(n));
+        apply_parsed(ParseNotification(line), "line " + std::to_string(n));
       }
     }
 
