@@ -1,6 +1,7 @@
 // delete-sync: keeps file-system copies of an S3 bucket in step with it, deletions first.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 
 #include "common/version.h"
@@ -17,10 +18,19 @@ int main(int argc, char** argv) {
   std::map<CLI::App*, std::unique_ptr<ds::app::Command>> commands;
   for (auto make :
        {ds::app::MakeServeCommand, ds::app::MakeApplyCommand, ds::app::MakeStatusCommand,
-        ds::app::MakeReconcileCommand, ds::app::MakeAuditCommand, ds::app::MakeEraseCommand}) {
+        ds::app::MakeReconcileCommand, ds::app::MakeAuditCommand, ds::app::MakeEraseCommand,
+        ds::app::MakeLambdaCommand, ds::app::MakeRouteCommand,
+        ds::app::MakeSetupNotificationsCommand}) {
     std::unique_ptr<ds::app::Command> cmd = make();
     CLI::App* sub = cmd->Register(app);
     commands[sub] = std::move(cmd);
+  }
+  // Started by Lambda as `bootstrap` (no arguments, AWS_LAMBDA_RUNTIME_API set): lambda mode.
+  char lambda_arg[] = "lambda";
+  char* lambda_argv[] = {argv[0], lambda_arg, nullptr};
+  if (argc == 1 && std::getenv("AWS_LAMBDA_RUNTIME_API") != nullptr) {
+    argc = 2;
+    argv = lambda_argv;
   }
   try {
     app.parse(argc, argv);

@@ -16,6 +16,9 @@ namespace ds::app {
 void CommonSettings::Register(Settings& s) {
   s.Add("cache", &cache, "cache folder: the copy of the bucket (created if missing)");
   s.Add("state", &state, "state database (SQLite) [default: <cache>/.delete-sync/state.db]");
+  s.Add("state-journal", &state_journal,
+        "how the state database commits: 'wal' (one host, several processes) or 'rollback' "
+        "(a cache shared by several hosts over NFS/EFS) [default: wal; rollback in lambda mode]");
   s.Add("bucket", &bucket, "mirrored bucket; events for other buckets are ignored");
   s.Add("prefix", &prefix, "mirror only keys under this prefix", "");
   s.Add("file-mode", &file_mode, "mode of files in the cache (octal)", "0644");
@@ -115,7 +118,10 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   if (*cleaned > 0) spdlog::info("removed {} temp file(s) left by an earlier run", *cleaned);
 
   std::string state_path = s.state.empty() ? s.cache + "/" + kReservedDir + "/state.db" : s.state;
-  Result<std::unique_ptr<SqliteState>> state = SqliteState::Open(state_path);
+  Result<StateJournal> journal =
+      ParseStateJournal(s.state_journal.empty() ? "wal" : s.state_journal);
+  if (!journal.ok()) return journal.status();
+  Result<std::unique_ptr<SqliteState>> state = SqliteState::Open(state_path, *journal);
   if (!state.ok()) return state.status();
   rt.state = std::move(state).value();
 

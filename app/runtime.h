@@ -17,6 +17,8 @@ struct CommonSettings {
   std::string cache, state, bucket, prefix, file_mode, dir_mode, owner, log_level;
   std::string fetch_attempts, resync_after_removal, audit_log, audit_hmac_key, subject_field,
       require_mount;
+  // "wal" or "rollback" ("" = wal; the lambda command defaults it to rollback).
+  std::string state_journal;
   void Register(Settings& s);
 };
 
@@ -60,5 +62,8 @@ std::unique_ptr<Command> MakeStatusCommand();
 std::unique_ptr<Command> MakeReconcileCommand();
 std::unique_ptr<Command> MakeAuditCommand();
 std::unique_ptr<Command> MakeEraseCommand();
+std::unique_ptr<Command> MakeRouteCommand();
+std::unique_ptr<Command> MakeSetupNotificationsCommand();
+std::unique_ptr<Command> MakeLambdaCommand();
 
 }  // namespace ds::app

@@ -6,13 +6,18 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
   libcurl4-openssl-dev libsqlite3-dev libssl-dev nlohmann-json3-dev libpugixml-dev
-  libcli11-dev libtomlplusplus-dev libspdlog-dev libcpp-httplib-dev
+  libcli11-dev libtomlplusplus-dev libspdlog-dev libcpp-httplib-dev librabbitmq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3
+  clang-14 libclang-rt-14-dev
+  zip unzip  # scripts/package-lambda.sh
 )
 # The local S3 server (Ceph RGW) and its client, for integration tests and the demo.
 if [[ "${1:-}" != "--build-only" ]]; then
   PACKAGES+=(radosgw ceph-mon ceph-osd awscli uuid-runtime)
+  # Headless browser for the status page test (tests/integration/ops_test.cc), and promtool
+  # for checking deploy/prometheus/delete-sync-rules.yml in scripts/test.sh.
+  PACKAGES+=(chromium prometheus)
 fi
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what is missing, builds with -Werror, runs the
-# unit tests, the unit tests again under ASan/UBSan, then starts the local Ceph RGW and runs
-# the integration tests against it. Stops the RGW it started.
+# unit tests, the unit tests again under ASan/UBSan and under TSan, a short fuzzing run, checks
+# the Prometheus rules and the AWS CDK app, then starts the local Ceph RGW and RabbitMQ and runs
+# the integration tests against them. Stops the servers it started.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -25,14 +26,42 @@ cmake --build build/asan -j"$JOBS" --target unit_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build/asan -L unit --output-on-failure -j"$JOBS"
 
-step "local Ceph RGW"
-started_rgw=0
-if ! scripts/rgw-local.sh status >/dev/null 2>&1; then
-  started_rgw=1
-  trap 'scripts/rgw-local.sh stop >/dev/null 2>&1 || true' EXIT
+# DS_CI_TSAN=0 / DS_CI_FUZZ=0 skip the two slowest steps (each builds the project once more).
+if [[ "${DS_CI_TSAN:-1}" == 1 ]]; then
+step "unit tests under ThreadSanitizer (threaded: Model*, Webhook*, SqliteState*, ...)"
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_TSAN=ON -DDS_WERROR=ON >/dev/null
+cmake --build build/tsan -j"$JOBS" --target unit_tests
+# The whole binary: the threaded tests are most of its time, the rest costs ~2 s.
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/unit_tests
 fi
+
+if [[ "${DS_CI_FUZZ:-1}" == 1 ]]; then
+step "fuzzing: libFuzzer targets, 15 s each (scripts/fuzz.sh)"
+scripts/fuzz.sh 15
+fi
+
+step "Prometheus alert rules"
+promtool check rules deploy/prometheus/delete-sync-rules.yml
+
+step "AWS CDK app: template assertions (npm test) and offline cdk synth"
+deploy/aws-cdk/test.sh
+
+# Servers this run started are stopped at the end, also on failure; running ones are reused.
+started_rgw=0
+started_rmq=0
+cleanup() {
+  if ((started_rmq)); then scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true; fi
+  if ((started_rgw)); then scripts/rgw-local.sh stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+step "local Ceph RGW"
+if ! scripts/rgw-local.sh status >/dev/null 2>&1; then started_rgw=1; fi
 scripts/rgw-local.sh start
 
-step "integration tests (real RGW, real notifications)"
+step "local RabbitMQ (AMQP transport tests)"
+if ! scripts/rabbitmq-local.sh status >/dev/null 2>&1; then started_rmq=1; fi
+scripts/rabbitmq-local.sh start >/dev/null
+
+step "integration tests (real RGW, real notifications, real RabbitMQ)"
 ctest --test-dir build/ci -L integration --output-on-failure
-if ((started_rgw)); then scripts/rgw-local.sh stop; trap - EXIT; fi

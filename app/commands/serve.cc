@@ -10,7 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "amqp_runner.h"
 #include "erase_runner.h"
+#include "ops_service.h"
 #include "reconcile_runner.h"
 #include "runtime.h"
 #include "transport/http_webhook.h"
@@ -66,7 +68,8 @@ class ServeCommand : public Command {
                                  "and keep the cache equal to the bucket");
     settings_ = std::make_unique<Settings>(cmd_);
     common_.Register(*settings_);
-    settings_->Add("webhook-listen", &listen_, "address of the webhook, HOST:PORT",
+    settings_->Add("webhook-listen", &listen_,
+                   "address of the webhook, HOST:PORT; off to receive events from AMQP only",
                    "127.0.0.1:8089");
     settings_->Add("webhook-token", &token_,
                    "token a sender must present (Authorization: Bearer, or ?token=)");
@@ -76,12 +79,15 @@ class ServeCommand : public Command {
     settings_->Add("reconcile-every", &reconcile_every_,
                    "run a reconcile pass this often (e.g. 10m, 1h); off by default", "off");
     reconcile_.Register(*settings_);
+    ops_.Register(*settings_);
+    amqp_.Register(*settings_, /*for_route=*/false);
     return cmd_;
   }
 
   int Run() override {
     Status s = settings_->Resolve();
     if (s.ok()) s = SetupLogging(common_.log_level);
+    if (s.ok()) s = ops_.Configure();
     if (!s.ok()) return Fail(s, kExitUsage);
 
     if (token_.empty() && !token_file_.empty()) {
@@ -90,15 +96,28 @@ class ServeCommand : public Command {
         return Fail(Status::Invalid("cannot read --webhook-token-file " + token_file_), kExitUsage);
       std::getline(in, token_);
     }
-    if (token_.empty()) {
+    const bool webhook_on = listen_ != "off";
+    if (!webhook_on && !amqp_.enabled()) {
+      return Fail(Status::Invalid("--webhook-listen off leaves no way to receive events: set "
+                                  "--amqp-url too"),
+                  kExitUsage);
+    }
+    AmqpConsumerOptions amqp_opts;
+    if (amqp_.enabled()) {
+      s = amqp_.Apply(&amqp_opts);
+      if (!s.ok()) return Fail(s, kExitUsage);
+    }
+    if (token_.empty() && webhook_on) {
       return Fail(Status::Invalid("the webhook must authenticate senders: set --webhook-token "
                                   "(or DELETE_SYNC_WEBHOOK_TOKEN, or --webhook-token-file)"),
                   kExitUsage);
     }
     WebhookOptions wo;
     wo.token = token_;
-    s = ParseListen(listen_, &wo.host, &wo.port);
-    if (!s.ok()) return Fail(s, kExitUsage);
+    if (webhook_on) {
+      s = ParseListen(listen_, &wo.host, &wo.port);
+      if (!s.ok()) return Fail(s, kExitUsage);
+    }
     Result<uint64_t> max_body = ParseBytes("webhook-max-body", max_body_);
     if (!max_body.ok()) return Fail(max_body.status(), kExitUsage);
     wo.max_body = *max_body;
@@ -120,6 +139,7 @@ class ServeCommand : public Command {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGHUP);  // reopen the log file
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
@@ -132,6 +152,10 @@ class ServeCommand : public Command {
 
     WorkSignal work;
     WebhookServer server(engine, wo, [&] { work.Notify(); });
+    // Metrics, /readyz, the status page, one log line per event (app/ops_service.h).
+    ops_.Attach(*rt, common_, server);
+    s = ops_.Start(token_);
+    if (!s.ok()) return Fail(s, kExitFailed);
     // POST /erase: the request part of a receipt; the reply is the receipt. One erasure at a
     // time, so that receipts and audit records of concurrent requests never interleave.
     std::mutex erase_mu;
@@ -165,8 +189,23 @@ class ServeCommand : public Command {
       }
       return {out->ok && out->receipt_saved.ok() ? 200 : 500, out->receipt_line, 0};
     });
-    s = server.Start();
-    if (!s.ok()) return Fail(s, kExitFailed);
+    if (webhook_on) {
+      s = server.Start();
+      if (!s.ok()) return Fail(s, kExitFailed);
+    }
+    // AMQP: one consumer; a message is acked once its document is durable (as the webhook's
+    // 200), dead-lettered when malformed or refused (400/422), redelivered otherwise.
+    std::atomic<bool> amqp_stop{false};
+    std::unique_ptr<AmqpConsumer> amqp_consumer;
+    std::thread amqp_thread;
+    if (amqp_.enabled()) {
+      amqp_consumer = std::make_unique<AmqpConsumer>(amqp_opts, [&](const AmqpDelivery& d) {
+        WebhookReply reply = HandleNotification(engine, d.body);
+        if (reply.queued > 0) work.Notify();
+        return VerdictForReply(reply);
+      });
+      amqp_thread = std::thread([&] { amqp_consumer->Run(amqp_stop); });
+    }
 
     std::vector<std::thread> fetchers;
     for (int64_t i = 0; i < *workers; ++i) {
@@ -204,6 +243,7 @@ class ServeCommand : public Command {
           ReconcileReport report;
           Status ps = reconciler.Run(ro, &report);
           if (!ps.ok()) spdlog::error("periodic reconcile failed: {}", ps.message());
+          ops_.OnReconcile(report, ps);
           if (report.queued > 0) work.Notify();
         }
       });
@@ -213,13 +253,26 @@ class ServeCommand : public Command {
                  *workers);
 
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
+      Status rs = ReopenLogFile();
+      if (rs.ok()) {
+        spdlog::info("SIGHUP: log file reopened");
+      } else {
+        spdlog::error("SIGHUP: {}", rs.message());
+      }
+    }
+    // In-flight requests finish; new ones get 503 + Retry-After until the listener closes.
+    ops_.BeginDrain();
+    server.BeginDrain();
     spdlog::info("received {}, stopping: no new requests; finishing downloads in progress",
                  sig == SIGINT ? "SIGINT" : "SIGTERM");
     server.Stop();
+    amqp_stop = true;
+    if (amqp_thread.joinable()) amqp_thread.join();
     work.Stop();
     for (std::thread& t : fetchers) t.join();
     if (reconciler_thread.joinable()) reconciler_thread.join();
+    ops_.Stop();
     const EngineCounters& c = engine.counters();
     spdlog::info(
         "stopped: removed {}, absent {}, queued {}, published {}, ignored {}, refused {}, "
@@ -238,6 +291,8 @@ class ServeCommand : public Command {
   CommonSettings common_;
   std::string listen_, token_, token_file_, max_body_, fetch_concurrency_, reconcile_every_;
   ReconcileSettings reconcile_;
+  OpsService ops_;
+  AmqpSettings amqp_;
 };
 
 }  // namespace

@@ -111,6 +111,12 @@ ApplyResult Engine::Refuse(const Event& ev, KeyRefusal r) {
 }
 
 ApplyResult Engine::Apply(const Event& ev) {
+  ApplyResult r = ApplyUnobserved(ev);
+  if (observer_ != nullptr) observer_->OnEvent(ev, r);
+  return r;
+}
+
+ApplyResult Engine::ApplyUnobserved(const Event& ev) {
   if (ev.action == EventAction::kIgnore) {
     counters_.ignored++;
     spdlog::debug("ignored {} for {}", ev.name, Where(ev.bucket, ev.key));
@@ -161,8 +167,12 @@ ApplyResult Engine::ApplyRemove(const Event& ev) {
       return Status::Ok();
     }
     const bool specific_version = ev.version_id.has_value() && !ev.delete_marker;
+    // A download that started after the copy was published and has not published since may be
+    // fetching exactly this version, or may have renamed it into place just before a crash:
+    // the service does not know which version the file holds, so the removal applies.
+    const bool download_unsettled = st.fetch_ticket > st.published_ticket;
     if (specific_version && st.present && !st.version_id.empty() &&
-        st.version_id != *ev.version_id) {
+        st.version_id != *ev.version_id && !download_unsettled) {
       result = {Outcome::kOtherVersion,
                 "version " + *ev.version_id + " is not the cached version " + st.version_id,
                 Status::Ok()};
@@ -203,6 +213,7 @@ ApplyResult Engine::ApplyRemove(const Event& ev) {
   switch (result.outcome) {
     case Outcome::kRemoved:
       counters_.removed++;
+      Removed(ev.bucket, ev.key, "event");
       spdlog::info("removed {} ({}) [{}]", Where(ev.bucket, ev.key), ev.name, ev.event_id);
       break;
     case Outcome::kAbsent:
@@ -298,6 +309,12 @@ int64_t Engine::Backoff(int attempts) {
 }
 
 JobOutcome Engine::RunJob(const FetchJob& job) {
+  JobOutcome o = RunJobUnobserved(job);
+  if (observer_ != nullptr) observer_->OnJob(job, o);
+  return o;
+}
+
+JobOutcome Engine::RunJobUnobserved(const FetchJob& job) {
   const std::string where = Where(job.bucket, job.key);
   auto retry_or_fail = [&](const Status& err) -> JobOutcome {
     bool transient = err.code() == Code::kUnavailable || err.code() == Code::kIoError;
@@ -394,6 +411,7 @@ JobOutcome Engine::RunJob(const FetchJob& job) {
     counters_.gone++;
     if (removed) {
       counters_.removed++;
+      Removed(job.bucket, job.key, "store-not-found");
       spdlog::info("removed {}: the store no longer has it", where);
     } else {
       spdlog::info("download of {}: the store no longer has it", where);
@@ -476,6 +494,7 @@ Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std:
   }
   if (outcome == OrphanOutcome::kRemoved) {
     counters_.removed++;
+    Removed(bucket, key, "reconcile");
     spdlog::info("removed {} (reconcile: not in the bucket) [{}]", Where(bucket, key), request_id);
   } else if (outcome == OrphanOutcome::kChanged) {
     spdlog::info("reconcile: {} changed during the pass; left alone", Where(bucket, key));
@@ -511,6 +530,7 @@ Result<bool> Engine::RemoveForErasure(const std::string& bucket, const std::stri
   }
   if (removed) {
     counters_.removed++;
+    Removed(bucket, key, "erase");
     spdlog::info("removed {} (erase) [{}]", Where(bucket, key), request_id);
   } else {
     counters_.absent++;

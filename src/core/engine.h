@@ -85,6 +85,20 @@ struct EngineCounters {
       bytes_fetched{0};
 };
 
+// Told about every event outcome, download outcome and removal, for metrics and logs
+// (app/ops_metrics.h). Called after the effect is durable (or failed), outside transactions,
+// from any thread: implementations must be thread-safe and cheap.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void OnEvent(const Event& ev, const ApplyResult& r) = 0;
+  virtual void OnJob(const FetchJob& job, JobOutcome o) = 0;
+  // A cached copy was unlinked; `cause` as in RemovalRecord ("event", "reconcile", "erase",
+  // "store-not-found").
+  virtual void OnRemoved(const std::string& bucket, const std::string& key,
+                         const std::string& cause) = 0;
+};
+
 class Engine {
  public:
   // `store` may be null: creations are then journaled but RunJob fails them as unavailable.
@@ -122,12 +136,19 @@ class Engine {
   // Every removal from the cache is recorded here (durably) before it is acknowledged. Null:
   // no audit log. Set before the engine is used.
   void set_audit(AuditSink* audit) { audit_ = audit; }
+  // Null: none. Set before the engine is used.
+  void set_observer(EngineObserver* observer) { observer_ = observer; }
 
   const EngineCounters& counters() const { return counters_; }
   std::map<std::string, int64_t> RefusalCounts() const;
   const EngineOptions& options() const { return opts_; }
 
  private:
+  ApplyResult ApplyUnobserved(const Event& ev);
+  JobOutcome RunJobUnobserved(const FetchJob& job);
+  void Removed(const std::string& bucket, const std::string& key, const char* cause) {
+    if (observer_ != nullptr) observer_->OnRemoved(bucket, key, cause);
+  }
   ApplyResult ApplyRemove(const Event& ev);
   ApplyResult ApplyCreate(const Event& ev);
   ApplyResult Refuse(const Event& ev, KeyRefusal r);
@@ -146,6 +167,7 @@ class Engine {
   Clock& clock_;
   EngineOptions opts_;
   AuditSink* audit_ = nullptr;
+  EngineObserver* observer_ = nullptr;
   EngineCounters counters_;
   mutable std::mutex refusals_mu_;
   std::map<std::string, int64_t> refusals_;

@@ -186,6 +186,7 @@ struct Request {
   const std::string* body = nullptr;                         // PUT/POST
   std::string content_type;                                  // with body
   const BodySink* sink = nullptr;                            // GET: where a 2xx body goes
+  const char* service = "s3";  // SigV4 service name ("sns" for the topic API of RGW)
 
   s3::RequestTarget Target() const { return {method, bucket, key, version_id}; }
 };
@@ -492,7 +493,9 @@ Status S3Client::Impl::PerformOnce(CURL* h, const Request& req, const std::strin
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, config.low_speed_limit);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(config.low_speed_time.count()));
   curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_AWS_SIGV4));
-  curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
+  const std::string service_sigv4 = "aws:amz:" + config.region + ":" + req.service;
+  curl_easy_setopt(h, CURLOPT_AWS_SIGV4,
+                   std::string_view(req.service) == "s3" ? sigv4.c_str() : service_sigv4.c_str());
   curl_easy_setopt(h, CURLOPT_USERNAME, config.access_key_id.c_str());
   curl_easy_setopt(h, CURLOPT_PASSWORD, config.secret_access_key.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -938,6 +941,60 @@ Status S3Client::SetBucketVersioning(const std::string& bucket, bool enabled) {
   if (!resp.ok()) return resp.status();
   if (resp->ok()) return Status::Ok();
   return impl_->MapError(req, *resp);
+}
+
+Result<std::string> S3Client::GetBucketNotification(const std::string& bucket) {
+  DS_RETURN_IF_ERROR(impl_->CheckNames(bucket, nullptr));
+  Request req;
+  req.method = "GET";
+  req.bucket = bucket;
+  req.query = {{"notification", ""}};
+  Result<Response> resp = impl_->Execute(req);
+  if (!resp.ok()) return resp.status();
+  if (resp->ok()) return resp->body;
+  return impl_->MapError(req, *resp);
+}
+
+Status S3Client::PutBucketNotification(const std::string& bucket, const std::string& xml) {
+  DS_RETURN_IF_ERROR(impl_->CheckNames(bucket, nullptr));
+  Request req;
+  req.method = "PUT";
+  req.bucket = bucket;
+  req.query = {{"notification", ""}};
+  req.body = &xml;
+  req.content_type = "application/xml";
+  Result<Response> resp = impl_->Execute(req);
+  if (!resp.ok()) return resp.status();
+  if (resp->ok()) return Status::Ok();
+  return impl_->MapError(req, *resp);
+}
+
+Result<std::string> S3Client::CreateTopic(
+    const std::string& name, const std::vector<std::pair<std::string, std::string>>& attributes) {
+  DS_RETURN_IF_ERROR(impl_->config_status);
+  if (name.empty()) return Status::Invalid("topic name is empty");
+  s3::QueryParams form = {{"Action", "CreateTopic"}, {"Name", name}};
+  for (size_t i = 0; i < attributes.size(); ++i) {
+    const std::string n = std::to_string(i + 1);
+    form.emplace_back("Attributes.entry." + n + ".key", attributes[i].first);
+    form.emplace_back("Attributes.entry." + n + ".value", attributes[i].second);
+  }
+  const std::string body = s3::BuildQuery(form);
+  Request req;
+  req.method = "POST";
+  req.body = &body;
+  req.content_type = "application/x-www-form-urlencoded";
+  req.service = "sns";
+  Result<Response> resp = impl_->Execute(req);
+  if (!resp.ok()) return resp.status();
+  if (!resp->ok()) {
+    return Status::Unavailable("CreateTopic " + name + ": HTTP " + std::to_string(resp->status) +
+                               (resp->error.code.empty() ? "" : " " + resp->error.code) +
+                               " (does this store have an SNS-compatible topic API?)");
+  }
+  Result<std::string> arn = s3::ParseCreateTopicArn(resp->body);
+  if (!arn.ok()) return Status::Internal("CreateTopic " + name + ": " + arn.status().message());
+  return arn;
 }
 
 Result<std::vector<ObjectVersion>> S3Client::ListObjectVersions(const std::string& bucket,

@@ -132,6 +132,15 @@ class S3Client : public ObjectStore {
   Result<std::vector<ObjectVersion>> ListObjectVersions(const std::string& bucket,
                                                         const std::string& prefix);
 
+  // The bucket's notification configuration as the store returns it (XML), and its
+  // replacement (PutBucketNotificationConfiguration).
+  Result<std::string> GetBucketNotification(const std::string& bucket);
+  Status PutBucketNotification(const std::string& bucket, const std::string& xml);
+  // The SNS-compatible CreateTopic of Ceph RGW (POST / Action=CreateTopic, signed for "sns");
+  // idempotent on RGW (same name -> same topic, attributes replaced). Returns the TopicArn.
+  Result<std::string> CreateTopic(
+      const std::string& name, const std::vector<std::pair<std::string, std::string>>& attributes);
+
   // max-keys for ListObjects/ListObjectVersions pages; 0 (default) = the store's default (1000).
   void set_list_page_size(int n);
 

@@ -266,6 +266,76 @@ bool IsXmlSafe(std::string_view key) {
   return true;
 }
 
+namespace {
+// The entries of one *Configuration element that delete-sync compares.
+NotificationTarget ReadTarget(pugi::xml_node c, const std::string& kind) {
+  NotificationTarget t;
+  t.kind = kind;
+  t.id = c.child_value("Id");
+  t.arn = c.child_value(kind.c_str());
+  for (pugi::xml_node e : c.children("Event")) t.events.push_back(e.child_value());
+  for (pugi::xml_node r : c.child("Filter").child("S3Key").children("FilterRule")) {
+    std::string name = r.child_value("Name");
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (name == "prefix") t.prefix = r.child_value("Value");
+  }
+  return t;
+}
+}  // namespace
+
+Result<std::string> MergeNotificationConfiguration(std::string_view existing,
+                                                   const NotificationTarget& target,
+                                                   bool* changed) {
+  if (existing.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    existing = R"(<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>)";
+  }
+  pugi::xml_document doc;
+  DS_RETURN_IF_ERROR(Load(doc, existing, "GetBucketNotificationConfiguration").status());
+  pugi::xml_node root = doc.child("NotificationConfiguration");
+  if (!root) {
+    return Status::Internal("unexpected notification configuration: no NotificationConfiguration");
+  }
+  const std::string element = target.kind + "Configuration";
+  bool same = false;
+  std::vector<pugi::xml_node> drop;
+  for (pugi::xml_node c : root.children()) {
+    std::string name = c.name();
+    if (name.size() < 13 || name.compare(name.size() - 13, 13, "Configuration") != 0) continue;
+    if (std::string(c.child_value("Id")) != target.id) continue;
+    NotificationTarget old = ReadTarget(c, name.substr(0, name.size() - 13));
+    std::vector<std::string> a = old.events, b = target.events;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    bool filter_other = false;  // rules other than prefix: not ours, replace
+    for (pugi::xml_node r : c.child("Filter").children())
+      filter_other |= std::strcmp(r.name(), "S3Key") != 0;
+    same = name == element && old.arn == target.arn && a == b && old.prefix == target.prefix &&
+           !filter_other;
+    drop.push_back(c);
+  }
+  if (changed) *changed = !(same && drop.size() == 1);
+  for (pugi::xml_node c : drop) root.remove_child(c);
+  pugi::xml_node c = root.append_child(element.c_str());
+  c.append_child("Id").text().set(target.id.c_str());
+  c.append_child(target.kind.c_str()).text().set(target.arn.c_str());
+  for (const std::string& e : target.events) c.append_child("Event").text().set(e.c_str());
+  if (!target.prefix.empty()) {
+    pugi::xml_node rule = c.append_child("Filter").append_child("S3Key").append_child("FilterRule");
+    rule.append_child("Name").text().set("prefix");
+    rule.append_child("Value").text().set(target.prefix.c_str());
+  }
+  return Serialize(doc);
+}
+
+Result<std::string> ParseCreateTopicArn(std::string_view xml) {
+  pugi::xml_document doc;
+  DS_RETURN_IF_ERROR(Load(doc, xml, "CreateTopic").status());
+  std::string arn =
+      doc.child("CreateTopicResponse").child("CreateTopicResult").child_value("TopicArn");
+  if (arn.empty()) return Status::Internal("no TopicArn in the CreateTopic answer");
+  return arn;
+}
+
 std::string BuildVersioningConfiguration(bool enabled) {
   pugi::xml_node root;
   pugi::xml_document doc = NewDocument("VersioningConfiguration", &root);

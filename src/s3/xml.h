@@ -70,6 +70,24 @@ std::string BuildDeleteRequest(const std::vector<ObjectId>& ids, bool quiet);
 // than tab and newline (and no '\r', which XML parsers turn into '\n').
 bool IsXmlSafe(std::string_view key);
 
+// One entry of a bucket's notification configuration that delete-sync manages.
+struct NotificationTarget {
+  std::string id;                   // the configuration's Id
+  std::string kind = "Topic";       // Topic (RGW, SNS), Queue (SQS) or CloudFunction (Lambda)
+  std::string arn;                  // TopicArn / QueueArn / Lambda function ARN
+  std::vector<std::string> events;  // "s3:ObjectCreated:*", ...
+  std::string prefix;               // key filter; "" for the whole bucket
+};
+
+// Puts `target` into the NotificationConfiguration `existing` (GetBucketNotification's answer;
+// "" for none): an entry with the same Id is replaced, every other entry is kept as it was.
+// `*changed` is false when an identical entry was already there. Errors on unparsable XML.
+Result<std::string> MergeNotificationConfiguration(std::string_view existing,
+                                                   const NotificationTarget& target, bool* changed);
+
+// The TopicArn of an SNS CreateTopic answer.
+Result<std::string> ParseCreateTopicArn(std::string_view xml);
+
 std::string BuildVersioningConfiguration(bool enabled);
 std::string BuildCreateBucketConfiguration(const std::string& region);
 

@@ -245,7 +245,17 @@ Status SqliteState::Exec(const char* sql) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path) {
+Result<StateJournal> ParseStateJournal(const std::string& value) {
+  if (value == "wal") return StateJournal::kWal;
+  if (value == "rollback") return StateJournal::kRollback;
+  return Status::Invalid(
+      "--state-journal must be 'wal' (one host) or 'rollback' (a cache "
+      "shared by several hosts over NFS/EFS); not '" +
+      value + "'");
+}
+
+Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path,
+                                                       StateJournal journal) {
   std::error_code ec;
   std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
@@ -264,10 +274,37 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path) 
     return Status::Io("cannot open state database " + path + ": " + m);
   }
   std::unique_ptr<SqliteState> s(new SqliteState(db, path));
-  sqlite3_busy_timeout(db, 30000);
-  DS_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  {
+    // Rollback mode is sticky: a database once shared by several hosts stays in it whatever a
+    // later opener asks (e.g. `status` on another host), because one WAL opener would make
+    // every host's connection switch to WAL, whose shared memory does not work across hosts.
+    Stmt q(db, "SELECT value FROM meta WHERE name = 'state_journal'");
+    if (q.ok() && q.Step() == SQLITE_ROW && q.ColText(0) == "rollback") {
+      journal = StateJournal::kRollback;
+    }
+  }
+  {
+    // DELETE: the journal file exists only during a write; SQLite's POSIX byte-range locks on
+    // the database file serialise hosts (NFSv4 carries them to the server). The pragma answers
+    // the mode in force: leaving WAL fails quietly while another connection has the file open.
+    const char* want = journal == StateJournal::kWal ? "wal" : "delete";
+    Stmt q(db, journal == StateJournal::kWal ? "PRAGMA journal_mode=WAL"
+                                             : "PRAGMA journal_mode=DELETE");
+    if (!q.ok() || q.Step() != SQLITE_ROW) return s->Error("set the journal mode");
+    std::string got = q.ColText(0);
+    if (got != want) {
+      return Status::Unavailable("state database " + path + " is in journal mode '" + got +
+                                 "', and cannot switch to '" + want +
+                                 "' while another process has it open (stop it first)");
+    }
+  }
   DS_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
   DS_RETURN_IF_ERROR(s->Exec(kSchema));
+  if (journal == StateJournal::kRollback) {
+    DS_RETURN_IF_ERROR(
+        s->Exec("INSERT OR REPLACE INTO meta (name, value) VALUES ('state_journal', 'rollback')"));
+  }
 
   // Release jobs claimed by processes that no longer exist (a crash mid-download), and by
   // an earlier process that had our pid (pid reuse after a restart).

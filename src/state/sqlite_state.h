@@ -1,7 +1,10 @@
-// StateStore on SQLite in WAL mode with synchronous=FULL: a committed transaction survives a
-// crash or power loss. Several processes on ONE host may share the file (SQLite's file locks
-// serialise transactions); WAL needs shared memory, so the file must not be on NFS/EFS shared
-// by several hosts (see docs/SEMANTICS.md, "Deployments").
+// StateStore on SQLite with synchronous=FULL: a committed transaction survives a crash or power
+// loss. Two journal modes (docs/SEMANTICS.md, "Deployments and shared state"):
+//  - kWal (default): several processes on ONE host may share the file (SQLite's file locks
+//    serialise transactions); WAL needs shared memory, so not on NFS/EFS shared by hosts;
+//  - kRollback: a rollback journal and POSIX (fcntl) locks only, for a file shared by several
+//    hosts over NFS/EFS (Lambda): slower commits, readers and writers exclude each other.
+// Writers that find the database locked wait (busy timeout) rather than fail.
 #pragma once
 
 #include <map>
@@ -21,11 +24,26 @@ struct StmtCache {
   std::map<std::string, sqlite3_stmt*> stmts;
 };
 
+enum class StateJournal {
+  kWal,       // one host
+  kRollback,  // several hosts sharing the file over NFS/EFS
+};
+
+// "wal" or "rollback"; an error naming the setting otherwise.
+Result<StateJournal> ParseStateJournal(const std::string& value);
+
 class SqliteState : public StateStore {
  public:
+  // How long a transaction waits for another connection's lock before failing.
+  static constexpr int kBusyTimeoutMs = 30000;
+
   // Opens or creates the database (and its folder), applies the schema, and releases jobs
-  // claimed by processes that are no longer alive.
-  static Result<std::unique_ptr<SqliteState>> Open(const std::string& path);
+  // claimed by processes that are no longer alive. Switching an existing database between
+  // journal modes needs every other connection closed. Rollback mode is recorded in the
+  // database and sticky: a later Open asking for kWal gets kRollback (to go back to WAL, stop
+  // every process and delete the meta row 'state_journal').
+  static Result<std::unique_ptr<SqliteState>> Open(const std::string& path,
+                                                   StateJournal journal = StateJournal::kWal);
   ~SqliteState() override;
 
   Status Transact(const std::function<Status(StateTxn&)>& fn,

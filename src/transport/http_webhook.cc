@@ -9,6 +9,30 @@
 #include "core/key_path.h"
 
 namespace ds {
+namespace {
+
+// Counts a request as in flight while it is handled.
+class InflightScope {
+ public:
+  explicit InflightScope(std::atomic<int64_t>& n) : n_(n) { ++n_; }
+  ~InflightScope() { --n_; }
+  InflightScope(const InflightScope&) = delete;
+  InflightScope& operator=(const InflightScope&) = delete;
+
+ private:
+  std::atomic<int64_t>& n_;
+};
+
+// 503 + Retry-After while the service stops.
+bool RefuseWhileDraining(const std::atomic<bool>& draining, httplib::Response& res) {
+  if (!draining) return false;
+  res.status = 503;
+  res.set_header("Retry-After", "5");
+  res.set_content(R"({"error":"the service is stopping; retry"})", "application/json");
+  return true;
+}
+
+}  // namespace
 
 bool TokenMatches(const std::string& presented, const std::string& expected) {
   if (expected.empty() || presented.size() != expected.size()) return false;
@@ -89,7 +113,7 @@ Status WebhookServer::Start() {
   int threads = opts_.threads;
   srv.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   srv.set_payload_max_length(opts_.max_body);
-  srv.set_read_timeout(30, 0);
+  srv.set_read_timeout(opts_.read_timeout_s, 0);
   srv.set_write_timeout(30, 0);
   srv.set_keep_alive_timeout(2);  // bounds how long a stop waits for idle keep-alive senders
 
@@ -107,7 +131,11 @@ Status WebhookServer::Start() {
     return req.has_param("token") && TokenMatches(req.get_param_value("token"), opts_.token);
   };
 
+  AddOpsRoutes(srv, ops_routes_, opts_.token, /*require_token=*/true);
+
   srv.Post("/erase", [this, authorised](const httplib::Request& req, httplib::Response& res) {
+    InflightScope inflight(inflight_);
+    if (RefuseWhileDraining(draining_, res)) return;
     if (!authorised(req)) {
       spdlog::warn("webhook: unauthorised POST /erase from {}", req.remote_addr);
       res.status = 401;
@@ -126,6 +154,8 @@ Status WebhookServer::Start() {
   });
 
   srv.Post(R"(/.*)", [this, authorised](const httplib::Request& req, httplib::Response& res) {
+    InflightScope inflight(inflight_);
+    if (RefuseWhileDraining(draining_, res)) return;
     if (!authorised(req)) {
       spdlog::warn("webhook: unauthorised POST {} from {} (missing or wrong token)", req.path,
                    req.remote_addr);

@@ -6,6 +6,9 @@
 //   POST /erase       an erasure request (docs/ERASURE.md); the reply is the receipt: 200 when
 //                     everything was verified gone, 500 when not, 400 for a bad request.
 //   GET  /healthz     200 "ok" without a token (liveness for load balancers / systemd).
+//   GET  other        the operator routes given with set_ops_routes (transport/ops_http.h).
+// While draining (BeginDrain, on SIGTERM) POSTs answer 503 with Retry-After: the sender retries
+// against the next instance or after the restart.
 //
 // The token is accepted as "Authorization: Bearer <token>" or as the query parameter
 // "token=<token>" (RGW's push-endpoint can only carry it in the URL). Compared in constant time.
@@ -19,6 +22,7 @@
 
 #include "common/status.h"
 #include "core/engine.h"
+#include "transport/ops_http.h"
 
 namespace httplib {
 class Server;
@@ -32,6 +36,9 @@ struct WebhookOptions {
   std::string token;  // required, non-empty
   size_t max_body = 8 * 1024 * 1024;
   int threads = 8;
+  // A sender that stalls mid-request (headers or body) is disconnected after this long, so
+  // that slow clients cannot hold the worker threads.
+  int read_timeout_s = 30;
 };
 
 // The JSON answer to one document, and the status code to send.
@@ -59,6 +66,15 @@ class WebhookServer {
     erase_handler_ = std::move(handler);
   }
 
+  // GET routes for operators (/metrics, /readyz, /): set before Start.
+  void set_ops_routes(std::vector<OpsRoute> routes) { ops_routes_ = std::move(routes); }
+
+  // From now on POSTs answer 503 + Retry-After; requests already running finish.
+  void BeginDrain() { draining_ = true; }
+  bool draining() const { return draining_; }
+  // Requests being handled now.
+  int64_t inflight() const { return inflight_; }
+
   // Binds and starts serving in a background thread. Fails with a clear message when the
   // address is taken or the token is empty.
   Status Start();
@@ -70,6 +86,9 @@ class WebhookServer {
   WebhookOptions opts_;
   std::function<void()> on_queued_;
   std::function<WebhookReply(const std::string& body)> erase_handler_;
+  std::vector<OpsRoute> ops_routes_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> inflight_{0};
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

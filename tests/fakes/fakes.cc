@@ -124,7 +124,7 @@ class FakeTemp : public TempFile {
     fs_->files_[rel_path] = data_;
     fs_->temps_.erase(id_);
     published_ = true;
-    return Status::Ok();
+    return fs_->fail_after_publish;
   }
   uint64_t bytes_written() const override { return data_.size(); }
 

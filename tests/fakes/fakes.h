@@ -91,6 +91,9 @@ class FakeCacheFs : public CacheFs {
     return temps_.size();
   }
   Status fail_remove;  // when non-OK, Remove fails with it
+  // When non-OK, Publish renames the file into place and then fails with it: what the state
+  // store sees when the process dies between the rename and the state commit.
+  Status fail_after_publish;
   // Simulates a crash of the writer: the temp file object goes away without cleaning up,
   // leaving the temp file behind as a killed process would.
   void Abandon(std::unique_ptr<TempFile> temp);

@@ -1,6 +1,7 @@
 #include "state/sqlite_state.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -173,6 +174,110 @@ TEST_F(SqliteStateTest, EngineOnSqliteKeepsNoResurrection) {
   EXPECT_EQ(engine.Apply(remove).outcome, Outcome::kRemoved);
   EXPECT_EQ(engine.Apply(create).outcome, Outcome::kStale);
   EXPECT_FALSE(cache.Has("k"));
+}
+
+// Rollback-journal mode (a cache shared by several hosts over NFS/EFS): two connections on one
+// file see each other's commits, and concurrent writers in separate processes neither lose an
+// update nor corrupt the file.
+TEST_F(SqliteStateTest, RollbackModeConnectionsSeeEachOthersCommits) {
+  auto a = SqliteState::Open(path_, StateJournal::kRollback);
+  auto b = SqliteState::Open(path_, StateJournal::kRollback);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status().ToString() << b.status().ToString();
+  KeyState st;
+  st.seq = "0A";
+  st.present = true;
+  ASSERT_TRUE((*a)->Transact([&](StateTxn& t) { return t.Put("b", "k", st); }).ok());
+  EXPECT_EQ((*b)->Lookup("b", "k")->seq, "0A");
+  ASSERT_TRUE((*b)->Transact([&](StateTxn& t) { return t.Enqueue(Job("j")); }).ok());
+  EXPECT_EQ((*a)->JobCounts()->first, 1);
+  // No write-ahead log or shared-memory file: nothing that needs one host.
+  EXPECT_FALSE(std::filesystem::exists(path_ + "-wal"));
+  EXPECT_FALSE(std::filesystem::exists(path_ + "-shm"));
+}
+
+TEST_F(SqliteStateTest, RollbackModeConcurrentWritersInProcessesLoseNothing) {
+  ASSERT_TRUE(SqliteState::Open(path_, StateJournal::kRollback).ok());
+  constexpr int kProcs = 4, kTxns = 50;
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcs; ++p) {
+    pid_t child = fork();
+    if (child == 0) {
+      auto db = SqliteState::Open(path_, StateJournal::kRollback);
+      if (!db.ok()) _exit(2);
+      for (int i = 0; i < kTxns; ++i) {
+        // Read-modify-write of one shared key: a lost update would show in the final count.
+        Status s = (*db)->Transact([&](StateTxn& t) -> Status {
+          Result<KeyState> got = t.Get("b", "counter");
+          if (!got.ok()) return got.status();
+          KeyState st = *got;
+          ++st.fetch_ticket;
+          DS_RETURN_IF_ERROR(t.Put("b", "counter", st));
+          return t.Enqueue(Job("p" + std::to_string(p) + "-" + std::to_string(i)));
+        });
+        if (!s.ok()) _exit(3);
+      }
+      _exit(0);
+    }
+    children.push_back(child);
+  }
+  for (pid_t c : children) {
+    int status = 0;
+    waitpid(c, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  }
+  auto db = SqliteState::Open(path_, StateJournal::kRollback);
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ((*db)->Lookup("b", "counter")->fetch_ticket, kProcs * kTxns);
+  EXPECT_EQ((*db)->JobCounts()->first, kProcs * kTxns);
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA integrity_check", -1, &q, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "ok");
+  sqlite3_finalize(q);
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &q, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "delete");
+  sqlite3_finalize(q);
+  sqlite3_close(raw);
+}
+
+TEST_F(SqliteStateTest, JournalModeCannotSwitchUnderAnotherConnection) {
+  auto wal = SqliteState::Open(path_, StateJournal::kWal);
+  ASSERT_TRUE(wal.ok());
+  auto rollback = SqliteState::Open(path_, StateJournal::kRollback);
+  ASSERT_FALSE(rollback.ok());
+  EXPECT_NE(rollback.status().message().find("journal mode"), std::string::npos)
+      << rollback.status().ToString();
+  wal->reset();
+  EXPECT_TRUE(SqliteState::Open(path_, StateJournal::kRollback).ok());
+}
+
+TEST_F(SqliteStateTest, RollbackModeIsStickyForLaterOpeners) {
+  ASSERT_TRUE(SqliteState::Open(path_, StateJournal::kRollback).ok());
+  // An opener that asks for WAL (e.g. `status` with the default) must not switch the shared
+  // database to WAL under the other hosts.
+  auto db = SqliteState::Open(path_, StateJournal::kWal);
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)->Transact([&](StateTxn& t) { return t.Enqueue(Job("k")); }).ok());
+  EXPECT_FALSE(std::filesystem::exists(path_ + "-wal"));
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+  sqlite3_stmt* q = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(raw, "PRAGMA journal_mode", -1, &q, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(q), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)), "delete");
+  sqlite3_finalize(q);
+  sqlite3_close(raw);
+}
+
+TEST(StateJournalSetting, ParsesTheTwoModesOnly) {
+  EXPECT_EQ(*ParseStateJournal("wal"), StateJournal::kWal);
+  EXPECT_EQ(*ParseStateJournal("rollback"), StateJournal::kRollback);
+  Result<StateJournal> bad = ParseStateJournal("WAL2");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("state-journal"), std::string::npos);
 }
 
 }  // namespace

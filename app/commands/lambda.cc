@@ -1,0 +1,185 @@
+// delete-sync lambda: the AWS Lambda custom runtime (also chosen when the binary is started
+// without a subcommand and AWS_LAMBDA_RUNTIME_API is set, as Lambda starts `bootstrap`).
+// Settings come from DELETE_SYNC_* variables; a wrong configuration is reported to
+// /runtime/init/error and the process exits. See docs/OPERATIONS.md, "Lambda mode".
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "erase_runner.h"
+#include "reconcile_runner.h"
+#include "runtime.h"
+#include "transport/lambda_runtime.h"
+
+namespace ds::app {
+namespace {
+
+using nlohmann::json;
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+class LambdaCommand : public Command {
+ public:
+  CLI::App* Register(CLI::App& parent) override {
+    cmd_ = parent.add_subcommand(
+        "lambda",
+        "Run as an AWS Lambda custom runtime (the Runtime API at $AWS_LAMBDA_RUNTIME_API): "
+        "S3 events, SQS batches of them, scheduled reconcile, erasure requests");
+    settings_ = std::make_unique<Settings>(cmd_);
+    common_.Register(*settings_);
+    reconcile_.Register(*settings_);
+    settings_->Add("lambda-deadline-margin", &margin_,
+                   "start no record or download later than this before the invocation's "
+                   "deadline; what is left is reported failed (retried)",
+                   "5s");
+    return cmd_;
+  }
+
+  int Run() override {
+    const char* api = std::getenv("AWS_LAMBDA_RUNTIME_API");
+    if (api == nullptr || *api == '\0') {
+      return app::Fail("lambda",
+                       Status::Invalid("AWS_LAMBDA_RUNTIME_API is not set: lambda mode runs only "
+                                       "under the Lambda service (or a Runtime API emulator)"),
+                       kExitUsage);
+    }
+    signal(SIGPIPE, SIG_IGN);
+    lambda::RuntimeClient client(api);
+    Status s = Init();
+    if (!s.ok()) {
+      // Lambda shows this in the function's logs and the invoke's error.
+      std::fprintf(stderr, "delete-sync lambda: %s\n", s.message().c_str());
+      Status posted = client.PostInitError("Runtime.InvalidConfiguration", s.message());
+      if (!posted.ok()) std::fprintf(stderr, "delete-sync lambda: %s\n", posted.message().c_str());
+      return s.code() == Code::kInvalidArgument ? kExitUsage : kExitFailed;
+    }
+    spdlog::info("delete-sync lambda: cache {}, bucket {}, prefix '{}', state journal {}",
+                 common_.cache, common_.bucket, common_.prefix, common_.state_journal);
+    s = lambda::RunLoop(client,
+                        [this](const lambda::Invocation& inv) { return dispatcher_->Handle(inv); });
+    return app::Fail("lambda", s, kExitFailed);
+  }
+
+ private:
+  // Everything that can be wrong with the configuration, checked before the first invocation.
+  Status Init() {
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    DS_RETURN_IF_ERROR(SetupLogging(common_.log_level));
+    if (common_.state_journal.empty()) common_.state_journal = "rollback";
+    if (common_.bucket.empty()) {
+      return Status::Invalid("DELETE_SYNC_BUCKET is required in lambda mode");
+    }
+    if (common_.cache.empty()) {
+      return Status::Invalid(
+          "DELETE_SYNC_CACHE is required in lambda mode (the EFS mount, "
+          "e.g. /mnt/data)");
+    }
+    // Never create the cache here: a missing folder is a file system that is not mounted.
+    struct stat st {};
+    if (stat(common_.cache.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return Status::Invalid("the cache folder " + common_.cache +
+                             " does not exist or is not a folder (is the file system mounted "
+                             "at it? check the function's file system configuration)");
+    }
+    Result<int64_t> margin = ParseDurationMs("lambda-deadline-margin", margin_);
+    if (!margin.ok()) return margin.status();
+    ro_.bucket = common_.bucket;
+    ro_.prefix = common_.prefix;
+    DS_RETURN_IF_ERROR(reconcile_.Apply(&ro_));
+
+    Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/true);
+    if (!rt.ok()) return rt.status();
+    rt_ = std::move(rt).value();
+
+    lambda::DispatchOptions o;
+    o.deadline_margin_ms = *margin;
+    lambda::DispatchHooks hooks;
+    hooks.reconcile = [this](const lambda::Invocation& inv) { return Reconcile(inv); };
+    hooks.erase = [this](const lambda::Invocation& inv, const json& request) {
+      return Erase(inv, request);
+    };
+    dispatcher_ = std::make_unique<lambda::Dispatcher>(*rt_.engine, *rt_.state, SystemClock(), o,
+                                                       std::move(hooks));
+    return Status::Ok();
+  }
+
+  // A scheduled event: one reconcile pass, then its downloads until the deadline margin.
+  lambda::InvocationResult Reconcile(const lambda::Invocation& inv) {
+    if (!dispatcher_->HaveTime(inv.deadline_ms)) {
+      return lambda::InvocationResult::Error("DeleteSync.DeadlineExceeded",
+                                             "too close to the deadline to start a pass");
+    }
+    Result<std::unique_ptr<PassLock>> lock = PassLock::TryAcquire(common_.cache);
+    if (!lock.ok()) {
+      // Another pass (another invocation) is running: this one has nothing to add.
+      spdlog::warn("lambda: scheduled reconcile skipped: {}", lock.status().message());
+      return lambda::InvocationResult::Response(Dump(json{{"skipped", lock.status().message()}}));
+    }
+    ReconcileOptions o = ro_;
+    o.request_id = "reconcile-" + FormatUtcMillis(SystemClock().NowMillis());
+    Reconciler reconciler(*rt_.s3, *rt_.cache, *rt_.state, *rt_.engine, SystemClock());
+    ReconcileReport report;
+    Status pass = reconciler.Run(o, &report);
+    size_t ran = pass.ok() ? dispatcher_->DrainDue(inv.deadline_ms) : 0;
+    Result<std::pair<int64_t, int64_t>> counts = rt_.state->JobCounts();
+    json out = json::parse(ReportJson(o, report, pass, rt_.engine->counters()), nullptr, false);
+    if (out.is_discarded()) out = json::object();
+    out["downloads_run"] = ran;
+    if (counts.ok()) out["downloads_waiting"] = counts->first;
+    if (!pass.ok()) {
+      spdlog::error("lambda: reconcile failed: {}", pass.message());
+      return lambda::InvocationResult::Error("DeleteSync.ReconcileFailed", pass.message());
+    }
+    spdlog::info("lambda: reconcile: {}", Dump(out));
+    return lambda::InvocationResult::Response(Dump(out));
+  }
+
+  // {"erase": {...}}: the same request as serve's POST /erase; the answer is the receipt.
+  lambda::InvocationResult Erase(const lambda::Invocation&, const json& request) {
+    json j = request;
+    if (!j.contains("bucket")) j["bucket"] = common_.bucket;
+    if (!j.contains("request_id")) j["request_id"] = NewRequestId(SystemClock().NowMillis());
+    Result<EraseRequest> req = EraseRequestFromJson(j);
+    Status v = req.ok() ? ValidateEraseRequest(*req) : req.status();
+    if (v.ok() && req->bucket != common_.bucket) {
+      v = Status::Invalid("this function mirrors bucket '" + common_.bucket + "', not '" +
+                          req->bucket + "'");
+    }
+    if (!v.ok()) return lambda::InvocationResult::Error("DeleteSync.InvalidRequest", v.message());
+    std::string dir = common_.cache + "/" + kReservedDir + "/receipts";
+    Result<ErasureResult> out = ExecuteErase(rt_, common_.cache, dir, *req);
+    if (!out.ok()) {
+      return lambda::InvocationResult::Error("DeleteSync.EraseFailed", out.status().message());
+    }
+    if (!out->receipt_saved.ok()) {
+      return lambda::InvocationResult::Error(
+          "DeleteSync.EraseFailed", "cannot keep the receipt: " + out->receipt_saved.message() +
+                                        "; receipt: " + out->receipt_line);
+    }
+    if (!out->ok) {
+      return lambda::InvocationResult::Error(
+          "DeleteSync.EraseIncomplete",
+          "erasure not verified complete; receipt: " + out->receipt_line);
+    }
+    return lambda::InvocationResult::Response(out->receipt_line);
+  }
+
+  CLI::App* cmd_ = nullptr;
+  std::unique_ptr<Settings> settings_;
+  CommonSettings common_;
+  ReconcileSettings reconcile_;
+  std::string margin_;
+  ReconcileOptions ro_;
+  Runtime rt_;
+  std::unique_ptr<lambda::Dispatcher> dispatcher_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> MakeLambdaCommand() { return std::make_unique<LambdaCommand>(); }
+
+}  // namespace ds::app

@@ -1,0 +1,188 @@
+// delete-sync setup-notifications: points a bucket's notifications at delete-sync.
+//
+//   --store rgw    Ceph RGW: CreateTopic through its SNS-compatible API (push-endpoint http(s)://
+//                  for the webhook, amqp(s):// for RabbitMQ with --amqp-exchange), then the
+//                  bucket's notification configuration for ObjectCreated/ObjectRemoved.
+//   --store aws    AWS S3: a QueueConfiguration to --queue-arn (SQS) for ObjectCreated,
+//                  ObjectRemoved and LifecycleExpiration.
+//   --store minio  MinIO: the `mc event add` command for --queue-arn (a target configured on the
+//                  server, arn:minio:sqs::ID:webhook|amqp), and the same QueueConfiguration put
+//                  through the S3 API.
+//
+// Idempotent: the configuration entry with our --id is replaced, other entries are kept, and
+// nothing is written when it is already as wanted. --dry-run prints what would be done.
+#include <iostream>
+#include <regex>
+
+#include "runtime.h"
+#include "s3/client.h"
+#include "s3/xml.h"
+#include "transport/amqp.h"
+
+namespace ds::app {
+namespace {
+
+// A push endpoint for printing: the token query parameter and any password hidden.
+std::string RedactEndpoint(const std::string& url) {
+  std::string out = std::regex_replace(url, std::regex("([?&]token=)[^&]*"), "$1***");
+  return std::regex_replace(out, std::regex("^([a-z]+://[^:/@]+):[^@/]*@"), "$1:***@");
+}
+
+class SetupNotificationsCommand : public Command {
+ public:
+  CLI::App* Register(CLI::App& parent) override {
+    cmd_ = parent.add_subcommand(
+        "setup-notifications",
+        "Configure the bucket to send its notifications to delete-sync (Ceph RGW topic, AWS "
+        "SQS queue, MinIO target); idempotent");
+    settings_ = std::make_unique<Settings>(cmd_);
+    settings_->Add("store", &store_, "rgw, aws or minio", "rgw");
+    settings_->Add("bucket", &bucket_, "the bucket (required)");
+    settings_->Add("prefix", &prefix_, "only keys under this prefix");
+    settings_->Add("id", &id_, "Id of the notification configuration entry", "delete-sync");
+    settings_->Add("topic", &topic_, "rgw: topic name [default: delete-sync-<bucket>]");
+    settings_->Add("push-endpoint", &push_endpoint_,
+                   "rgw: where RGW pushes: http(s)://HOST:PORT/?token=TOKEN (serve's webhook) "
+                   "or amqp://HOST:PORT/VHOST (RabbitMQ; with --amqp-exchange)");
+    settings_->Add("amqp-exchange", &amqp_exchange_,
+                   "rgw with an amqp push endpoint: the exchange RGW publishes to (it must "
+                   "exist; the topic name is the routing key)");
+    settings_->Add("amqp-ack-level", &amqp_ack_level_,
+                   "rgw with amqp: none, broker (the PUT waits for the broker's confirm) or "
+                   "routable",
+                   "broker");
+    settings_->Add("persistent", &persistent_,
+                   "rgw: persistent topic (RGW queues and retries deliveries; the PUT does not "
+                   "wait): true or false",
+                   "false");
+    settings_->Add("queue-arn", &queue_arn_,
+                   "aws: the SQS queue ARN; minio: the target ARN (arn:minio:sqs::ID:TYPE)");
+    settings_->Add("minio-alias", &minio_alias_, "minio: the mc alias in the printed command",
+                   "myminio");
+    settings_->AddFlag("dry-run", &dry_run_, "print what would be done, change nothing");
+    settings_->Add("log-level", &log_level_, "trace, debug, info, warn, error, off", "warn");
+    return cmd_;
+  }
+
+  int Run() override {
+    Status s = settings_->Resolve();
+    if (s.ok()) s = SetupLogging(log_level_);
+    if (!s.ok()) return Fail(s, kExitUsage);
+    if (bucket_.empty()) return Fail(Status::Invalid("--bucket is required"), kExitUsage);
+    s3::NotificationTarget target;
+    target.id = id_;
+    target.prefix = prefix_;
+    std::vector<std::pair<std::string, std::string>> topic_attrs;
+    if (store_ == "rgw") {
+      if (push_endpoint_.empty()) {
+        return Fail(Status::Invalid("--store rgw needs --push-endpoint (http(s):// or amqp://)"),
+                    kExitUsage);
+      }
+      if (topic_.empty()) topic_ = "delete-sync-" + bucket_;
+      Result<bool> persistent = ParseBool("persistent", persistent_);
+      if (!persistent.ok()) return Fail(persistent.status(), kExitUsage);
+      topic_attrs = {{"push-endpoint", push_endpoint_},
+                     {"persistent", *persistent ? "true" : "false"}};
+      const bool amqp =
+          push_endpoint_.rfind("amqp://", 0) == 0 || push_endpoint_.rfind("amqps://", 0) == 0;
+      if (amqp) {
+        Result<AmqpUrl> u = ParseAmqpUrl(push_endpoint_);
+        if (!u.ok())
+          return Fail(Status::Invalid("--push-endpoint: " + u.status().message()), kExitUsage);
+        if (amqp_exchange_.empty()) {
+          return Fail(Status::Invalid("an amqp push endpoint needs --amqp-exchange"), kExitUsage);
+        }
+        if (amqp_ack_level_ != "none" && amqp_ack_level_ != "broker" &&
+            amqp_ack_level_ != "routable") {
+          return Fail(Status::Invalid("--amqp-ack-level: none, broker or routable"), kExitUsage);
+        }
+        topic_attrs.emplace_back("amqp-exchange", amqp_exchange_);
+        topic_attrs.emplace_back("amqp-ack-level", amqp_ack_level_);
+      } else if (push_endpoint_.rfind("http://", 0) != 0 &&
+                 push_endpoint_.rfind("https://", 0) != 0) {
+        return Fail(Status::Invalid("--push-endpoint must be http(s):// or amqp(s)://"),
+                    kExitUsage);
+      } else if (push_endpoint_.find("token=") == std::string::npos) {
+        std::cerr << "delete-sync setup-notifications: warning: the push endpoint carries no "
+                     "?token=; serve's webhook will answer 401\n";
+      }
+      target.kind = "Topic";
+      target.events = {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"};
+    } else if (store_ == "aws" || store_ == "minio") {
+      if (queue_arn_.empty()) {
+        return Fail(Status::Invalid("--store " + store_ + " needs --queue-arn"), kExitUsage);
+      }
+      target.kind = "Queue";
+      target.arn = queue_arn_;
+      target.events = {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"};
+      if (store_ == "aws") target.events.push_back("s3:LifecycleExpiration:*");
+    } else {
+      return Fail(Status::Invalid("--store: rgw, aws or minio (got '" + store_ + "')"), kExitUsage);
+    }
+
+    const char* would = dry_run_ ? "would " : "";
+    if (store_ == "minio") {
+      std::cout << "mc equivalent: mc event add " << minio_alias_ << "/" << bucket_ << " "
+                << queue_arn_ << " --event put,delete"
+                << (prefix_.empty() ? "" : " --prefix " + prefix_) << "\n";
+    }
+
+    Result<S3Config> cfg = S3Config::FromEnvironment();
+    if (!cfg.ok()) return Fail(cfg.status(), kExitUsage);
+    S3Client s3(*cfg);
+
+    if (!topic_attrs.empty()) {
+      std::cout << would << "create topic " << topic_ << " (push-endpoint "
+                << RedactEndpoint(push_endpoint_);
+      for (size_t i = 1; i < topic_attrs.size(); ++i) {
+        std::cout << ", " << topic_attrs[i].first << "=" << topic_attrs[i].second;
+      }
+      std::cout << ")\n";
+      if (dry_run_) {
+        target.arn = "<TopicArn of " + topic_ + ">";
+      } else {
+        Result<std::string> arn = s3.CreateTopic(topic_, topic_attrs);
+        if (!arn.ok()) return Fail(arn.status(), kExitFailed);
+        target.arn = *arn;
+        std::cout << "topic " << topic_ << ": " << target.arn << "\n";
+      }
+    }
+
+    Result<std::string> existing = s3.GetBucketNotification(bucket_);
+    if (!existing.ok()) return Fail(existing.status(), kExitFailed);
+    bool changed = true;
+    Result<std::string> merged = s3::MergeNotificationConfiguration(*existing, target, &changed);
+    if (!merged.ok()) return Fail(merged.status(), kExitFailed);
+    std::string events;
+    for (const std::string& e : target.events) events += (events.empty() ? "" : ",") + e;
+    if (!changed) {
+      std::cout << "bucket " << bucket_ << ": notification " << id_ << " already sends " << events
+                << " to " << target.arn << " (unchanged)\n";
+      return kExitOk;
+    }
+    std::cout << would << "put notification " << id_ << " on bucket " << bucket_ << ": " << events
+              << (prefix_.empty() ? "" : " under '" + prefix_ + "'") << " -> " << target.arn
+              << "\n";
+    if (dry_run_) return kExitOk;
+    s = s3.PutBucketNotification(bucket_, *merged);
+    if (!s.ok()) return Fail(s, kExitFailed);
+    return kExitOk;
+  }
+
+ private:
+  static int Fail(const Status& s, int code) { return app::Fail("setup-notifications", s, code); }
+
+  CLI::App* cmd_ = nullptr;
+  std::unique_ptr<Settings> settings_;
+  std::string store_, bucket_, prefix_, id_, topic_, push_endpoint_, amqp_exchange_,
+      amqp_ack_level_, persistent_, queue_arn_, minio_alias_, log_level_;
+  bool dry_run_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> MakeSetupNotificationsCommand() {
+  return std::make_unique<SetupNotificationsCommand>();
+}
+
+}  // namespace ds::app

@@ -1,0 +1,105 @@
+#include "ops_health.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "core/cache_fs.h"
+#include "s3/client.h"
+
+namespace ds::app {
+namespace {
+
+int64_t MillisSince(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t0)
+      .count();
+}
+
+}  // namespace
+
+std::string ReadyReport::ToJson() const {
+  nlohmann::ordered_json j;
+  j["ready"] = ready;
+  j["checks"] = nlohmann::ordered_json::array();
+  for (const CheckResult& c : checks) {
+    j["checks"].push_back({{"name", c.name}, {"ok", c.ok}, {"ms", c.ms}, {"detail", c.detail}});
+  }
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+ReadinessChecker::ReadinessChecker(StateStore& state, std::string cache_root,
+                                   std::unique_ptr<ObjectStore> probe, std::string bucket,
+                                   std::string probe_key)
+    : state_(state),
+      cache_root_(std::move(cache_root)),
+      probe_(std::move(probe)),
+      bucket_(std::move(bucket)),
+      probe_key_(std::move(probe_key)) {}
+
+ReadyReport ReadinessChecker::Check(bool stopping) const {
+  ReadyReport r;
+  if (stopping) r.checks.push_back({"shutdown", false, "the service is stopping", 0});
+
+  auto t0 = std::chrono::steady_clock::now();
+  Result<std::pair<int64_t, int64_t>> counts = state_.JobCounts();
+  r.checks.push_back({"state", counts.ok(),
+                      counts.ok() ? std::to_string(counts->first) + " download(s) waiting"
+                                  : counts.status().ToString(),
+                      MillisSince(t0)});
+
+  t0 = std::chrono::steady_clock::now();
+  static std::atomic<uint64_t> seq{0};
+  std::string probe = cache_root_ + "/" + kReservedDir + "/readyz-" + std::to_string(getpid()) +
+                      "-" + std::to_string(seq++);
+  int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  bool cache_ok = fd >= 0;
+  std::string cache_detail = "writable";
+  if (!cache_ok) {
+    cache_detail =
+        "cannot create a file in " + cache_root_ + "/" + kReservedDir + ": " + std::strerror(errno);
+  } else {
+    if (write(fd, "ok\n", 3) != 3) {
+      cache_ok = false;
+      cache_detail = std::string("cannot write to the cache folder: ") + std::strerror(errno);
+    }
+    close(fd);
+    if (unlink(probe.c_str()) != 0 && cache_ok) {
+      cache_ok = false;
+      cache_detail =
+          std::string("cannot remove a file in the cache folder: ") + std::strerror(errno);
+    }
+  }
+  r.checks.push_back({"cache", cache_ok, cache_detail, MillisSince(t0)});
+
+  t0 = std::chrono::steady_clock::now();
+  if (!probe_ || bucket_.empty()) {
+    r.checks.push_back({"s3", false,
+                        !probe_ ? "object store not configured" : "no --bucket to check",
+                        MillisSince(t0)});
+  } else {
+    Result<ObjectInfo> head = probe_->HeadObject(bucket_, probe_key_, "");
+    bool ok = head.ok() || head.status().code() == Code::kNotFound;
+    r.checks.push_back({"s3", ok, ok ? "answered" : head.status().ToString(), MillisSince(t0)});
+  }
+
+  r.ready = true;
+  for (const CheckResult& c : r.checks) r.ready = r.ready && c.ok;
+  return r;
+}
+
+std::unique_ptr<ObjectStore> MakeProbeClient(std::chrono::milliseconds timeout) {
+  Result<S3Config> cfg = S3Config::FromEnvironment();
+  if (!cfg.ok()) return nullptr;
+  cfg->max_attempts = 1;
+  cfg->connect_timeout = timeout;
+  cfg->low_speed_time = std::max<std::chrono::seconds>(
+      std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(timeout));
+  return std::make_unique<S3Client>(*cfg);
+}
+
+}  // namespace ds::app

@@ -1,0 +1,146 @@
+#include "ops_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "common/version.h"
+#include "core/cache_fs.h"
+#include "ops_status.h"
+#include "reconcile_runner.h"
+
+namespace ds::app {
+
+void OpsService::Register(Settings& s) {
+  s.Add("metrics-listen", &metrics_listen_,
+        "HOST:PORT of a separate GET-only listener for /metrics, /healthz, /readyz and the "
+        "status page; on a loopback address it needs no token");
+  s.Add("readyz-timeout", &readyz_timeout_,
+        "how long /readyz waits for the object store (e.g. 2s, 500ms)", "5s");
+  log_.Register(s);
+}
+
+Status OpsService::Configure() {
+  if (!metrics_listen_.empty()) {
+    DS_RETURN_IF_ERROR(ParseListen(metrics_listen_, &metrics_host_, &metrics_port_));
+  }
+  Result<int64_t> t = ParseDurationMs("readyz-timeout", readyz_timeout_);
+  if (!t.ok()) return t.status();
+  if (*t <= 0) return Status::Invalid("--readyz-timeout must be more than 0");
+  readyz_timeout_ms_ = *t;
+  return ApplyLogSettings(log_);
+}
+
+void OpsService::Attach(Runtime& rt, const CommonSettings& common, WebhookServer& server) {
+  rt_ = &rt;
+  common_ = common;
+  server_ = &server;
+  started_at_ = FormatUtcMillis(SystemClock().NowMillis());
+  metrics_ = std::make_unique<OpsMetrics>(SystemClock(), LogWithFields);
+  rt.engine->set_observer(metrics_.get());
+  SqliteState* state = rt.state.get();
+  metrics_->AddSampledGauge("delete_sync_jobs_waiting",
+                            "Downloads journaled and not finished (claimed or not)", [state] {
+                              auto c = state->JobCounts();
+                              return c.ok() ? static_cast<double>(c->first) : -1.0;
+                            });
+  metrics_->AddSampledGauge("delete_sync_jobs_failed", "Downloads kept as failed", [state] {
+    auto c = state->JobCounts();
+    return c.ok() ? static_cast<double>(c->second) : -1.0;
+  });
+  metrics_->AddSampledGauge("delete_sync_inflight_requests", "Webhook requests being handled now",
+                            [&server] { return static_cast<double>(server.inflight()); });
+  AuditLog* audit = rt.audit.get();
+  metrics_->AddSampledGauge(
+      "delete_sync_audit_records",
+      "Records in the audit chain (sequence number of the last record; 0 without an audit log)",
+      [audit] { return audit ? static_cast<double>(audit->last_position().seq) : 0.0; });
+  // The probe key lives in the reserved folder's name space, which no mirrored key can use.
+  ready_ = std::make_unique<ReadinessChecker>(
+      *rt.state, common.cache, MakeProbeClient(std::chrono::milliseconds(readyz_timeout_ms_)),
+      common.bucket, common.prefix + kReservedDir + "/readyz-probe");
+  server.set_ops_routes(Routes());
+}
+
+std::vector<OpsRoute> OpsService::Routes() {
+  std::vector<OpsRoute> routes;
+  routes.push_back({"/metrics", true, [this] {
+                      OpsReply r;
+                      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                      r.body = metrics_->Render();
+                      return r;
+                    }});
+  routes.push_back({"/readyz", false, [this] {
+                      ReadyReport rep =
+                          ready_->Check(draining_ || (server_ && server_->draining()));
+                      OpsReply r;
+                      r.status = rep.ready ? 200 : 503;
+                      r.content_type = "application/json";
+                      r.body = rep.ToJson();
+                      if (!rep.ready) r.retry_after_s = 5;
+                      return r;
+                    }});
+  routes.push_back({"/", true, [this] {
+                      OpsReply r;
+                      r.content_type = "text/html; charset=utf-8";
+                      r.body = RenderStatusHtml(Summary());
+                      return r;
+                    }});
+  routes.push_back({"/status.json", true, [this] {
+                      OpsReply r;
+                      r.content_type = "application/json";
+                      r.body = RenderStatusJson(Summary());
+                      return r;
+                    }});
+  return routes;
+}
+
+Status OpsService::Start(const std::string& token) {
+  if (metrics_listen_.empty()) return Status::Ok();
+  std::vector<OpsRoute> routes = Routes();
+  routes.push_back({"/healthz", false, [] {
+                      OpsReply r;
+                      r.body = "ok\n";
+                      return r;
+                    }});
+  ops_server_ = std::make_unique<OpsServer>(routes, metrics_host_, metrics_port_, token);
+  return ops_server_->Start();
+}
+
+void OpsService::Stop() {
+  if (ops_server_) ops_server_->Stop();
+  if (rt_ && rt_->engine) rt_->engine->set_observer(nullptr);
+}
+
+StatusSummary OpsService::Summary() const {
+  StatusSummary s;
+  s.generated_at = FormatUtcMillis(SystemClock().NowMillis());
+  s.version = Version();
+  s.cache = common_.cache;
+  s.bucket = common_.bucket;
+  s.prefix = common_.prefix;
+  s.live = true;
+  s.started_at = started_at_;
+  Status st = FillFromState(*rt_->state, &s);
+  if (!st.ok()) s.audit_error = "state store: " + st.message();
+  if (rt_->audit) {
+    FillFromAuditLog(rt_->audit->path(), 20, &s);
+    s.audit_records = rt_->audit->last_position().seq;
+  }
+  s.counts["events received"] = metrics_->EventsReceived();
+  for (const auto& [cause, n] : metrics_->RemovalsByCause())
+    s.counts["removed (" + cause + ")"] = n;
+  for (const RefusedKeyEntry& r : metrics_->RecentRefusals()) {
+    s.refusals.push_back({FormatUtcMillis(r.time_ms), r.key, r.reason});
+  }
+  for (const ReconcileHistoryEntry& e : metrics_->ReconcileHistory()) {
+    s.reconciles.push_back({FormatUtcMillis(e.started_ms), e.duration_ms, e.ok, e.error,
+                            e.report.missing, e.report.stale,
+                            e.report.orphans + e.report.untracked_orphans, e.report.removed,
+                            e.report.queued});
+  }
+  s.delay_bounds = DelayBuckets();
+  for (const char* action : {"remove", "create"})
+    s.delay_counts[action] = metrics_->DelayCounts(action);
+  return s;
+}
+
+}  // namespace ds::app

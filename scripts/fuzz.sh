@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (clang-14, ASan+UBSan) in build/fuzz and runs each for SECONDS
+# (default 15). The working corpus of each target lives in build/fuzz/corpus/<target> and grows
+# from run to run; seeds are read from the project's own samples (tests/data/events,
+# fuzz/corpus/*) and, when present, from the RGW captures in /work/shared/design/rgw-samples
+# (read only: nothing is copied into the repository). A crash leaves its input in
+# build/fuzz/artifacts/ and fails the script.
+#
+#   scripts/fuzz.sh [SECONDS]            every target
+#   FUZZ_TARGETS="fuzz_key_path" scripts/fuzz.sh 3600
+#   FUZZ_JOBS=2 scripts/fuzz.sh 600      parallel workers per target (libFuzzer -fork)
+# Long campaigns and reproducing a crash: docs/RELIABILITY.md.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+SECONDS_PER_TARGET="${1:-15}"
+BUILD="${FUZZ_BUILD_DIR:-build/fuzz}"
+TARGETS=(${FUZZ_TARGETS:-fuzz_parse_notification fuzz_key_path fuzz_s3_xml fuzz_webhook})
+RGW_SAMPLES="${RGW_SAMPLES:-/work/shared/design/rgw-samples}"
+
+cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DDS_FUZZ=ON -DDS_BUILD_TESTS=OFF >/dev/null
+cmake --build "$BUILD" -j"${FUZZ_BUILD_JOBS:-$(nproc)}" --target fuzzers
+
+seeds_for() {
+  case "$1" in
+    fuzz_parse_notification | fuzz_webhook)
+      echo tests/data/events
+      [[ -d "$RGW_SAMPLES" ]] && echo "$RGW_SAMPLES"
+      ;;
+    fuzz_s3_xml) echo fuzz/corpus/s3_xml ;;
+    fuzz_key_path) echo fuzz/corpus/key_path ;;
+  esac
+  return 0
+}
+
+mkdir -p "$BUILD/artifacts"
+status=0
+for t in "${TARGETS[@]}"; do
+  corpus="$BUILD/corpus/$t"
+  mkdir -p "$corpus"
+  mapfile -t seeds < <(seeds_for "$t")
+  extra=()
+  if [[ -n "${FUZZ_JOBS:-}" ]]; then extra+=(-fork="$FUZZ_JOBS"); fi
+  printf '==> %s for %ss\n' "$t" "$SECONDS_PER_TARGET"
+  # -max_len 64 KiB: notification documents and listings are bigger than libFuzzer's default.
+  if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    "$BUILD/fuzz/$t" "$corpus" "${seeds[@]}" -max_total_time="$SECONDS_PER_TARGET" \
+    -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$BUILD/artifacts/$t-" "${extra[@]}" >"$BUILD/$t.log" 2>&1; then
+    echo "FAILED: $t (see $BUILD/$t.log; the input is in $BUILD/artifacts/)" >&2
+    tail -40 "$BUILD/$t.log" >&2
+    status=1
+  fi
+  grep -E '^stat::number_of_executed_units|^#[0-9]+ *DONE' "$BUILD/$t.log" | sed 's/^/    /' || true
+done
+exit "$status"
