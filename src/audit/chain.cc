@@ -668,11 +668,11 @@ Status AuditLog::Lock() {
 void AuditLog::Unlock() { ::flock(lock_fd_, LOCK_UN); }
 
 Status AuditLog::Refresh() {
-  struct stat st {};
-  if (fd_ >= 0 && known_ && ::stat(path_.c_str(), &st) == 0 && st.st_dev == dev_ &&
-      st.st_ino == ino_ && st.st_size == size_) {
-    return Status::Ok();  // nobody appended or rotated since our last append
-  }
+  // The file is opened afresh under the lock for every append, never judged by a stat() of
+  // the path: on NFS/EFS an open() revalidates the file's attributes with the server
+  // (close-to-open consistency) and so drops cached pages another host's append made stale,
+  // while stat() may answer from the attribute cache (3-60 s old) and hide that append; the
+  // O_APPEND write then goes at the size the server has. On a local disk it costs one open().
   int fd = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CLOEXEC);
   bool created = false;
   if (fd < 0 && errno == ENOENT) {
@@ -680,9 +680,18 @@ Status AuditLog::Refresh() {
     created = fd >= 0;
   }
   if (fd < 0) return Status::Io("cannot open audit log " + path_ + ": " + Errno(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::Io("cannot stat " + path_ + ": " + Errno(err));
+  }
+  const bool unchanged = fd_ >= 0 && known_ && st.st_dev == dev_ && st.st_ino == ino_ &&
+                         st.st_size == size_;
   if (fd_ >= 0) ::close(fd_);
   fd_ = fd;
   if (created) DS_RETURN_IF_ERROR(FsyncDir(path_));
+  if (unchanged) return Status::Ok();  // nobody appended or rotated since our last append
   return LoadTail();
 }
 
