@@ -3,6 +3,7 @@
 # `bootstrap` for the provided.al2023 (or provided.al2) runtime.
 #
 #   scripts/package-lambda.sh [OUT_DIR]     (default OUT_DIR: build/lambda)
+#   DS_LAMBDA_BINARY=build/ci/delete-sync scripts/package-lambda.sh   (package that binary)
 #
 # The binary is linked dynamically against Debian 12's libraries; every shared library `ldd`
 # reports, glibc and its dynamic loader included, goes into lib/ of the zip, and `bootstrap`
@@ -37,13 +38,21 @@ for tool in cmake zip ldd strip; do
   }
 done
 
-cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DDS_BUILD_TESTS=OFF >/dev/null
-cmake --build "$BUILD_DIR" -j2 --target delete-sync
+# DS_LAMBDA_BINARY=PATH packages a binary built elsewhere (e.g. build/ci/delete-sync) instead.
+BINARY="${DS_LAMBDA_BINARY:-}"
+if [[ -z "$BINARY" ]]; then
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DDS_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$BUILD_DIR" -j2 --target delete-sync
+  BINARY="$BUILD_DIR/delete-sync"
+elif [[ ! -x "$BINARY" ]]; then
+  echo "package-lambda: DS_LAMBDA_BINARY=$BINARY is not an executable" >&2
+  exit 2
+fi
 
 STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/bin" "$STAGE/lib"
-install -m 0755 "$BUILD_DIR/delete-sync" "$STAGE/bin/delete-sync"
+install -m 0755 "$BINARY" "$STAGE/bin/delete-sync"
 strip --strip-unneeded "$STAGE/bin/delete-sync"
 
 # Every library the binary needs, resolved on this machine, and the loader itself.
