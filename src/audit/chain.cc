@@ -686,8 +686,8 @@ Status AuditLog::Refresh() {
     ::close(fd);
     return Status::Io("cannot stat " + path_ + ": " + Errno(err));
   }
-  const bool unchanged = fd_ >= 0 && known_ && st.st_dev == dev_ && st.st_ino == ino_ &&
-                         st.st_size == size_;
+  const bool unchanged =
+      fd_ >= 0 && known_ && st.st_dev == dev_ && st.st_ino == ino_ && st.st_size == size_;
   if (fd_ >= 0) ::close(fd_);
   fd_ = fd;
   if (created) DS_RETURN_IF_ERROR(FsyncDir(path_));
