@@ -8,6 +8,7 @@
 #     ack level broker), one `serve` consuming; time from each S3 DELETE returning to the file
 #     being gone, over D deletions.
 #   bench/amqp.sh [N=10000] [RUNS=5] [D=200]
+# Writes docs/bench/amqp.md (everything printed below the build steps).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 N="${1:-10000}"
@@ -31,6 +32,10 @@ stop_workers() {
 }
 trap 'stop_workers; if ((STARTED_RMQ)); then scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true; fi; bench_cleanup' EXIT
 
+mkdir -p docs/bench
+exec > >(tee docs/bench/amqp.md)
+echo '```'
+echo "bench/amqp.sh $N $RUNS $D  ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD))"
 # The machine and versions.
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB; cache on $(df -T "$WORK" | awk 'NR==2{print $2}')"
 echo "rabbitmq-server $(dpkg-query -W -f='${Version}' rabbitmq-server), radosgw $(dpkg-query -W -f='${Version}' radosgw)"
@@ -78,6 +83,7 @@ for run in $(seq "$RUNS"); do
   done
 done
 
+echo '```'
 echo
 echo "| workers | events/s median | min | max | seconds per $N (median) |"
 echo "| --- | --- | --- | --- | --- |"
@@ -92,6 +98,7 @@ done
 
 # 2. The delay from an S3 DELETE to the file being gone, RGW -> RabbitMQ -> serve.
 echo
+echo '```'
 BUCKET2="bench-amqp-lat-$(date +%s)"
 scripts/rgw-local.sh aws s3api create-bucket --bucket "$BUCKET2" >/dev/null
 q="bench-lat-$RANDOM"
@@ -111,3 +118,4 @@ stop_workers
 scripts/rabbitmq-local.sh ctl delete_queue "$q" >/dev/null 2>&1 || true
 scripts/rabbitmq-local.sh ctl delete_queue "$q.dead-letter" >/dev/null 2>&1 || true
 scripts/rgw-local.sh aws s3 rb --force "s3://$BUCKET2" >/dev/null 2>&1 || true
+echo '```'

@@ -62,10 +62,8 @@ INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', '1');
 // kept for the next use (preparing is most of the cost of a point query).
 class Stmt {
  public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  Stmt(StmtCache* cache, sqlite3* db, const char* sql) : db_(db), cached_(cache != nullptr) {
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
+  Stmt(StmtCache* cache, sqlite3* db, const char* sql) : cached_(cache != nullptr) {
     if (!cached_) {
       rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
       return;
@@ -112,7 +110,6 @@ class Stmt {
   bool ColNull(int i) { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
 
  private:
-  sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
   bool cached_ = false;
   int rc_;
