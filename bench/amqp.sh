@@ -5,7 +5,7 @@
 #     database, keys spread by PartitionKey as `route` does); time from the workers being let
 #     go to every queue empty and every file gone. RUNS runs, the worker counts alternating.
 #  2. delay: RGW publishing its notifications to the broker (topic with amqp push endpoint,
-#     ack level broker), one `serve` consuming; time from each S3 DELETE returning to the file
+#     ack level broker, then none), one `serve` consuming; time from each S3 DELETE returning to the file
 #     being gone, over D deletions.
 #   bench/amqp.sh [N=10000] [RUNS=5] [D=200]
 # Writes docs/bench/amqp.md (everything printed below the build steps).
@@ -99,10 +99,11 @@ done
 # 2. The delay from an S3 DELETE to the file being gone, RGW -> RabbitMQ -> serve.
 echo
 echo '```'
-BUCKET2="bench-amqp-lat-$(date +%s)"
+for ack in broker none; do
+BUCKET2="bench-amqp-lat-$ack-$(date +%s)"
 scripts/rgw-local.sh aws s3api create-bucket --bucket "$BUCKET2" >/dev/null
 q="bench-lat-$RANDOM"
-"$DS" serve --cache "$WORK/lat" --bucket "$BUCKET2" --webhook-listen off --log-level warn \
+"$DS" serve --cache "$WORK/lat-$ack" --bucket "$BUCKET2" --webhook-listen off --log-level warn \
   --amqp-url "$DS_AMQP_URL" --amqp-queue "$q" --amqp-exchange delete-sync \
   --amqp-exchange-type topic --amqp-binding-key "t-$BUCKET2" 2>>"$WORK/worker.log" &
 WORKER_PIDS+=($!)
@@ -110,12 +111,15 @@ for _ in $(seq 200); do
   scripts/rabbitmq-local.sh ctl list_queues name consumers 2>/dev/null | grep -q "^$q[[:space:]]1" && break
   sleep 0.1
 done
-"$DS" setup-notifications --bucket "$BUCKET2" --topic "t-$BUCKET2" \
+"$DS" setup-notifications --bucket "$BUCKET2" --topic "t-$BUCKET2" --amqp-ack-level "$ack" \
   --push-endpoint "amqp://127.0.0.1:$DS_AMQP_PORT" --amqp-exchange delete-sync >/dev/null
-echo "RGW -> RabbitMQ (topic amqp-ack-level broker) -> serve, $D deletions:"
-build/perf/bench/delete_latency --bucket "$BUCKET2" --cache "$WORK/lat" --count "$D"
+echo "RGW -> RabbitMQ (topic with amqp-ack-level $ack) -> serve, $D deletions:"
+build/perf/bench/delete_latency --bucket "$BUCKET2" --cache "$WORK/lat-$ack" --count "$D"
+echo
 stop_workers
 scripts/rabbitmq-local.sh ctl delete_queue "$q" >/dev/null 2>&1 || true
 scripts/rabbitmq-local.sh ctl delete_queue "$q.dead-letter" >/dev/null 2>&1 || true
 scripts/rgw-local.sh aws s3 rb --force "s3://$BUCKET2" >/dev/null 2>&1 || true
+scripts/rgw-local.sh aws sns delete-topic --topic-arn "arn:aws:sns:default::t-$BUCKET2" >/dev/null 2>&1 || true
+done
 echo '```'
