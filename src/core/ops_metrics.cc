@@ -14,18 +14,6 @@ namespace {
 constexpr size_t kHistory = 50;
 constexpr size_t kMaxPendingCreations = 100000;
 
-std::string ActionOf(const Event& ev) {
-  switch (ev.action) {
-    case EventAction::kCreate:
-      return "create";
-    case EventAction::kRemove:
-      return "remove";
-    case EventAction::kIgnore:
-      return "ignore";
-  }
-  return "ignore";
-}
-
 // The refusal name from the engine's message "refused key '<key>' (<name>): <reason>".
 std::string RefusalReasonOf(const Event& ev, const std::string& message) {
   const std::string head = "refused key '" + PrintableKey(ev.key) + "' (";
@@ -156,7 +144,7 @@ void OpsMetrics::ObserveDelay(const std::string& action, int64_t event_ms) {
 void OpsMetrics::OnEvent(const Event& ev, const ApplyResult& r) {
   received_.With({ev.source.empty() ? "unknown" : ev.source, ev.name}).Inc();
   std::optional<int64_t> event_ms = ParseEventTimeMillis(ev.event_time);
-  const std::string action = ActionOf(ev);
+  const std::string action = ActionName(ev.action);
   std::optional<double> delay;
   int level = spdlog::level::info;
   switch (r.outcome) {

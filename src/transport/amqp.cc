@@ -78,6 +78,18 @@ std::string ReplyText(const amqp_rpc_reply_t& r) {
   return "unknown AMQP reply";
 }
 
+// The error for a channel.close or connection.close frame the broker sent.
+Status BrokerClosed(const amqp_frame_t& frame) {
+  if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
+    return Status::Unavailable("AMQP: broker closed the channel: " + std::to_string(m->reply_code) +
+                               " " + BytesToString(m->reply_text));
+  }
+  auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
+  return Status::Unavailable("AMQP: broker closed the connection: " +
+                             std::to_string(m->reply_code) + " " + BytesToString(m->reply_text));
+}
+
 Status Check(const amqp_rpc_reply_t& r, const std::string& what) {
   if (r.reply_type == AMQP_RESPONSE_NORMAL) return Status::Ok();
   return Status::Unavailable("AMQP " + what + ": " + ReplyText(r));
@@ -240,18 +252,9 @@ Result<std::optional<AmqpDelivery>> AmqpChannel::Next(int timeout_ms) {
       switch (frame.payload.method.id) {
         case AMQP_BASIC_CANCEL_METHOD:
           return Status::Unavailable("AMQP: the broker cancelled the consumer (queue deleted?)");
-        case AMQP_CHANNEL_CLOSE_METHOD: {
-          auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
-          return Status::Unavailable(
-              "AMQP: broker closed the channel: " + std::to_string(m->reply_code) + " " +
-              BytesToString(m->reply_text));
-        }
-        case AMQP_CONNECTION_CLOSE_METHOD: {
-          auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
-          return Status::Unavailable(
-              "AMQP: broker closed the connection: " + std::to_string(m->reply_code) + " " +
-              BytesToString(m->reply_text));
-        }
+        case AMQP_CHANNEL_CLOSE_METHOD:
+        case AMQP_CONNECTION_CLOSE_METHOD:
+          return BrokerClosed(frame);
         default:
           break;
       }
@@ -350,18 +353,9 @@ Status AmqpChannel::PublishConfirmed(const std::string& exchange, const std::str
         amqp_destroy_message(&msg);
         continue;
       }
-      case AMQP_CHANNEL_CLOSE_METHOD: {
-        auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
-        return Status::Unavailable(
-            "AMQP: broker closed the channel: " + std::to_string(m->reply_code) + " " +
-            BytesToString(m->reply_text));
-      }
-      case AMQP_CONNECTION_CLOSE_METHOD: {
-        auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
-        return Status::Unavailable(
-            "AMQP: broker closed the connection: " + std::to_string(m->reply_code) + " " +
-            BytesToString(m->reply_text));
-      }
+      case AMQP_CHANNEL_CLOSE_METHOD:
+      case AMQP_CONNECTION_CLOSE_METHOD:
+        return BrokerClosed(frame);
       default:
         continue;
     }
