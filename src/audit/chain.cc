@@ -776,7 +776,18 @@ Status AuditLog::LoadTail() {
 
 Status AuditLog::RecordRemoval(const RemovalRecord& r) { return AppendRemoval(r).status(); }
 
+Status AuditLog::RecordRemovals(const std::vector<RemovalRecord>& records) {
+  std::vector<TypedFields> lines;
+  lines.reserve(records.size());
+  for (const RemovalRecord& r : records) lines.push_back({"removal", RemovalFields(r)});
+  return AppendLines(lines).status();
+}
+
 Result<AuditPosition> AuditLog::AppendRemoval(const RemovalRecord& r) {
+  return AppendLine("removal", RemovalFields(r));
+}
+
+std::string AuditLog::RemovalFields(const RemovalRecord& r) {
   std::string f;
   AddStringField(&f, "bucket", r.bucket);
   AddStringField(&f, "key", r.key);
@@ -787,7 +798,7 @@ Result<AuditPosition> AuditLog::AppendRemoval(const RemovalRecord& r) {
   AddStringField(&f, "event_id", r.event_id);
   AddStringField(&f, "event_name", r.event_name);
   AddStringField(&f, "outcome", r.outcome);
-  return AppendLine("removal", f);
+  return f;
 }
 
 Result<AuditPosition> AuditLog::Append(const std::string& type, const nlohmann::json& fields) {
@@ -823,68 +834,22 @@ AuditPosition AuditLog::last_position() const {
 }
 
 Result<AuditPosition> AuditLog::AppendLine(const std::string& type, const std::string& fields) {
-  if (fields.size() > kMaxRecordBytes) {
-    return Status::Invalid("audit record larger than 1 MiB");
-  }
-  std::lock_guard<std::mutex> l(mu_);
-  if (!broken_.empty()) return Status::Io(broken_);
-  DS_RETURN_IF_ERROR(Lock());
-  struct Unlocker {
-    AuditLog* log;
-    ~Unlocker() { log->Unlock(); }
-  } unlocker{this};
-  DS_RETURN_IF_ERROR(Refresh());
+  std::vector<TypedFields> one;
+  one.push_back({type, fields});
+  return AppendLines(one);
+}
 
-  const int64_t seq = last_.seq + 1;
-  std::string line = "{\"seq\":" + std::to_string(seq) +
-                     ",\"time\":" + JsonStr(FormatUtcMillis(clock_.NowMillis())) + ",\"prev\":\"" +
-                     last_.hash + "\",\"type\":" + JsonStr(type) + fields;
-  if (opts_.hmac_key) {
-    std::string mac = HmacHex(*opts_.hmac_key, line);
-    line += kHmacPrefix;
-    line += mac;
-    line += '"';
-  }
-  line += '}';
-  const std::string hash = Sha256Hex(line);
-  line += '\n';
-
-  // Rotation: the current file keeps at most max_bytes, and at least one record.
-  if (opts_.max_bytes > 0 && size_ > 0 &&
-      static_cast<uint64_t>(size_) + line.size() > opts_.max_bytes) {
-    const std::string rotated =
-        path_ + "." + std::to_string(first_seq_) + "-" + std::to_string(last_.seq);
-    struct stat st {};
-    if (::lstat(rotated.c_str(), &st) == 0) {
-      return Status::Io("cannot rotate audit log " + path_ + ": " + rotated + " already exists");
-    }
-    if (::rename(path_.c_str(), rotated.c_str()) != 0) {
-      return Status::Io("cannot rotate audit log " + path_ + " to " + rotated + ": " +
-                        Errno(errno));
-    }
-    int fd = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      return Status::Io("cannot create audit log " + path_ + " after rotation: " + Errno(errno));
-    }
-    spdlog::info("audit log rotated: {} holds seq {}..{}", rotated, first_seq_, last_.seq);
-    ::close(fd_);
-    fd_ = fd;
-    if (::fstat(fd_, &st) != 0) return Status::Io("cannot stat " + path_ + ": " + Errno(errno));
-    dev_ = st.st_dev;
-    ino_ = st.st_ino;
-    size_ = 0;
-    first_seq_ = 0;
-    DS_RETURN_IF_ERROR(FsyncDir(path_));
-  }
-
-  const char* p = line.data();
-  size_t left = line.size();
+Status AuditLog::WritePending(std::string* pending, int64_t* pending_size,
+                              AuditPosition pending_last, int64_t pending_first_seq) {
+  if (pending->empty()) return Status::Ok();
+  const char* p = pending->data();
+  size_t left = pending->size();
   while (left > 0) {
     ssize_t n = ::write(fd_, p, left);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       std::string err = n < 0 ? Errno(errno) : "wrote nothing";
-      // Take back our partial line (nobody can have seen it: we hold the lock).
+      // Take back our partial lines (nobody can have seen them: we hold the lock).
       if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0 || ::fdatasync(fd_) != 0) {
         broken_ = "audit log " + path_ + " may end with a partial record after a failed write (" +
                   err + ")" + Advice(path_);
@@ -901,9 +866,86 @@ Result<AuditPosition> AuditLog::AppendLine(const std::string& type, const std::s
               "); restart to re-read the log";
     return Status::Io("cannot fdatasync audit log " + path_ + ": " + err);
   }
-  size_ += static_cast<int64_t>(line.size());
-  if (first_seq_ == 0) first_seq_ = seq;
-  last_ = {seq, hash};
+  size_ += static_cast<int64_t>(pending->size());
+  if (first_seq_ == 0) first_seq_ = pending_first_seq;
+  last_ = pending_last;
+  pending->clear();
+  *pending_size = 0;
+  return Status::Ok();
+}
+
+Result<AuditPosition> AuditLog::AppendLines(const std::vector<TypedFields>& records) {
+  for (const TypedFields& r : records) {
+    if (r.fields.size() > kMaxRecordBytes) {
+      return Status::Invalid("audit record larger than 1 MiB");
+    }
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  if (!broken_.empty()) return Status::Io(broken_);
+  if (records.empty()) return last_;
+  DS_RETURN_IF_ERROR(Lock());
+  struct Unlocker {
+    AuditLog* log;
+    ~Unlocker() { log->Unlock(); }
+  } unlocker{this};
+  DS_RETURN_IF_ERROR(Refresh());
+
+  // Lines not yet written, chained after last_ (which moves only once they are durable).
+  std::string pending;
+  int64_t pending_size = 0;
+  int64_t pending_first_seq = 0;
+  AuditPosition tail = last_;
+  const std::string now = JsonStr(FormatUtcMillis(clock_.NowMillis()));
+  for (const TypedFields& r : records) {
+    const int64_t seq = tail.seq + 1;
+    std::string line = "{\"seq\":" + std::to_string(seq) + ",\"time\":" + now + ",\"prev\":\"" +
+                       tail.hash + "\",\"type\":" + JsonStr(r.type) + r.fields;
+    if (opts_.hmac_key) {
+      std::string mac = HmacHex(*opts_.hmac_key, line);
+      line += kHmacPrefix;
+      line += mac;
+      line += '"';
+    }
+    line += '}';
+    const std::string hash = Sha256Hex(line);
+    line += '\n';
+
+    // Rotation: the current file keeps at most max_bytes, and at least one record. Lines
+    // waiting for the current file are written (and synced) before it is rotated.
+    const int64_t file_size = size_ + pending_size;
+    if (opts_.max_bytes > 0 && file_size > 0 &&
+        static_cast<uint64_t>(file_size) + line.size() > opts_.max_bytes) {
+      DS_RETURN_IF_ERROR(WritePending(&pending, &pending_size, tail, pending_first_seq));
+      const std::string rotated =
+          path_ + "." + std::to_string(first_seq_) + "-" + std::to_string(last_.seq);
+      struct stat st {};
+      if (::lstat(rotated.c_str(), &st) == 0) {
+        return Status::Io("cannot rotate audit log " + path_ + ": " + rotated + " already exists");
+      }
+      if (::rename(path_.c_str(), rotated.c_str()) != 0) {
+        return Status::Io("cannot rotate audit log " + path_ + " to " + rotated + ": " +
+                          Errno(errno));
+      }
+      int fd = ::open(path_.c_str(), O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+      if (fd < 0) {
+        return Status::Io("cannot create audit log " + path_ + " after rotation: " + Errno(errno));
+      }
+      spdlog::info("audit log rotated: {} holds seq {}..{}", rotated, first_seq_, last_.seq);
+      ::close(fd_);
+      fd_ = fd;
+      if (::fstat(fd_, &st) != 0) return Status::Io("cannot stat " + path_ + ": " + Errno(errno));
+      dev_ = st.st_dev;
+      ino_ = st.st_ino;
+      size_ = 0;
+      first_seq_ = 0;
+      DS_RETURN_IF_ERROR(FsyncDir(path_));
+    }
+    if (pending.empty()) pending_first_seq = seq;
+    pending += line;
+    pending_size += static_cast<int64_t>(line.size());
+    tail = {seq, hash};
+  }
+  DS_RETURN_IF_ERROR(WritePending(&pending, &pending_size, tail, pending_first_seq));
   return last_;
 }
 

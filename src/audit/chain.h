@@ -81,6 +81,9 @@ class AuditLog : public AuditSink {
 
   // AuditSink: appends a "removal" record; OK only once it is written and fdatasync'ed.
   Status RecordRemoval(const RemovalRecord& r) override;
+  // AuditSink: appends one "removal" record per entry, in order, with one write and one
+  // fdatasync (and one lock) for all of them; OK only once all are durable.
+  Status RecordRemovals(const std::vector<RemovalRecord>& records) override;
   // The same, returning the record's position.
   Result<AuditPosition> AppendRemoval(const RemovalRecord& r);
 
@@ -112,7 +115,19 @@ class AuditLog : public AuditSink {
   // Under the lock: makes fd_ the current file and the cached tail the log's real tail.
   Status Refresh();
   Status LoadTail();
+  struct TypedFields {
+    std::string type;
+    std::string fields;  // the record's members after "type", each starting with ','
+  };
   Result<AuditPosition> AppendLine(const std::string& type, const std::string& body_fields);
+  // Appends the records in order under one lock; rotates between them when needed. Returns
+  // the last record's position.
+  Result<AuditPosition> AppendLines(const std::vector<TypedFields>& records);
+  // Writes and fdatasyncs `pending` (records seq pending_first_seq..pending_last.seq), then
+  // makes them the file's tail.
+  Status WritePending(std::string* pending, int64_t* pending_size, AuditPosition pending_last,
+                      int64_t pending_first_seq);
+  static std::string RemovalFields(const RemovalRecord& r);
 
   const std::string path_;
   const AuditOptions opts_;

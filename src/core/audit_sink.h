@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -28,6 +29,16 @@ class AuditSink {
   // Appends the record durably (written and fsynced) before returning OK. An error means
   // the removal must not be acknowledged.
   virtual Status RecordRemoval(const RemovalRecord& r) = 0;
+  // Appends the records in order, all durable before returning OK (a group commit: sinks
+  // that can should make them durable together). An error means none of the removals may be
+  // acknowledged (some records may have been written).
+  virtual Status RecordRemovals(const std::vector<RemovalRecord>& records) {
+    for (const RemovalRecord& r : records) {
+      Status s = RecordRemoval(r);
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  }
 };
 
 }  // namespace ds

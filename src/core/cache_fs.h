@@ -44,6 +44,18 @@ struct CacheEntryInfo {
 using CacheWalkVisitor =
     std::function<bool(const std::string& rel_path, const CacheEntryInfo& info)>;
 
+// Removals made durable together (a group commit): Remove unlinks at once, Commit makes every
+// unlink of the batch durable (one fsync per folder, not per file) and then prunes folders that
+// became empty. Until Commit returns OK none of the removals may be acknowledged. Not thread
+// safe; used by one thread, inside one state transaction.
+class RemovalBatch {
+ public:
+  virtual ~RemovalBatch() = default;
+  // As CacheFs::Remove, except that the unlink is durable only after Commit.
+  virtual Result<bool> Remove(const std::string& rel_path) = 0;
+  virtual Status Commit() = 0;
+};
+
 class CacheFs {
  public:
   virtual ~CacheFs() = default;
@@ -56,6 +68,9 @@ class CacheFs {
   virtual Result<bool> Remove(const std::string& rel_path) = 0;
 
   virtual Result<CacheEntryInfo> Stat(const std::string& rel_path) = 0;
+
+  // A batch of removals. The default makes each removal durable on its own (Remove).
+  virtual std::unique_ptr<RemovalBatch> BeginRemovals();
 
   // Removes temp files left in the reserved folder by an earlier crash. Returns how many.
   virtual Result<size_t> CleanTemp() = 0;

@@ -110,36 +110,51 @@ ApplyResult Engine::Refuse(const Event& ev, KeyRefusal r) {
   return {Outcome::kRefused, msg, Status::Ok()};
 }
 
-ApplyResult Engine::Apply(const Event& ev) {
-  ApplyResult r = ApplyUnobserved(ev);
-  if (observer_ != nullptr) observer_->OnEvent(ev, r);
-  return r;
+ApplyResult Engine::Apply(const Event& ev) { return ApplyAll(std::span<const Event>(&ev, 1))[0]; }
+
+std::vector<ApplyResult> Engine::ApplyAll(std::span<const Event> evs) {
+  std::vector<ApplyResult> results(evs.size());
+  std::vector<size_t> staged;  // events that change state, applied in one transaction
+  for (size_t i = 0; i < evs.size(); ++i) {
+    if (std::optional<ApplyResult> r = Screen(evs[i])) {
+      results[i] = std::move(*r);
+    } else {
+      staged.push_back(i);
+    }
+  }
+  if (!staged.empty()) ApplyStaged(evs, staged, results);
+  if (observer_ != nullptr) {
+    for (size_t i = 0; i < evs.size(); ++i) observer_->OnEvent(evs[i], results[i]);
+  }
+  return results;
 }
 
-ApplyResult Engine::ApplyUnobserved(const Event& ev) {
+std::optional<ApplyResult> Engine::Screen(const Event& ev) {
   if (ev.action == EventAction::kIgnore) {
     counters_.ignored++;
     spdlog::debug("ignored {} for {}", ev.name, Where(ev.bucket, ev.key));
-    return {Outcome::kIgnored, "event type " + ev.name + " changes nothing", Status::Ok()};
+    return ApplyResult{Outcome::kIgnored, "event type " + ev.name + " changes nothing",
+                       Status::Ok()};
   }
   if (!opts_.bucket.empty() && ev.bucket != opts_.bucket) {
     counters_.out_of_scope++;
-    return {Outcome::kOutOfScope,
-            "bucket '" + ev.bucket + "' is not the mirrored bucket '" + opts_.bucket + "'",
-            Status::Ok()};
+    return ApplyResult{
+        Outcome::kOutOfScope,
+        "bucket '" + ev.bucket + "' is not the mirrored bucket '" + opts_.bucket + "'",
+        Status::Ok()};
   }
   if (!KeyUnderPrefix(ev.key, opts_.prefix)) {
     counters_.out_of_scope++;
-    return {Outcome::kOutOfScope, "key is outside the prefix '" + opts_.prefix + "'", Status::Ok()};
+    return ApplyResult{Outcome::kOutOfScope, "key is outside the prefix '" + opts_.prefix + "'",
+                       Status::Ok()};
   }
   if (auto r = CheckKey(ev.key, opts_.limits)) return Refuse(ev, *r);
-  return ev.action == EventAction::kRemove ? ApplyRemove(ev) : ApplyCreate(ev);
+  return std::nullopt;
 }
 
-Status Engine::Audit(const std::string& bucket, const std::string& key, const KeyState& before,
-                     bool removed, const std::string& cause, const std::string& event_id,
-                     const std::string& event_name) {
-  if (audit_ == nullptr) return Status::Ok();
+RemovalRecord Engine::MakeRecord(const std::string& bucket, const std::string& key,
+                                 const KeyState& before, bool removed, const std::string& cause,
+                                 const std::string& event_id, const std::string& event_name) {
   RemovalRecord rec;
   rec.bucket = bucket;
   rec.key = key;
@@ -150,89 +165,168 @@ Status Engine::Audit(const std::string& bucket, const std::string& key, const Ke
   rec.event_id = event_id;
   rec.event_name = event_name;
   rec.outcome = removed ? "removed" : "absent";
-  Status s = audit_->RecordRemoval(rec);
+  return rec;
+}
+
+Status Engine::Audit(const std::string& bucket, const std::string& key, const KeyState& before,
+                     bool removed, const std::string& cause, const std::string& event_id,
+                     const std::string& event_name) {
+  if (audit_ == nullptr) return Status::Ok();
+  Status s =
+      audit_->RecordRemoval(MakeRecord(bucket, key, before, removed, cause, event_id, event_name));
   if (!s.ok()) return Status(s.code(), "audit log: " + s.message());
   return s;
 }
 
-ApplyResult Engine::ApplyRemove(const Event& ev) {
-  ApplyResult result;
+void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& staged,
+                         std::vector<ApplyResult>& results) {
+  // One transaction for the whole group: every removal is unlinked, then all their folders
+  // are fsynced once, then their audit records appended with one fdatasync, then the state
+  // committed with one fsync. The order per removal is the same as for a single one, so a
+  // crash anywhere leaves each removal either unacknowledged (redone when the event is
+  // redelivered) or complete.
   Status s = state_.Transact([&](StateTxn& txn) -> Status {
-    Result<KeyState> got = txn.Get(ev.bucket, ev.key);
-    if (!got.ok()) return got.status();
-    KeyState st = *got;
-    if (IsStale(ev.sequencer, ev.ordered, st, /*is_create=*/false)) {
-      result = {Outcome::kStale, "sequencer " + ev.sequencer + " is older than applied " + st.seq,
-                Status::Ok()};
-      return Status::Ok();
+    std::unique_ptr<RemovalBatch> removals = cache_.BeginRemovals();
+    std::vector<RemovalRecord> records;
+    for (size_t i : staged) {
+      const Event& ev = evs[i];
+      results[i] = ApplyResult{};
+      Status es = ev.action == EventAction::kRemove
+                      ? StageRemove(txn, *removals, ev, results[i], records)
+                      : StageCreate(txn, ev, results[i]);
+      if (!es.ok()) return es;
     }
-    const bool specific_version = ev.version_id.has_value() && !ev.delete_marker;
-    // A download that started after the copy was published and has not published since may be
-    // fetching exactly this version, or may have renamed it into place just before a crash:
-    // the service does not know which version the file holds, so the removal applies.
-    const bool download_unsettled = st.fetch_ticket > st.published_ticket;
-    if (specific_version && st.present && !st.version_id.empty() &&
-        st.version_id != *ev.version_id && !download_unsettled) {
-      result = {Outcome::kOtherVersion,
-                "version " + *ev.version_id + " is not the cached version " + st.version_id,
-                Status::Ok()};
-      return Status::Ok();
+    DS_RETURN_IF_ERROR(removals->Commit());
+    if (audit_ != nullptr && !records.empty()) {
+      Status as = audit_->RecordRemovals(records);
+      if (!as.ok()) return Status(as.code(), "audit log: " + as.message());
     }
-    Result<bool> removed = cache_.Remove(ev.key);
-    if (!removed.ok() && removed.status().code() == Code::kConflict) {
-      // The path is a folder (other keys live under it) or crosses a symbolic link: there is
-      // no copy of this key to remove, and nothing else may be touched.
-      spdlog::warn("removal of {}: {}; nothing removed", Where(ev.bucket, ev.key),
-                   removed.status().message());
-      removed = false;
-    }
-    if (!removed.ok()) return removed.status();
-    DS_RETURN_IF_ERROR(Audit(ev.bucket, ev.key, st, *removed, "event", ev.event_id, ev.name));
-    MarkRemoved(st, clock_.NowMillis());
-    RaiseSeq(st, ev.sequencer, ev.ordered);
-    DS_RETURN_IF_ERROR(txn.Put(ev.bucket, ev.key, st));
-    if (opts_.resync_after_removal && (!ev.ordered || specific_version)) {
-      FetchJob job;
-      job.bucket = ev.bucket;
-      job.key = ev.key;
-      job.ordered = false;
-      job.event_id = ev.event_id;
-      job.reason = "resync-after-removal";
-      job.not_before_ms = clock_.NowMillis();
-      DS_RETURN_IF_ERROR(txn.Enqueue(job));
-    }
-    result = {*removed ? Outcome::kRemoved : Outcome::kAbsent, "", Status::Ok()};
     return Status::Ok();
   });
-  if (!s.ok()) {
-    counters_.failed++;
-    spdlog::error("removal of {} failed: {} [{}]", Where(ev.bucket, ev.key), s.ToString(),
-                  ev.event_id);
-    return {Outcome::kFailed, s.ToString(), s};
+  for (size_t i : staged) {
+    const Event& ev = evs[i];
+    ApplyResult& result = results[i];
+    if (!s.ok()) result = {Outcome::kFailed, s.ToString(), s};
+    if (result.outcome == Outcome::kFailed) {
+      counters_.failed++;
+      if (ev.action == EventAction::kRemove) {
+        spdlog::error("removal of {} failed: {} [{}]", Where(ev.bucket, ev.key),
+                      result.status.ToString(), ev.event_id);
+      } else {
+        spdlog::error("journaling creation of {} failed: {}", Where(ev.bucket, ev.key),
+                      result.status.ToString());
+      }
+      continue;
+    }
+    switch (result.outcome) {
+      case Outcome::kRemoved:
+        counters_.removed++;
+        Removed(ev.bucket, ev.key, "event");
+        spdlog::info("removed {} ({}) [{}]", Where(ev.bucket, ev.key), ev.name, ev.event_id);
+        break;
+      case Outcome::kAbsent:
+        counters_.absent++;
+        spdlog::info("removal of {} ({}): no cached copy [{}]", Where(ev.bucket, ev.key), ev.name,
+                     ev.event_id);
+        break;
+      case Outcome::kStale:
+        counters_.stale++;
+        spdlog::info("stale {} of {}: {}",
+                     ev.action == EventAction::kRemove ? "removal" : "creation",
+                     Where(ev.bucket, ev.key), result.message);
+        break;
+      case Outcome::kOtherVersion:
+        counters_.other_version++;
+        spdlog::info("removal of {}: {}; cache left alone", Where(ev.bucket, ev.key),
+                     result.message);
+        break;
+      case Outcome::kQueued:
+        counters_.queued++;
+        IndexSubjects(ev.bucket, ev.key, ev.metadata);
+        IndexSubjects(ev.bucket, ev.key, ev.tags);
+        spdlog::debug("queued download of {} ({}) [{}]", Where(ev.bucket, ev.key), ev.name,
+                      ev.event_id);
+        break;
+      default:
+        break;
+    }
   }
-  switch (result.outcome) {
-    case Outcome::kRemoved:
-      counters_.removed++;
-      Removed(ev.bucket, ev.key, "event");
-      spdlog::info("removed {} ({}) [{}]", Where(ev.bucket, ev.key), ev.name, ev.event_id);
-      break;
-    case Outcome::kAbsent:
-      counters_.absent++;
-      spdlog::info("removal of {} ({}): no cached copy [{}]", Where(ev.bucket, ev.key), ev.name,
-                   ev.event_id);
-      break;
-    case Outcome::kStale:
-      counters_.stale++;
-      spdlog::info("stale removal of {}: {}", Where(ev.bucket, ev.key), result.message);
-      break;
-    case Outcome::kOtherVersion:
-      counters_.other_version++;
-      spdlog::info("removal of {}: {}; cache left alone", Where(ev.bucket, ev.key), result.message);
-      break;
-    default:
-      break;
+}
+
+Status Engine::StageRemove(StateTxn& txn, RemovalBatch& removals, const Event& ev,
+                           ApplyResult& result, std::vector<RemovalRecord>& records) {
+  Result<KeyState> got = txn.Get(ev.bucket, ev.key);
+  if (!got.ok()) return got.status();
+  KeyState st = *got;
+  if (IsStale(ev.sequencer, ev.ordered, st, /*is_create=*/false)) {
+    result = {Outcome::kStale, "sequencer " + ev.sequencer + " is older than applied " + st.seq,
+              Status::Ok()};
+    return Status::Ok();
   }
-  return result;
+  const bool specific_version = ev.version_id.has_value() && !ev.delete_marker;
+  // A download that started after the copy was published and has not published since may be
+  // fetching exactly this version, or may have renamed it into place just before a crash:
+  // the service does not know which version the file holds, so the removal applies.
+  const bool download_unsettled = st.fetch_ticket > st.published_ticket;
+  if (specific_version && st.present && !st.version_id.empty() && st.version_id != *ev.version_id &&
+      !download_unsettled) {
+    result = {Outcome::kOtherVersion,
+              "version " + *ev.version_id + " is not the cached version " + st.version_id,
+              Status::Ok()};
+    return Status::Ok();
+  }
+  Result<bool> removed = removals.Remove(ev.key);
+  if (!removed.ok() && removed.status().code() == Code::kConflict) {
+    // The path is a folder (other keys live under it) or crosses a symbolic link: there is
+    // no copy of this key to remove, and nothing else may be touched.
+    spdlog::warn("removal of {}: {}; nothing removed", Where(ev.bucket, ev.key),
+                 removed.status().message());
+    removed = false;
+  }
+  if (!removed.ok()) {
+    // This event fails (the sender retries it); the others of the group go on.
+    result = {Outcome::kFailed, removed.status().ToString(), removed.status()};
+    return Status::Ok();
+  }
+  if (audit_ != nullptr) {
+    records.push_back(MakeRecord(ev.bucket, ev.key, st, *removed, "event", ev.event_id, ev.name));
+  }
+  MarkRemoved(st, clock_.NowMillis());
+  RaiseSeq(st, ev.sequencer, ev.ordered);
+  DS_RETURN_IF_ERROR(txn.Put(ev.bucket, ev.key, st));
+  if (opts_.resync_after_removal && (!ev.ordered || specific_version)) {
+    FetchJob job;
+    job.bucket = ev.bucket;
+    job.key = ev.key;
+    job.ordered = false;
+    job.event_id = ev.event_id;
+    job.reason = "resync-after-removal";
+    job.not_before_ms = clock_.NowMillis();
+    DS_RETURN_IF_ERROR(txn.Enqueue(job));
+  }
+  result = {*removed ? Outcome::kRemoved : Outcome::kAbsent, "", Status::Ok()};
+  return Status::Ok();
+}
+
+Status Engine::StageCreate(StateTxn& txn, const Event& ev, ApplyResult& result) {
+  Result<KeyState> got = txn.Get(ev.bucket, ev.key);
+  if (!got.ok()) return got.status();
+  if (IsStale(ev.sequencer, ev.ordered, *got, /*is_create=*/true)) {
+    result = {Outcome::kStale,
+              "sequencer " + ev.sequencer + " is not newer than applied " + got->seq, Status::Ok()};
+    return Status::Ok();
+  }
+  FetchJob job;
+  job.bucket = ev.bucket;
+  job.key = ev.key;
+  job.seq = ev.ordered ? ev.sequencer : "";
+  job.ordered = ev.ordered;
+  job.event_id = ev.event_id;
+  job.reason = "event " + ev.name;
+  job.not_before_ms = clock_.NowMillis();
+  DS_RETURN_IF_ERROR(txn.Enqueue(job));
+  result = {Outcome::kQueued, "", Status::Ok()};
+  return Status::Ok();
 }
 
 static bool SubjectFieldMatches(const std::string& name, const std::string& field) {
@@ -256,47 +350,6 @@ void Engine::IndexSubjects(const std::string& bucket, const std::string& key,
       spdlog::error("cannot index the data subject of {}: {}", Where(bucket, key), s.ToString());
     }
   }
-}
-
-ApplyResult Engine::ApplyCreate(const Event& ev) {
-  ApplyResult result;
-  Status s = state_.Transact([&](StateTxn& txn) -> Status {
-    Result<KeyState> got = txn.Get(ev.bucket, ev.key);
-    if (!got.ok()) return got.status();
-    if (IsStale(ev.sequencer, ev.ordered, *got, /*is_create=*/true)) {
-      result = {Outcome::kStale,
-                "sequencer " + ev.sequencer + " is not newer than applied " + got->seq,
-                Status::Ok()};
-      return Status::Ok();
-    }
-    FetchJob job;
-    job.bucket = ev.bucket;
-    job.key = ev.key;
-    job.seq = ev.ordered ? ev.sequencer : "";
-    job.ordered = ev.ordered;
-    job.event_id = ev.event_id;
-    job.reason = "event " + ev.name;
-    job.not_before_ms = clock_.NowMillis();
-    DS_RETURN_IF_ERROR(txn.Enqueue(job));
-    result = {Outcome::kQueued, "", Status::Ok()};
-    return Status::Ok();
-  });
-  if (!s.ok()) {
-    counters_.failed++;
-    spdlog::error("journaling creation of {} failed: {}", Where(ev.bucket, ev.key), s.ToString());
-    return {Outcome::kFailed, s.ToString(), s};
-  }
-  if (result.outcome == Outcome::kStale) {
-    counters_.stale++;
-    spdlog::info("stale creation of {}: {}", Where(ev.bucket, ev.key), result.message);
-  } else {
-    counters_.queued++;
-    IndexSubjects(ev.bucket, ev.key, ev.metadata);
-    IndexSubjects(ev.bucket, ev.key, ev.tags);
-    spdlog::debug("queued download of {} ({}) [{}]", Where(ev.bucket, ev.key), ev.name,
-                  ev.event_id);
-  }
-  return result;
 }
 
 int64_t Engine::Backoff(int attempts) {

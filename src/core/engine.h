@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -108,6 +110,13 @@ class Engine {
   // this returns kRemoved/kAbsent; creations are durable in the journal when it returns kQueued.
   ApplyResult Apply(const Event& ev);
 
+  // Applies a group of events in order, as Apply would one by one, but with one state
+  // transaction, one fsync per cache folder and one audit append for all of them (a group
+  // commit): every result is durable when this returns. An event whose own removal fails is
+  // kFailed while the others apply; an error of the transaction, the folder syncs or the audit
+  // log fails every event of the group that changes state. Results in the order of `evs`.
+  std::vector<ApplyResult> ApplyAll(std::span<const Event> evs);
+
   // Downloads one claimed job and publishes it if no removal or newer download intervened,
   // then finishes, retries or fails the job in the state store.
   JobOutcome RunJob(const FetchJob& job);
@@ -144,13 +153,20 @@ class Engine {
   const EngineOptions& options() const { return opts_; }
 
  private:
-  ApplyResult ApplyUnobserved(const Event& ev);
+  // The result of an event that changes nothing (ignored, out of scope, refused), else none.
+  std::optional<ApplyResult> Screen(const Event& ev);
+  void ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& staged,
+                   std::vector<ApplyResult>& results);
+  Status StageRemove(StateTxn& txn, RemovalBatch& removals, const Event& ev, ApplyResult& result,
+                     std::vector<RemovalRecord>& records);
+  Status StageCreate(StateTxn& txn, const Event& ev, ApplyResult& result);
+  static RemovalRecord MakeRecord(const std::string& bucket, const std::string& key,
+                                  const KeyState& before, bool removed, const std::string& cause,
+                                  const std::string& event_id, const std::string& event_name);
   JobOutcome RunJobUnobserved(const FetchJob& job);
   void Removed(const std::string& bucket, const std::string& key, const char* cause) {
     if (observer_ != nullptr) observer_->OnRemoved(bucket, key, cause);
   }
-  ApplyResult ApplyRemove(const Event& ev);
-  ApplyResult ApplyCreate(const Event& ev);
   ApplyResult Refuse(const Event& ev, KeyRefusal r);
   // Records a removal in the audit log when there is one.
   Status Audit(const std::string& bucket, const std::string& key, const KeyState& before,

@@ -12,7 +12,9 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <random>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -632,19 +634,20 @@ Result<std::unique_ptr<TempFile>> PosixCache::CreateTemp() {
   return Status::Internal("could not pick an unused temp file name");
 }
 
-Result<bool> PosixCache::Remove(const std::string& rel_path) {
-  const State& st = *state_;
-  auto segs = SplitRelPath(rel_path);
-  if (!segs.ok()) return segs.status();
-  const size_t depth = segs->size() - 1;  // folders above the file
-  auto chain = OpenDirs(st, rel_path, *segs, depth, /*create=*/false);
-  if (!chain.ok()) {
-    if (chain.status().code() == Code::kNotFound) return false;
-    return chain.status();
+namespace {
+
+// Unlinks the file at `rel_path` (split into `segs`). true: unlinked, and `chain` holds the
+// folders down to the file's folder (not yet fsynced). false: nothing there.
+Result<bool> UnlinkFile(const State& st, const std::string& rel_path,
+                        const std::vector<std::string>& segs, DirChain* chain) {
+  const size_t depth = segs.size() - 1;  // folders above the file
+  auto opened = OpenDirs(st, rel_path, segs, depth, /*create=*/false);
+  if (!opened.ok()) {
+    if (opened.status().code() == Code::kNotFound) return false;
+    return opened.status();
   }
-  const int parent = chain->last();
-  const std::string& last = segs->back();
-  const std::string where = Quoted(rel_path) + " in cache " + st.root_path;
+  const int parent = opened->last();
+  const std::string& last = segs.back();
   if (::unlinkat(parent, last.c_str(), 0) != 0) {
     int err = errno;
     if (err == ENOENT) return false;
@@ -654,23 +657,106 @@ Result<bool> PosixCache::Remove(const std::string& rel_path) {
          S_ISDIR(sb.st_mode))) {
       return Status::Conflict("cannot remove " + Quoted(rel_path) + ": it is a folder");
     }
-    return ErrnoStatus(err, "remove " + where);
+    return ErrnoStatus(err, "remove " + Quoted(rel_path) + " in cache " + st.root_path);
   }
-  // The unlink must be durable before the caller acknowledges the deletion.
-  DS_RETURN_IF_ERROR(FsyncFd(parent, "folder of " + where));
+  *chain = std::move(*opened);
+  return true;
+}
 
-  // Prune folders that became empty, deepest first, never the root (level 0). Any failure
-  // (ENOTEMPTY/EEXIST: not empty or a concurrent writer; ENOENT: pruned by someone else; ...)
-  // just ends the pruning: the file itself is gone.
+// Removes the folders of `chain` (the first `depth` of `segs`) that are empty, deepest first,
+// never the root (level 0). Any failure (ENOTEMPTY/EEXIST: not empty or a concurrent writer;
+// ENOENT: pruned by someone else; ...) just ends the pruning. Best effort: pruning is tidying
+// up, its durability is not something we acknowledge.
+void PruneEmpty(const DirChain& chain, const std::vector<std::string>& segs, size_t depth,
+                const std::string& where) {
   size_t level = depth;
   while (level > 0) {
-    if (::unlinkat(chain->at(level - 1), (*segs)[level - 1].c_str(), AT_REMOVEDIR) != 0) break;
+    if (::unlinkat(chain.at(level - 1), segs[level - 1].c_str(), AT_REMOVEDIR) != 0) break;
     --level;
   }
-  if (level < depth) {
-    // Best effort: pruning is tidying up, its durability is not something we acknowledge.
-    (void)FsyncFd(chain->at(level), "folder after pruning " + where);
+  if (level < depth) (void)FsyncFd(chain.at(level), "folder after pruning " + where);
+}
+
+// Unlinks now; one fsync per folder at Commit (or earlier, when many folders are waiting).
+class PosixRemovalBatch : public RemovalBatch {
+ public:
+  explicit PosixRemovalBatch(std::shared_ptr<const State> state) : state_(std::move(state)) {}
+
+  Result<bool> Remove(const std::string& rel_path) override {
+    const State& st = *state_;
+    auto segs = SplitRelPath(rel_path);
+    if (!segs.ok()) return segs.status();
+    DirChain chain;
+    Result<bool> removed = UnlinkFile(st, rel_path, *segs, &chain);
+    if (!removed.ok() || !*removed) return removed;
+    const size_t depth = segs->size() - 1;
+    std::string folder = JoinPrefix(*segs, depth);
+    if (unsynced_.find(folder) == unsynced_.end()) {
+      Fd fd = depth == 0 ? Fd() : std::move(chain.dirs.back());
+      unsynced_.emplace(folder, std::move(fd));
+    }
+    if (depth > 0) folders_.insert(std::move(folder));
+    if (unsynced_.size() >= kMaxUnsyncedFolders) DS_RETURN_IF_ERROR(SyncAll());
+    return true;
   }
+
+  Status Commit() override {
+    DS_RETURN_IF_ERROR(SyncAll());
+    // Deepest first: in reverse byte order "a/b" comes before "a".
+    const State& st = *state_;
+    for (auto it = folders_.rbegin(); it != folders_.rend(); ++it) {
+      auto segs = SplitRelPath(*it);
+      if (!segs.ok()) continue;
+      auto chain = OpenDirs(st, *it, *segs, segs->size(), /*create=*/false);
+      if (!chain.ok()) continue;  // pruned already, or replaced
+      PruneEmpty(*chain, *segs, segs->size(), Quoted(*it) + " in cache " + st.root_path);
+    }
+    folders_.clear();
+    return Status::Ok();
+  }
+
+ private:
+  static constexpr size_t kMaxUnsyncedFolders = 64;
+
+  Status SyncAll() {
+    if (!failed_.ok()) return failed_;
+    const State& st = *state_;
+    for (auto& [folder, fd] : unsynced_) {
+      Status s =
+          FsyncFd(fd.valid() ? fd.get() : st.root.get(),
+                  "folder " + Quoted(folder.empty() ? "." : folder) + " in cache " + st.root_path);
+      if (!s.ok()) {
+        failed_ = s;  // those unlinks are not known durable: the whole batch fails
+        return s;
+      }
+    }
+    unsynced_.clear();
+    return Status::Ok();
+  }
+
+  std::shared_ptr<const State> state_;
+  std::map<std::string, Fd> unsynced_;  // folder ("" = root) -> its descriptor (none for root)
+  std::set<std::string> folders_;       // folders (not the root) that lost a file: prune them
+  Status failed_;
+};
+
+}  // namespace
+
+std::unique_ptr<RemovalBatch> PosixCache::BeginRemovals() {
+  return std::make_unique<PosixRemovalBatch>(state_);
+}
+
+Result<bool> PosixCache::Remove(const std::string& rel_path) {
+  const State& st = *state_;
+  auto segs = SplitRelPath(rel_path);
+  if (!segs.ok()) return segs.status();
+  DirChain chain;
+  Result<bool> removed = UnlinkFile(st, rel_path, *segs, &chain);
+  if (!removed.ok() || !*removed) return removed;
+  const std::string where = Quoted(rel_path) + " in cache " + st.root_path;
+  // The unlink must be durable before the caller acknowledges the deletion.
+  DS_RETURN_IF_ERROR(FsyncFd(chain.last(), "folder of " + where));
+  PruneEmpty(chain, *segs, segs->size() - 1, where);
   return true;
 }
 

@@ -77,6 +77,12 @@ class PosixCache : public CacheFs {
   // its target): ok(true).
   Result<bool> Remove(const std::string& rel_path) override;
 
+  // Removals with one fsync per folder for the whole batch: Remove unlinks and notes the
+  // folder, Commit fsyncs each noted folder once, then prunes the folders that became empty
+  // (best effort, as Remove does). Folders are fsynced early when the batch holds many of
+  // them, to bound its open descriptors.
+  std::unique_ptr<RemovalBatch> BeginRemovals() override;
+
   // lstat-like: never follows a symbolic link. A symbolic link or other special file at the
   // final component reports exists=true, is_dir=false, size=its lstat size. A missing parent,
   // or a parent that is a file, reports exists=false.

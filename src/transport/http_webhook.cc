@@ -52,8 +52,11 @@ WebhookReply HandleNotification(Engine& engine, const std::string& body) {
   int64_t applied = 0, queued = 0, ignored = 0, refused = 0, failed = 0;
   json refusals = json::array();
   json failures = json::array();
-  for (const Event& ev : doc->events) {
-    ApplyResult r = engine.Apply(ev);
+  // One group commit for the document's records.
+  const std::vector<ApplyResult> results = engine.ApplyAll(doc->events);
+  for (size_t i = 0; i < doc->events.size(); ++i) {
+    const Event& ev = doc->events[i];
+    const ApplyResult& r = results[i];
     switch (r.outcome) {
       case Outcome::kRemoved:
       case Outcome::kAbsent:

@@ -34,8 +34,10 @@ Applied ApplyDocument(Engine& engine, const ParsedDocument& doc) {
   Applied a;
   a.events = static_cast<int64_t>(doc.events.size());
   a.ignored = static_cast<int64_t>(doc.test_events + doc.non_s3_messages);
-  for (const Event& ev : doc.events) {
-    ApplyResult r = engine.Apply(ev);
+  const std::vector<ApplyResult> results = engine.ApplyAll(doc.events);
+  for (size_t i = 0; i < doc.events.size(); ++i) {
+    const Event& ev = doc.events[i];
+    const ApplyResult& r = results[i];
     switch (r.outcome) {
       case Outcome::kRemoved:
       case Outcome::kAbsent:

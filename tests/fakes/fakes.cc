@@ -150,9 +150,36 @@ Result<std::unique_ptr<TempFile>> FakeCacheFs::CreateTemp() {
 }
 
 Result<bool> FakeCacheFs::Remove(const std::string& rel_path) {
-  if (!fail_remove.ok()) return fail_remove;
+  if (!fail_remove.ok() && (fail_remove_path.empty() || fail_remove_path == rel_path)) {
+    return fail_remove;
+  }
   std::lock_guard<std::mutex> l(mu_);
   return files_.erase(rel_path) > 0;
+}
+
+namespace {
+class FakeRemovalBatch : public RemovalBatch {
+ public:
+  FakeRemovalBatch(FakeCacheFs& cache, std::function<void()> committed)
+      : cache_(cache), committed_(std::move(committed)) {}
+  Result<bool> Remove(const std::string& rel_path) override { return cache_.Remove(rel_path); }
+  Status Commit() override {
+    if (!cache_.fail_commit.ok()) return cache_.fail_commit;
+    committed_();
+    return Status::Ok();
+  }
+
+ private:
+  FakeCacheFs& cache_;
+  std::function<void()> committed_;
+};
+}  // namespace
+
+std::unique_ptr<RemovalBatch> FakeCacheFs::BeginRemovals() {
+  return std::make_unique<FakeRemovalBatch>(*this, [this] {
+    std::lock_guard<std::mutex> l(mu_);
+    ++batch_commits_;
+  });
 }
 
 Result<CacheEntryInfo> FakeCacheFs::Stat(const std::string& rel_path) {

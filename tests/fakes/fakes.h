@@ -91,6 +91,16 @@ class FakeCacheFs : public CacheFs {
     return temps_.size();
   }
   Status fail_remove;  // when non-OK, Remove fails with it
+  // When non-empty, only removals of this path fail with fail_remove.
+  std::string fail_remove_path;
+  // When non-OK, the Commit of a removal batch fails with it (the unlinks stay done).
+  Status fail_commit;
+  // Removal batches committed.
+  int batch_commits() {
+    std::lock_guard<std::mutex> l(mu_);
+    return batch_commits_;
+  }
+  std::unique_ptr<RemovalBatch> BeginRemovals() override;
   // When non-OK, Publish renames the file into place and then fails with it: what the state
   // store sees when the process dies between the rename and the state commit.
   Status fail_after_publish;
@@ -104,6 +114,7 @@ class FakeCacheFs : public CacheFs {
   std::map<std::string, std::string> files_;  // std::map of std::string: byte order
   std::set<int> temps_;
   int next_temp_ = 0;
+  int batch_commits_ = 0;
 };
 
 class FakeStateStore : public StateStore {

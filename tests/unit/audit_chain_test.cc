@@ -509,6 +509,34 @@ INSTANTIATE_TEST_SUITE_P(AuditTamper, AuditTamperTest, ::testing::Values(false, 
 
 // ---- rotation ----
 
+TEST_F(AuditChainTest, GroupAppendChainsEveryRecordAndRotatesBetweenThem) {
+  AuditOptions opts;
+  opts.hmac_key = key_;
+  opts.max_bytes = 1200;  // 2 records per file with HMACs: the group spans several files
+  auto log = OpenLog(opts);
+  ASSERT_TRUE(log);
+  Fill(*log, 1);
+  std::vector<RemovalRecord> group;
+  for (int i = 2; i <= 12; ++i) group.push_back(Removal(i));
+  ASSERT_TRUE(log->RecordRemovals(group).ok());
+  EXPECT_EQ(log->last_position().seq, 12);
+  ASSERT_TRUE(log->RecordRemovals({}).ok());  // an empty group appends nothing
+  EXPECT_EQ(log->last_position().seq, 12);
+  Fill(*log, 1, 13);
+  EXPECT_EQ(ExpectIntact(key_).records, 13);
+  std::vector<std::string> rotated = RotatedFiles();
+  EXPECT_GE(rotated.size(), 5u);
+  for (const std::string& f : rotated) EXPECT_LE(ReadFile(f).size(), 1200u);
+  // Records keep the group's order.
+  std::vector<std::string> keys;
+  for (const std::string& f : rotated) {
+    for (const std::string& line : ReadLines(f)) keys.push_back(ojson::parse(line)["key"]);
+  }
+  for (const std::string& line : ReadLines(path_)) keys.push_back(ojson::parse(line)["key"]);
+  ASSERT_EQ(keys.size(), 13u);
+  for (int i = 1; i <= 13; ++i) EXPECT_EQ(keys[i - 1], Removal(i).key);
+}
+
 TEST_F(AuditChainTest, RotationKeepsTheChainAcrossFiles) {
   AuditOptions opts;
   opts.hmac_key = key_;

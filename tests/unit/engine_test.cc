@@ -339,7 +339,14 @@ class RecordingAudit : public AuditSink {
     records.push_back(r);
     return Status::Ok();
   }
+  Status RecordRemovals(const std::vector<RemovalRecord>& group) override {
+    if (!fail.ok()) return fail;
+    ++groups;
+    records.insert(records.end(), group.begin(), group.end());
+    return Status::Ok();
+  }
   std::vector<RemovalRecord> records;
+  int groups = 0;
   Status fail;
 };
 
@@ -379,6 +386,97 @@ TEST_F(EngineTest, AuditFailureFailsTheRemovalAndKeepsStateForARetry) {
   audit.fail = Status::Ok();
   EXPECT_EQ(engine_->Apply(Remove("k", "0A", true)).outcome, Outcome::kAbsent);
   ASSERT_EQ(audit.records.size(), 1u);
+}
+
+class EngineGroupTest : public EngineTest {
+ protected:
+  EngineGroupTest() {
+    engine_->set_audit(&audit_);
+    for (const char* k : {"k1", "k2", "k3", "k4"}) {
+      store_.Put("b", k, "data");
+      engine_->Apply(Create(k, "01", true));
+    }
+    engine_->DrainJobs();
+    audit_.records.clear();
+    audit_.groups = 0;
+  }
+  std::vector<Outcome> Outcomes(const std::vector<ApplyResult>& rs) {
+    std::vector<Outcome> out;
+    for (const ApplyResult& r : rs) out.push_back(r.outcome);
+    return out;
+  }
+  RecordingAudit audit_;
+};
+
+TEST_F(EngineGroupTest, AppliesInOrderWithOneCommitAndOneAuditAppend) {
+  Event ignored = Make(EventAction::kIgnore, "k4", "", false, "ObjectRestore:Post");
+  Event other_bucket = Remove("k4", "05", true);
+  other_bucket.bucket = "other";
+  const int commits_before = cache_.batch_commits();
+  std::vector<Event> group = {Remove("k1", "05", true),
+                              ignored,
+                              Remove("k2", "05", true),
+                              Create("k1", "06", true),
+                              Remove("k1", "07", true),
+                              Remove("k1", "04", true),
+                              other_bucket,
+                              Remove("new", "05", true)};
+  std::vector<ApplyResult> rs = engine_->ApplyAll(group);
+  EXPECT_EQ(Outcomes(rs),
+            (std::vector<Outcome>{Outcome::kRemoved, Outcome::kIgnored, Outcome::kRemoved,
+                                  Outcome::kQueued, Outcome::kAbsent, Outcome::kStale,
+                                  Outcome::kOutOfScope, Outcome::kAbsent}));
+  EXPECT_EQ(cache_.batch_commits(), commits_before + 1);
+  EXPECT_EQ(audit_.groups, 1);
+  std::vector<std::string> audited;
+  for (const RemovalRecord& r : audit_.records) audited.push_back(r.key + ":" + r.outcome);
+  EXPECT_EQ(audited,
+            (std::vector<std::string>{"k1:removed", "k2:removed", "k1:absent", "new:absent"}));
+  EXPECT_FALSE(cache_.Has("k1"));
+  EXPECT_FALSE(cache_.Has("k2"));
+  EXPECT_TRUE(cache_.Has("k3"));
+  EXPECT_EQ(state_.Key("b", "k1").seq, "07");
+  // The creation queued between the two removals of k1 finds the later removal applied.
+  engine_->DrainJobs();
+  EXPECT_FALSE(cache_.Has("k1"));
+}
+
+TEST_F(EngineGroupTest, OneFailedUnlinkFailsOnlyItsEvent) {
+  cache_.fail_remove = Status::Io("unlink k2: Input/output error");
+  cache_.fail_remove_path = "k2";
+  std::vector<ApplyResult> rs = engine_->ApplyAll(std::vector<Event>{
+      Remove("k1", "05", true), Remove("k2", "05", true), Remove("k3", "05", true)});
+  EXPECT_EQ(Outcomes(rs),
+            (std::vector<Outcome>{Outcome::kRemoved, Outcome::kFailed, Outcome::kRemoved}));
+  EXPECT_NE(rs[1].message.find("Input/output"), std::string::npos);
+  EXPECT_TRUE(state_.Key("b", "k2").present);
+  EXPECT_EQ(state_.Key("b", "k2").removal_gen, 0);
+  EXPECT_EQ(audit_.records.size(), 2u);
+  EXPECT_EQ(engine_->counters().failed, 1);
+}
+
+TEST_F(EngineGroupTest, FolderSyncOrAuditFailureFailsTheWholeGroup) {
+  const Event ignored = Make(EventAction::kIgnore, "k4", "", false, "ObjectRestore:Post");
+  cache_.fail_commit = Status::Io("fsync folder: Input/output error");
+  std::vector<ApplyResult> rs = engine_->ApplyAll(
+      std::vector<Event>{Remove("k1", "05", true), ignored, Create("k9", "05", true)});
+  EXPECT_EQ(Outcomes(rs),
+            (std::vector<Outcome>{Outcome::kFailed, Outcome::kIgnored, Outcome::kFailed}));
+  EXPECT_NE(rs[0].message.find("fsync folder"), std::string::npos);
+  EXPECT_EQ(state_.Key("b", "k1").removal_gen, 0);  // rolled back: the senders retry
+  EXPECT_TRUE(audit_.records.empty());
+  cache_.fail_commit = Status::Ok();
+
+  audit_.fail = Status::Io("disk full");
+  rs = engine_->ApplyAll(std::vector<Event>{Remove("k2", "05", true), Remove("k3", "05", true)});
+  EXPECT_EQ(Outcomes(rs), (std::vector<Outcome>{Outcome::kFailed, Outcome::kFailed}));
+  EXPECT_NE(rs[1].message.find("audit log: disk full"), std::string::npos);
+  EXPECT_EQ(state_.Key("b", "k2").removal_gen, 0);
+  audit_.fail = Status::Ok();
+  // Redelivered: applied, recorded as absent (the files went with the failed group).
+  rs = engine_->ApplyAll(std::vector<Event>{Remove("k1", "05", true), Remove("k2", "05", true)});
+  EXPECT_EQ(Outcomes(rs), (std::vector<Outcome>{Outcome::kAbsent, Outcome::kAbsent}));
+  EXPECT_EQ(audit_.records.size(), 2u);
 }
 
 TEST_F(EngineTest, CrashBetweenTempWriteAndRenameLeavesNoVisibleFile) {

@@ -326,6 +326,45 @@ TEST_F(PosixCacheTest, TempFileMayOutliveTheCache) {
   EXPECT_EQ(ReadFile(P("late")), "z");
 }
 
+TEST_F(PosixCacheTest, RemovalBatchUnlinksAtOnceAndPrunesAtCommit) {
+  auto cache = OpenCache();
+  ASSERT_NE(cache, nullptr);
+  // 100 folders: more than the batch keeps open, so some are synced before Commit.
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(Put(*cache, "d" + std::to_string(i) + "/sub/f", "x").ok());
+  }
+  ASSERT_TRUE(Put(*cache, "d0/keep", "k").ok());
+  ASSERT_TRUE(Put(*cache, "top", "t").ok());
+  ASSERT_TRUE(Put(*cache, "folder/inside", "i").ok());
+
+  std::unique_ptr<RemovalBatch> batch = cache->BeginRemovals();
+  for (int i = 0; i < 100; ++i) {
+    auto r = batch->Remove("d" + std::to_string(i) + "/sub/f");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE(*r);
+  }
+  auto r = batch->Remove("top");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(*r);
+  r = batch->Remove("top");  // already gone: ok(false)
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(*r);
+  r = batch->Remove("missing/parent");
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(*r);
+  r = batch->Remove("folder");  // a folder is never removed
+  EXPECT_EQ(r.status().code(), Code::kConflict);
+  EXPECT_FALSE(Exists(P("d7/sub/f")));  // unlinked before Commit
+  EXPECT_TRUE(Exists(P("d7/sub")));     // pruned only at Commit
+
+  ASSERT_TRUE(batch->Commit().ok());
+  EXPECT_FALSE(Exists(P("d7")));
+  EXPECT_FALSE(Exists(P("d0/sub")));
+  EXPECT_TRUE(Exists(P("d0/keep")));
+  EXPECT_TRUE(Exists(P("folder/inside")));
+  EXPECT_EQ(ListDir(root_), (std::vector<std::string>{kReservedDir, "d0", "folder"}));
+}
+
 TEST_F(PosixCacheTest, RemovePrunesEmptyParentsButKeepsRootAndReservedFolder) {
   auto cache = OpenCache();
   ASSERT_NE(cache, nullptr);
