@@ -4,7 +4,6 @@
 
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -49,13 +48,19 @@ class ApplyCommand : public Command {
     Result<int64_t> batch = ParseInt("batch", batch_, 1, 10000);
     if (!batch.ok()) return Fail(batch.status(), kExitUsage);
 
+    // Read in blocks (an istreambuf_iterator loop costs a call per byte).
     std::string input;
+    auto read_all = [&input](std::istream& in) {
+      std::ostringstream buf;
+      buf << in.rdbuf();
+      input = std::move(buf).str();
+    };
     if (events_ == "-") {
-      input.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+      read_all(std::cin);
     } else {
       std::ifstream in(events_, std::ios::binary);
       if (!in) return Fail(Status::NotFound("cannot read --events file " + events_), kExitUsage);
-      input.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      read_all(in);
     }
 
     Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/false);

@@ -199,11 +199,21 @@ class ServeCommand : public Command {
     std::unique_ptr<AmqpConsumer> amqp_consumer;
     std::thread amqp_thread;
     if (amqp_.enabled()) {
-      amqp_consumer = std::make_unique<AmqpConsumer>(amqp_opts, [&](const AmqpDelivery& d) {
-        WebhookReply reply = HandleNotification(engine, d.body);
-        if (reply.queued > 0) work.Notify();
-        return VerdictForReply(reply);
-      });
+      // The messages that arrived together are applied as one group commit.
+      amqp_consumer = std::make_unique<AmqpConsumer>(
+          amqp_opts, AmqpConsumer::BatchHandler([&](const std::vector<AmqpDelivery>& ds) {
+            std::vector<const std::string*> bodies;
+            bodies.reserve(ds.size());
+            for (const AmqpDelivery& d : ds) bodies.push_back(&d.body);
+            std::vector<AmqpVerdict> verdicts;
+            bool queued = false;
+            for (const WebhookReply& reply : HandleNotifications(engine, bodies)) {
+              queued = queued || reply.queued > 0;
+              verdicts.push_back(VerdictForReply(reply));
+            }
+            if (queued) work.Notify();
+            return verdicts;
+          }));
       amqp_thread = std::thread([&] { amqp_consumer->Run(amqp_stop); });
     }
 

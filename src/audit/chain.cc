@@ -17,6 +17,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/crash_point.h"
 #include "crypto/digest.h"
 
 namespace ds {
@@ -653,6 +654,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const 
   Status s = log->Refresh();
   log->Unlock();
   if (!s.ok()) return s;
+  if (!log->torn_note_.empty()) DS_RETURN_IF_ERROR(log->AppendLines({}).status());
   return log;
 }
 
@@ -695,10 +697,59 @@ Status AuditLog::Refresh() {
   return LoadTail();
 }
 
+Status AuditLog::CutTornTail(int64_t start, int64_t size) {
+  // The bytes of a record whose append never finished (its fdatasync never returned, so its
+  // removal was never acknowledged). They are kept as evidence, cut off, and the cut is noted
+  // in the chain by a "torn-tail" record: repaired loudly, never silently.
+  std::string torn(static_cast<size_t>(size - start), '\0');
+  DS_RETURN_IF_ERROR(PreadAll(fd_, torn.data(), torn.size(), start, path_));
+  const std::string evidence = path_ + ".torn-" + std::to_string(start);
+  Fd efd(::open(evidence.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (efd.fd < 0) {
+    return Status::Io("audit log " + path_ + " ends with a torn record (bytes " +
+                      std::to_string(start) + ".." + std::to_string(size) +
+                      ", a crash during an append) and it cannot be kept in " + evidence + ": " +
+                      Errno(errno) + Advice(path_));
+  }
+  const char* p = torn.data();
+  size_t left = torn.size();
+  while (left > 0) {
+    ssize_t n = ::write(efd.fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Io("cannot write " + evidence + ": " + Errno(errno));
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(efd.fd) != 0) return Status::Io("cannot fsync " + evidence + ": " + Errno(errno));
+  DS_RETURN_IF_ERROR(FsyncDir(evidence));
+  if (::ftruncate(fd_, static_cast<off_t>(start)) != 0 || ::fdatasync(fd_) != 0) {
+    return Status::Io("cannot cut the torn record off audit log " + path_ + ": " + Errno(errno) +
+                      Advice(path_));
+  }
+  const size_t slash = evidence.rfind('/');
+  const std::string base = slash == std::string::npos ? evidence : evidence.substr(slash + 1);
+  torn_note_ = ",\"bytes\":" + std::to_string(torn.size()) + ",\"evidence\":" + JsonStr(base) +
+               ",\"offset\":" + std::to_string(start) + ",\"sha256\":\"" + Sha256Hex(torn) + "\"";
+  spdlog::warn(
+      "audit log {}: cut off a torn last record ({} bytes at offset {}) left by a crash during "
+      "an append (never acknowledged: its removal is applied and recorded again when its event "
+      "is redelivered); the bytes are kept in {} and a 'torn-tail' record notes the cut",
+      path_, torn.size(), start, evidence);
+  return Status::Ok();
+}
+
 Status AuditLog::LoadTail() {
   struct stat st {};
   if (::fstat(fd_, &st) != 0) return Status::Io("cannot stat " + path_ + ": " + Errno(errno));
-  const int64_t size = st.st_size;
+  int64_t size = st.st_size;
+  if (size > 0) {
+    Result<Tail> t = ReadTail(fd_, size, path_);
+    if (!t.ok()) return t.status();
+    if (!t->ends_with_newline) {
+      DS_RETURN_IF_ERROR(CutTornTail(t->partial_start, size));
+      size = t->partial_start;
+    }
+  }
   AuditPosition last{0, kZeroHash};
   int64_t first_seq = 0;
   const std::optional<std::string>& key = opts_.hmac_key;
@@ -842,23 +893,33 @@ Result<AuditPosition> AuditLog::AppendLine(const std::string& type, const std::s
 Status AuditLog::WritePending(std::string* pending, int64_t* pending_size,
                               AuditPosition pending_last, int64_t pending_first_seq) {
   if (pending->empty()) return Status::Ok();
-  const char* p = pending->data();
-  size_t left = pending->size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      std::string err = n < 0 ? Errno(errno) : "wrote nothing";
-      // Take back our partial lines (nobody can have seen them: we hold the lock).
-      if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0 || ::fdatasync(fd_) != 0) {
-        broken_ = "audit log " + path_ + " may end with a partial record after a failed write (" +
-                  err + ")" + Advice(path_);
+  // Writes bytes [from, to) of pending.
+  auto write_range = [&](size_t from, size_t to) -> Status {
+    const char* p = pending->data() + from;
+    size_t left = to - from;
+    while (left > 0) {
+      ssize_t n = ::write(fd_, p, left);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        std::string err = n < 0 ? Errno(errno) : "wrote nothing";
+        // Take back our partial lines (nobody can have seen them: we hold the lock).
+        if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0 || ::fdatasync(fd_) != 0) {
+          broken_ = "audit log " + path_ + " may end with a partial record after a failed write (" +
+                    err + ")" + Advice(path_);
+        }
+        return Status::Io("cannot append to audit log " + path_ + ": " + err);
       }
-      return Status::Io("cannot append to audit log " + path_ + ": " + err);
+      p += n;
+      left -= static_cast<size_t>(n);
     }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+    return Status::Ok();
+  };
+  // The reliability suite's torn append: half the bytes, then the crash.
+  const size_t half = CrashPointArmed("audit-partial-write") ? pending->size() / 2 : 0;
+  DS_RETURN_IF_ERROR(write_range(0, half));
+  if (half > 0) CrashPoint("audit-partial-write");
+  DS_RETURN_IF_ERROR(write_range(half, pending->size()));
+  CrashPoint("audit-before-sync");
   if (::fdatasync(fd_) != 0) {
     std::string err = Errno(errno);
     // After a failed fdatasync the file's content on disk is unknown: stop appending.
@@ -882,13 +943,21 @@ Result<AuditPosition> AuditLog::AppendLines(const std::vector<TypedFields>& reco
   }
   std::lock_guard<std::mutex> l(mu_);
   if (!broken_.empty()) return Status::Io(broken_);
-  if (records.empty()) return last_;
+  if (records.empty() && torn_note_.empty()) return last_;
   DS_RETURN_IF_ERROR(Lock());
   struct Unlocker {
     AuditLog* log;
     ~Unlocker() { log->Unlock(); }
   } unlocker{this};
   DS_RETURN_IF_ERROR(Refresh());
+  // A torn record cut off by this process (LoadTail) is noted first.
+  std::vector<TypedFields> noted;
+  const bool note = !torn_note_.empty();
+  if (note) {
+    noted.push_back({"torn-tail", torn_note_});
+    noted.insert(noted.end(), records.begin(), records.end());
+  }
+  const std::vector<TypedFields>& all = note ? noted : records;
 
   // Lines not yet written, chained after last_ (which moves only once they are durable).
   std::string pending;
@@ -896,7 +965,7 @@ Result<AuditPosition> AuditLog::AppendLines(const std::vector<TypedFields>& reco
   int64_t pending_first_seq = 0;
   AuditPosition tail = last_;
   const std::string now = JsonStr(FormatUtcMillis(clock_.NowMillis()));
-  for (const TypedFields& r : records) {
+  for (const TypedFields& r : all) {
     const int64_t seq = tail.seq + 1;
     std::string line = "{\"seq\":" + std::to_string(seq) + ",\"time\":" + now + ",\"prev\":\"" +
                        tail.hash + "\",\"type\":" + JsonStr(r.type) + r.fields;
@@ -946,6 +1015,7 @@ Result<AuditPosition> AuditLog::AppendLines(const std::vector<TypedFields>& reco
     tail = {seq, hash};
   }
   DS_RETURN_IF_ERROR(WritePending(&pending, &pending_size, tail, pending_first_seq));
+  if (note) torn_note_.clear();
   return last_;
 }
 

@@ -114,6 +114,10 @@ class AuditLog : public AuditSink {
   void Unlock();
   // Under the lock: makes fd_ the current file and the cached tail the log's real tail.
   Status Refresh();
+  // Under the lock, while loading the tail: the current file ends with a partial line from
+  // `start` to `size` (a crash during an append). Keeps it in "<path>.torn-<start>", cuts it
+  // off, and sets torn_note_ so that the next append first writes a "torn-tail" record.
+  Status CutTornTail(int64_t start, int64_t size);
   Status LoadTail();
   struct TypedFields {
     std::string type;
@@ -142,6 +146,7 @@ class AuditLog : public AuditSink {
   AuditPosition last_;     // the log's last record
   bool known_ = false;     // last_ was read from the log at least once
   std::string broken_;     // non-empty: an earlier failure left the file in doubt
+  std::string torn_note_;  // fields of a "torn-tail" record still to append (CutTornTail)
 };
 
 }  // namespace ds

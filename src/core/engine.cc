@@ -6,6 +6,8 @@
 #include <cctype>
 #include <random>
 
+#include "common/crash_point.h"
+
 namespace ds {
 
 const char* OutcomeName(Outcome o) {
@@ -201,6 +203,7 @@ void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& 
       Status as = audit_->RecordRemovals(records);
       if (!as.ok()) return Status(as.code(), "audit log: " + as.message());
     }
+    if (!records.empty()) CrashPoint("removal-before-commit");
     return Status::Ok();
   });
   for (size_t i : staged) {
@@ -477,6 +480,7 @@ JobOutcome Engine::RunJobUnobserved(const FetchJob& job) {
 
   // The data's fsync happens here, outside the transaction that serialises the key's state.
   if (Status ss = tf.Sync(); !ss.ok()) return retry_or_fail(ss);
+  CrashPoint("download-written");
 
   // 3. Publish only if no removal and no later download got there first.
   bool published = false;
@@ -486,7 +490,9 @@ JobOutcome Engine::RunJobUnobserved(const FetchJob& job) {
         if (!got.ok()) return got.status();
         KeyState st = *got;
         if (st.removal_gen != removal_gen || st.published_ticket > ticket) return Status::Ok();
+        CrashPoint("publish-before-rename");
         DS_RETURN_IF_ERROR(tf.Publish(job.key));
+        CrashPoint("publish-after-rename");
         published = true;
         st.present = true;
         st.tombstone = false;

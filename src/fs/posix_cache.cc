@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/crash_point.h"
+
 namespace ds {
 namespace posix_cache_internal {
 
@@ -659,6 +661,7 @@ Result<bool> UnlinkFile(const State& st, const std::string& rel_path,
     }
     return ErrnoStatus(err, "remove " + Quoted(rel_path) + " in cache " + st.root_path);
   }
+  CrashPoint("removal-unlinked");
   *chain = std::move(*opened);
   return true;
 }
@@ -702,6 +705,7 @@ class PosixRemovalBatch : public RemovalBatch {
 
   Status Commit() override {
     DS_RETURN_IF_ERROR(SyncAll());
+    if (!folders_.empty()) CrashPoint("removal-before-prune");
     // Deepest first: in reverse byte order "a/b" comes before "a".
     const State& st = *state_;
     for (auto it = folders_.rbegin(); it != folders_.rend(); ++it) {
@@ -756,6 +760,7 @@ Result<bool> PosixCache::Remove(const std::string& rel_path) {
   const std::string where = Quoted(rel_path) + " in cache " + st.root_path;
   // The unlink must be durable before the caller acknowledges the deletion.
   DS_RETURN_IF_ERROR(FsyncFd(chain.last(), "folder of " + where));
+  if (segs->size() > 1) CrashPoint("removal-before-prune");
   PruneEmpty(chain, *segs, segs->size() - 1, where);
   return true;
 }

@@ -383,6 +383,14 @@ Status AmqpChannel::DeleteExchange(const std::string& exchange) {
 // ---------------------------------------------------------------- consumer
 
 AmqpConsumer::AmqpConsumer(AmqpConsumerOptions opts, Handler handler)
+    : AmqpConsumer(std::move(opts), [h = std::move(handler)](const std::vector<AmqpDelivery>& ds) {
+        std::vector<AmqpVerdict> vs;
+        vs.reserve(ds.size());
+        for (const AmqpDelivery& d : ds) vs.push_back(h(d));
+        return vs;
+      }) {}
+
+AmqpConsumer::AmqpConsumer(AmqpConsumerOptions opts, BatchHandler handler)
     : opts_(std::move(opts)), handler_(std::move(handler)) {
   if (opts_.dead_letter_exchange.empty()) opts_.dead_letter_exchange = opts_.queue + ".dead-letter";
 }
@@ -472,11 +480,33 @@ Status AmqpConsumer::Session(const std::atomic<bool>& stop) {
     Result<std::optional<AmqpDelivery>> d = (*ch)->Next(250);
     if (!d.ok()) return d.status();
     if (!d->has_value()) continue;
-    AmqpVerdict v = handler_(**d);
-    if (v.disposition == AmqpDisposition::kRetry) SleepUnlessStopped(opts_.retry_pause_ms, stop);
+    // Take whatever else has already arrived (up to the prefetch), without waiting for more:
+    // the handler applies them together (one group commit), which costs no latency.
+    std::vector<AmqpDelivery> batch;
+    batch.push_back(std::move(**d));
+    const size_t max_batch = std::max<size_t>(1, opts_.prefetch);
+    while (batch.size() < max_batch) {
+      Result<std::optional<AmqpDelivery>> more = (*ch)->Next(0);
+      if (!more.ok()) return more.status();  // nothing of the batch was settled: redelivered
+      if (!more->has_value()) break;
+      batch.push_back(std::move(**more));
+    }
+    std::vector<AmqpVerdict> verdicts = handler_(batch);
+    if (verdicts.size() != batch.size()) {
+      return Status::Internal("amqp: the handler settled " + std::to_string(verdicts.size()) +
+                              " of " + std::to_string(batch.size()) + " messages");
+    }
+    for (const AmqpVerdict& v : verdicts) {
+      if (v.disposition == AmqpDisposition::kRetry) {
+        SleepUnlessStopped(opts_.retry_pause_ms, stop);
+        break;
+      }
+    }
     AmqpChannel* dlx_ptr = dlx_channel.get();
-    s = Settle(**ch, dlx_ptr, **d, v);
-    if (!s.ok()) return s;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      s = Settle(**ch, dlx_ptr, batch[i], verdicts[i]);
+      if (!s.ok()) return s;
+    }
   }
   return Status::Ok();
 }

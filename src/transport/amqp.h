@@ -25,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -117,7 +118,12 @@ struct AmqpConsumerOptions {
 class AmqpConsumer {
  public:
   using Handler = std::function<AmqpVerdict(const AmqpDelivery&)>;
+  // Settles a group of deliveries at once: one verdict per delivery, in order. The consumer
+  // hands it every message that has already arrived (at most `prefetch`), never waiting for
+  // more, so that a handler can make them durable together.
+  using BatchHandler = std::function<std::vector<AmqpVerdict>(const std::vector<AmqpDelivery>&)>;
   AmqpConsumer(AmqpConsumerOptions opts, Handler handler);
+  AmqpConsumer(AmqpConsumerOptions opts, BatchHandler handler);
 
   // Consumes until `stop` is set (checked at least every 250 ms), reconnecting as needed.
   void Run(const std::atomic<bool>& stop);
@@ -136,7 +142,7 @@ class AmqpConsumer {
   Status Settle(AmqpChannel& ch, AmqpChannel*& dlx, const AmqpDelivery& d, const AmqpVerdict& v);
 
   AmqpConsumerOptions opts_;
-  Handler handler_;
+  BatchHandler handler_;
   std::atomic<uint64_t> acked_{0}, dead_lettered_{0}, retried_{0};
   std::atomic<bool> connected_{false};
 };

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "core/key_path.h"
 
@@ -39,23 +40,20 @@ bool TokenMatches(const std::string& presented, const std::string& expected) {
   return CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
 }
 
-WebhookReply HandleNotification(Engine& engine, const std::string& body) {
+namespace {
+
+std::string Dump(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The reply for one document whose events had `results`.
+WebhookReply ReplyFor(const ParsedDocument& doc, const ApplyResult* results) {
   using nlohmann::json;
-  Result<ParsedDocument> doc = ParseNotification(body);
-  if (!doc.ok()) {
-    spdlog::warn("webhook: rejected malformed document: {}", doc.status().message());
-    return {400,
-            json{{"error", "malformed notification: " + doc.status().message()}}.dump(
-                -1, ' ', false, json::error_handler_t::replace),
-            0};
-  }
   int64_t applied = 0, queued = 0, ignored = 0, refused = 0, failed = 0;
   json refusals = json::array();
   json failures = json::array();
-  // One group commit for the document's records.
-  const std::vector<ApplyResult> results = engine.ApplyAll(doc->events);
-  for (size_t i = 0; i < doc->events.size(); ++i) {
-    const Event& ev = doc->events[i];
+  for (size_t i = 0; i < doc.events.size(); ++i) {
+    const Event& ev = doc.events[i];
     const ApplyResult& r = results[i];
     switch (r.outcome) {
       case Outcome::kRemoved:
@@ -82,10 +80,10 @@ WebhookReply HandleNotification(Engine& engine, const std::string& body) {
         break;
     }
   }
-  json out = {{"events", doc->events.size()},
+  json out = {{"events", doc.events.size()},
               {"applied", applied},
               {"queued", queued},
-              {"ignored", ignored + static_cast<int64_t>(doc->test_events)},
+              {"ignored", ignored + static_cast<int64_t>(doc.test_events)},
               {"refused", refused},
               {"failed", failed}};
   if (!refusals.empty()) out["refusals"] = refusals;
@@ -98,7 +96,40 @@ WebhookReply HandleNotification(Engine& engine, const std::string& body) {
     status = 422;  // retrying cannot help; the refusal is logged and counted
     out["error"] = "some keys cannot be cache paths and were refused";
   }
-  return {status, out.dump(-1, ' ', false, json::error_handler_t::replace), queued};
+  return {status, Dump(out), queued};
+}
+
+}  // namespace
+
+WebhookReply HandleNotification(Engine& engine, const std::string& body) {
+  return HandleNotifications(engine, std::vector<const std::string*>{&body})[0];
+}
+
+std::vector<WebhookReply> HandleNotifications(Engine& engine,
+                                              const std::vector<const std::string*>& bodies) {
+  std::vector<WebhookReply> replies(bodies.size());
+  std::vector<std::optional<ParsedDocument>> docs(bodies.size());
+  std::vector<Event> events;  // of every well-formed document, in order: one group commit
+  for (size_t d = 0; d < bodies.size(); ++d) {
+    Result<ParsedDocument> doc = ParseNotification(*bodies[d]);
+    if (!doc.ok()) {
+      spdlog::warn("rejected malformed document: {}", doc.status().message());
+      replies[d] = {
+          400, Dump(nlohmann::json{{"error", "malformed notification: " + doc.status().message()}}),
+          0};
+      continue;
+    }
+    events.insert(events.end(), doc->events.begin(), doc->events.end());
+    docs[d] = std::move(*doc);
+  }
+  const std::vector<ApplyResult> results = engine.ApplyAll(events);
+  size_t next = 0;
+  for (size_t d = 0; d < bodies.size(); ++d) {
+    if (!docs[d]) continue;
+    replies[d] = ReplyFor(*docs[d], results.data() + next);
+    next += docs[d]->events.size();
+  }
+  return replies;
 }
 
 WebhookServer::WebhookServer(Engine& engine, WebhookOptions opts, std::function<void()> on_queued)

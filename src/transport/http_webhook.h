@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "core/engine.h"
@@ -51,6 +52,11 @@ struct WebhookReply {
 // Applies one notification document with `engine` and builds the reply. Separate from the
 // server so that it can be tested without sockets.
 WebhookReply HandleNotification(Engine& engine, const std::string& body);
+// The same for several documents (AMQP deliveries taken together): the events of all the
+// well-formed ones are applied as one group commit (Engine::ApplyAll); one reply per document,
+// in order, each as HandleNotification would give it.
+std::vector<WebhookReply> HandleNotifications(Engine& engine,
+                                              const std::vector<const std::string*>& bodies);
 
 // Constant-time comparison of a presented token with the configured one.
 bool TokenMatches(const std::string& presented, const std::string& expected);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -142,7 +143,9 @@ class AuditChainTest : public ::testing::Test {
     std::vector<std::pair<long long, std::string>> files;
     for (const auto& e : fs::directory_iterator(dir_)) {
       std::string name = e.path().filename().string();
-      if (name.rfind("audit.log.", 0) != 0 || name == "audit.log.lock") continue;
+      if (name.rfind("audit.log.", 0) != 0 || name.size() <= 10 || !std::isdigit(name[10])) {
+        continue;  // the log, its lock, torn-record evidence
+      }
       files.emplace_back(std::stoll(name.substr(10)), e.path().string());
     }
     std::sort(files.begin(), files.end());
@@ -841,28 +844,56 @@ TEST_F(AuditChainTest, KeysThatAreNotUtf8Survive) {
 
 // ---- crash policy ----
 
-TEST_F(AuditChainTest, OpenRefusesATruncatedTail) {
+TEST_F(AuditChainTest, OpenCutsATornTailKeepsItAsEvidenceAndNotesItInTheChain) {
+  AuditOptions opts;
+  opts.hmac_key = key_;
+  {
+    auto log = OpenLog(opts);
+    ASSERT_TRUE(log);
+    Fill(*log, 3);
+  }
+  const std::string content = ReadFile(path_);
+  const std::string kept = content.substr(0, content.size() - 40);  // record 3 torn
+  const size_t start = kept.rfind('\n') + 1;
+  WriteFile(path_, kept);
+  {
+    auto log = OpenLog(opts);
+    ASSERT_TRUE(log);
+    EXPECT_EQ(log->last_position().seq, 3);  // 1, 2 and the torn-tail note
+    Fill(*log, 1, 4);
+  }
+  const std::string evidence = path_ + ".torn-" + std::to_string(start);
+  EXPECT_EQ(ReadFile(evidence), kept.substr(start));
+  std::vector<std::string> lines = ReadLines(path_);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0] + "\n" + lines[1] + "\n", kept.substr(0, start));
+  ojson note = ojson::parse(lines[2]);
+  EXPECT_EQ(note["type"], "torn-tail");
+  EXPECT_EQ(note["offset"], start);
+  EXPECT_EQ(note["bytes"], kept.size() - start);
+  EXPECT_EQ(note["sha256"], Sha256Hex(kept.substr(start)));
+  EXPECT_EQ(note["evidence"], "audit.log.torn-" + std::to_string(start));
+  EXPECT_EQ(ojson::parse(lines[3])["key"], Removal(4).key);
+  EXPECT_EQ(ExpectIntact(key_).records, 4);
+  EXPECT_EQ(RotatedFiles(), std::vector<std::string>{});  // the evidence is not a rotated file
+}
+
+TEST_F(AuditChainTest, OpenStillRefusesATailThatIsNotATornAppend) {
   {
     auto log = OpenLog();
     ASSERT_TRUE(log);
     Fill(*log, 3);
   }
-  std::string content = ReadFile(path_);
-  WriteFile(path_, content.substr(0, content.size() - 40));
+  const std::string content = ReadFile(path_);
+  // A tail that is a whole line but not a record.
+  WriteFile(path_, content + "{\"seq\":4}\n");
   Result<std::unique_ptr<AuditLog>> log = AuditLog::Open(path_, {}, clock_);
   ASSERT_FALSE(log.ok());
-  EXPECT_NE(log.status().message().find("incomplete record"), std::string::npos);
-  EXPECT_NE(log.status().message().find("audit verify"), std::string::npos);
-  // Nothing was repaired.
-  EXPECT_EQ(ReadFile(path_), content.substr(0, content.size() - 40));
-
-  // A tail that is a whole line but not a record is refused as well.
-  WriteFile(path_, content + "{\"seq\":4}\n");
-  log = AuditLog::Open(path_, {}, clock_);
-  ASSERT_FALSE(log.ok());
   EXPECT_NE(log.status().message().find("not valid"), std::string::npos);
+  EXPECT_NE(log.status().message().find("audit verify"), std::string::npos);
+  EXPECT_EQ(ReadFile(path_), content + "{\"seq\":4}\n");  // nothing was repaired
 
-  // So is a last record that does not chain to the one before it.
+  // A last record that does not chain to the one before it.
   std::vector<std::string> lines = ReadLines(path_);
   lines.pop_back();
   std::swap(lines[1], lines[2]);
@@ -870,17 +901,26 @@ TEST_F(AuditChainTest, OpenRefusesATruncatedTail) {
   log = AuditLog::Open(path_, {}, clock_);
   ASSERT_FALSE(log.ok());
   EXPECT_NE(log.status().message().find("does not chain"), std::string::npos);
+
+  // A torn line after a tail that does not chain: cut (it is kept), but the log is refused.
+  WriteFile(path_, ReadFile(path_) + "{\"seq\":4,\"ti");
+  log = AuditLog::Open(path_, {}, clock_);
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().message().find("does not chain"), std::string::npos);
 }
 
-TEST_F(AuditChainTest, AppendRefusesATailLeftByAnotherProcess) {
+TEST_F(AuditChainTest, AppendCutsATornTailLeftByAnotherProcess) {
   auto log = OpenLog();
   ASSERT_TRUE(log);
   Fill(*log, 2);
-  // Another appender crashed mid-line.
+  // Another appender was killed mid-line.
   std::ofstream(path_, std::ios::app | std::ios::binary) << "{\"seq\":3,\"ti";
-  Status s = log->RecordRemoval(Removal(3));
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("incomplete record"), std::string::npos) << s.message();
+  ASSERT_TRUE(log->RecordRemoval(Removal(3)).ok());
+  std::vector<std::string> lines = ReadLines(path_);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(ojson::parse(lines[2])["type"], "torn-tail");
+  EXPECT_EQ(ojson::parse(lines[3])["key"], Removal(3).key);
+  EXPECT_EQ(ExpectIntact().records, 4);
 }
 
 // ---- key files ----

@@ -1,0 +1,71 @@
+#include "common/crash_point.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+namespace ds {
+namespace {
+
+struct Armed {
+  std::string name;  // empty: no crash point armed
+  long count = 1;
+};
+
+const Armed& Config() {
+  static const Armed armed = [] {
+    Armed a;
+    const char* v = std::getenv("DELETE_SYNC_CRASH_AT");
+    if (v == nullptr || *v == '\0') return a;
+    std::string s = v;
+    size_t colon = s.find(':');
+    if (colon != std::string::npos) {
+      char* end = nullptr;
+      long n = std::strtol(s.c_str() + colon + 1, &end, 10);
+      a.count = (end != nullptr && *end == '\0' && n > 0) ? n : 0;
+      s.resize(colon);
+    }
+    const bool known = std::find(kCrashPoints.begin(), kCrashPoints.end(), std::string_view(s)) !=
+                       kCrashPoints.end();
+    if (!known || a.count == 0) {
+      std::string msg = "delete-sync: DELETE_SYNC_CRASH_AT='" + std::string(v) +
+                        "' is not <point>[:<n>] with a known point; no crash point armed\n";
+      (void)!::write(2, msg.data(), msg.size());
+      return a;
+    }
+    a.name = s;
+    return a;
+  }();
+  return armed;
+}
+
+std::atomic<bool> g_checked{false};
+std::atomic<bool> g_any{false};
+std::atomic<long> g_hits{0};
+
+bool AnyArmed() {
+  if (!g_checked.load(std::memory_order_acquire)) {
+    g_any.store(!Config().name.empty(), std::memory_order_relaxed);
+    g_checked.store(true, std::memory_order_release);
+  }
+  return g_any.load(std::memory_order_relaxed);
+}
+
+}  // namespace
+
+bool CrashPointArmed(std::string_view name) { return AnyArmed() && Config().name == name; }
+
+void CrashPoint(std::string_view name) {
+  if (!CrashPointArmed(name)) return;
+  if (g_hits.fetch_add(1) + 1 != Config().count) return;
+  std::string msg = "delete-sync: crash point '" + std::string(name) + "' reached: SIGKILL\n";
+  (void)!::write(2, msg.data(), msg.size());
+  ::kill(::getpid(), SIGKILL);
+  ::pause();
+}
+
+}  // namespace ds
