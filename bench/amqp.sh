@@ -22,7 +22,7 @@ STARTED_RMQ=0
 scripts/rabbitmq-local.sh status >/dev/null 2>&1 || STARTED_RMQ=1
 scripts/rabbitmq-local.sh start >/dev/null
 eval "$(scripts/rabbitmq-local.sh env)"
-LOAD=build/perf/bench/amqp_load
+LOAD="$BUILD"/bench/amqp_load
 WORKER_PIDS=()
 stop_workers() {
   local p
@@ -32,8 +32,8 @@ stop_workers() {
 }
 trap 'stop_workers; if ((STARTED_RMQ)); then scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true; fi; bench_cleanup' EXIT
 
-mkdir -p docs/bench
-exec > >(tee docs/bench/amqp.md)
+mkdir -p "$OUT_DIR"
+exec > >(tee "$OUT_DIR/amqp.md")
 echo '```'
 echo "bench/amqp.sh $N $RUNS $D  ($(date -u +%Y-%m-%d), $(git rev-parse --short HEAD))"
 # The machine and versions.
@@ -61,12 +61,7 @@ for run in $(seq "$RUNS"); do
     done
     # Wait until every worker declared its queue and consumes, then hold them still while the
     # queues fill.
-    for q in "${queues[@]}"; do
-      for _ in $(seq 200); do
-        scripts/rabbitmq-local.sh ctl list_queues name consumers 2>/dev/null | grep -q "^$q[[:space:]]1" && break
-        sleep 0.1
-      done
-    done
+    for q in "${queues[@]}"; do bench_wait_consumer "$q"; done
     for p in "${WORKER_PIDS[@]}"; do kill -STOP "$p"; done
     "$LOAD" publish --url "$DS_AMQP_URL" --exchange "$hx" --bucket "$BUCKET" --count "$N"
     for p in "${WORKER_PIDS[@]}"; do kill -CONT "$p"; done
@@ -107,14 +102,11 @@ q="bench-lat-$RANDOM"
   --amqp-url "$DS_AMQP_URL" --amqp-queue "$q" --amqp-exchange delete-sync \
   --amqp-exchange-type topic --amqp-binding-key "t-$BUCKET2" 2>>"$WORK/worker.log" &
 WORKER_PIDS+=($!)
-for _ in $(seq 200); do
-  scripts/rabbitmq-local.sh ctl list_queues name consumers 2>/dev/null | grep -q "^$q[[:space:]]1" && break
-  sleep 0.1
-done
+bench_wait_consumer "$q"
 "$DS" setup-notifications --bucket "$BUCKET2" --topic "t-$BUCKET2" --amqp-ack-level "$ack" \
   --push-endpoint "amqp://127.0.0.1:$DS_AMQP_PORT" --amqp-exchange delete-sync >/dev/null
 echo "RGW -> RabbitMQ (topic with amqp-ack-level $ack) -> serve, $D deletions:"
-build/perf/bench/delete_latency --bucket "$BUCKET2" --cache "$WORK/lat-$ack" --count "$D"
+"$BUILD"/bench/delete_latency --bucket "$BUCKET2" --cache "$WORK/lat-$ack" --count "$D"
 echo
 stop_workers
 scripts/rabbitmq-local.sh ctl delete_queue "$q" >/dev/null 2>&1 || true

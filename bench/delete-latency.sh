@@ -16,5 +16,5 @@ bench_rgw
 scripts/rgw-local.sh aws s3api create-bucket --bucket "$BUCKET" >/dev/null
 bench_serve "$BUCKET" "$WORK/cache" "$PORT" $PERSIST
 if [[ -n "$PERSIST" ]]; then echo "topic: persistent"; else echo "topic: non-persistent (synchronous push)"; fi
-build/perf/bench/delete_latency --bucket "$BUCKET" --cache "$WORK/cache" --count "$N"
+"$BUILD"/bench/delete_latency --bucket "$BUCKET" --cache "$WORK/cache" --count "$N"
 bench_drop_bucket "$BUCKET"

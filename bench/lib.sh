@@ -5,7 +5,12 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 WORK="$(mktemp -d /tmp/ds-bench-XXXXXX)"
-DS="$ROOT/build/perf/delete-sync"
+# DS_BENCH_BUILD: an already configured build folder (with -DDS_BUILD_BENCH=ON) to use
+# instead of the Release build in build/perf (the CI smoke run uses its own build).
+BUILD="${DS_BENCH_BUILD:-$ROOT/build/perf}"
+DS="$BUILD/delete-sync"
+# Where the reports go (bench/run --smoke points it at a scratch folder).
+OUT_DIR="${DS_BENCH_OUT_DIR:-$ROOT/docs/bench}"
 BENCH_STARTED_RGW=0
 BENCH_SERVE_PID=""
 
@@ -31,9 +36,22 @@ bench_deps() {
 
 # bench_build TARGET ...: a Release build of delete-sync and the named bench programs.
 bench_build() {
-  cmake -S . -B build/perf -DCMAKE_BUILD_TYPE=Release -DDS_BUILD_TESTS=OFF -DDS_BUILD_BENCH=ON \
-    >/dev/null
-  cmake --build build/perf -j"$(nproc)" --target delete-sync "$@" >/dev/null
+  if [[ -z "${DS_BENCH_BUILD:-}" ]]; then
+    cmake -S . -B build/perf -DCMAKE_BUILD_TYPE=Release -DDS_BUILD_TESTS=OFF -DDS_BUILD_BENCH=ON \
+      >/dev/null
+  fi
+  cmake --build "$BUILD" -j"$(nproc)" --target delete-sync "$@" >/dev/null
+}
+
+# bench_wait_consumer QUEUE: waits (up to 20 s) until QUEUE exists and has a consumer.
+bench_wait_consumer() {
+  local _
+  for _ in $(seq 200); do
+    scripts/rabbitmq-local.sh ctl list_queues name consumers 2>/dev/null | grep -q "^$1[[:space:]]1" && return 0
+    sleep 0.1
+  done
+  echo "bench: queue $1 has no consumer after 20 s" >&2
+  return 1
 }
 
 # bench_rgw: starts the local RGW unless it runs (and then stops it on exit), exports its AWS_*

@@ -33,7 +33,7 @@ ms() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 for N in "${SIZES[@]}"; do
   bucket="bench-prop-$N-$(date +%s)"
   echo "== N=$N: filling s3://$bucket and three mirrors" >&2
-  build/perf/bench/fill_bucket --bucket "$bucket" --count "$N" --threads 16 >&2
+  "$BUILD"/bench/fill_bucket --bucket "$bucket" --count "$N" --threads 16 >&2
   "$DS" reconcile --cache "$WORK/ds-$N" --bucket "$bucket" --max-delete 0 --concurrency 16 --log-level warn >/dev/null
   env -u AWS_CA_BUNDLE rclone sync "rgw:$bucket" "$WORK/rclone-$N"
   "${AWS[@]}" s3 sync --only-show-errors "s3://$bucket" "$WORK/aws-$N"
@@ -89,6 +89,6 @@ print("\n\"DELETE sent\" includes the AWS CLI starting, signing and sending the 
 PY
   bench_drop_bucket "$bucket"
 done
-mkdir -p docs/bench
-cp "$WORK/report" docs/bench/propagation.md
-cat docs/bench/propagation.md
+mkdir -p "$OUT_DIR"
+cp "$WORK/report" "$OUT_DIR/propagation.md"
+cat "$OUT_DIR/propagation.md"

@@ -12,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RUNS="${DS_BENCH_RUNS:-5}"
 SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(10000 100000)
-OUT="docs/bench/reconcile.md"
+OUT="$OUT_DIR/reconcile.md"
 
 bench_deps rclone time
 bench_build fill_bucket list_floor
@@ -43,7 +43,7 @@ for N in "${SIZES[@]}"; do
   bucket="bench-rec-$N-$(date +%s)"
   cache="$WORK/cache-$N"
   echo "== N=$N: filling s3://$bucket" >&2
-  build/perf/bench/fill_bucket --bucket "$bucket" --count "$N" --threads 16 >&2
+  "$BUILD"/bench/fill_bucket --bucket "$bucket" --count "$N" --threads 16 >&2
   echo "== N=$N: initial fill of the cache" >&2
   : >"$WORK/results"
   measure fill "$DS" reconcile --cache "$cache" --bucket "$bucket" --max-delete 0 \
@@ -54,7 +54,7 @@ for N in "${SIZES[@]}"; do
     echo "== N=$N run $run/$RUNS" >&2
     measure "delete-sync reconcile --dry-run" "$DS" reconcile --cache "$cache" --bucket "$bucket" \
       --dry-run --json --log-level warn
-    measure "raw ListObjectsV2 (list_floor)" build/perf/bench/list_floor --bucket "$bucket"
+    measure "raw ListObjectsV2 (list_floor)" "$BUILD"/bench/list_floor --bucket "$bucket"
     measure "rclone check" env -u AWS_CA_BUNDLE rclone check "rgw:$bucket" "$cache" \
       --exclude "/.delete-sync/**"
     measure "rclone sync --dry-run" env -u AWS_CA_BUNDLE rclone sync --dry-run "rgw:$bucket" \
@@ -83,6 +83,6 @@ PY
   bench_drop_bucket "$bucket"
   rm -rf "$cache"
 done
-mkdir -p docs/bench
+mkdir -p "$OUT_DIR"
 cp "$WORK/report" "$OUT"
 cat "$OUT"

@@ -2,19 +2,20 @@
 # The test command (README, .ci/run): installs what is missing, builds with -Werror, runs the
 # unit tests, the unit tests again under ASan/UBSan and under TSan, a short fuzzing run, checks
 # the Prometheus rules and the AWS CDK app, then starts the local Ceph RGW and RabbitMQ and runs
-# the integration tests against them. Stops the servers it started.
+# the integration tests against them, and a smoke run of the benchmarks (tiny sizes, numbers
+# not kept). Stops the servers it started. Each step prints the seconds since the start.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 JOBS="$(nproc)"
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%d s] %s\n' "$SECONDS" "$*"; }
 
 step "dependencies"
 scripts/install-deps.sh
 
 step "build (RelWithDebInfo, -Werror)"
-cmake -S . -B build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON >/dev/null
+cmake -S . -B build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDS_WERROR=ON -DDS_BUILD_BENCH=ON >/dev/null
 cmake --build build/ci -j"$JOBS"
 
 step "unit tests"
@@ -65,3 +66,8 @@ scripts/rabbitmq-local.sh start >/dev/null
 
 step "integration tests (real RGW, real notifications, real RabbitMQ)"
 ctest --test-dir build/ci -L integration --output-on-failure
+
+step "benchmark smoke run: every bench/*.sh with tiny sizes, one run (bench/run --smoke)"
+DS_BENCH_BUILD=build/ci bench/run --smoke
+
+step "done"
