@@ -83,6 +83,7 @@ set ytics nomirror
 set y2tics
 set yrange [0:*]
 set grid
+set key right center
 plot '$WORK/rss.csv' using 1:(\$2/1024) with lines lw 2 title 'RSS', \
      '' using 1:3 axes x1y2 with lines dt 2 title 'events sent'
 EOF

@@ -31,6 +31,12 @@ class TempFile {
   // atomically, fsync the parent folder. kConflict when `rel_path` or one of its parents
   // exists with the other kind (file vs folder).
   virtual Status Publish(const std::string& rel_path) = 0;
+  // As Publish, but the final folder's fsync is left for SyncFolder(), so that a caller that
+  // publishes under a lock can release the lock before waiting for the disk. The default
+  // publishes with the sync at once.
+  virtual Status PublishUnsynced(const std::string& rel_path) { return Publish(rel_path); }
+  // Makes the last PublishUnsynced durable (fsync of the folder it renamed into).
+  virtual Status SyncFolder() { return Status::Ok(); }
   virtual uint64_t bytes_written() const = 0;
 };
 

@@ -491,7 +491,8 @@ JobOutcome Engine::RunJobUnobserved(const FetchJob& job) {
         KeyState st = *got;
         if (st.removal_gen != removal_gen || st.published_ticket > ticket) return Status::Ok();
         CrashPoint("publish-before-rename");
-        DS_RETURN_IF_ERROR(tf.Publish(job.key));
+        // The folder's fsync waits until the transaction has released the lock (below).
+        DS_RETURN_IF_ERROR(tf.PublishUnsynced(job.key));
         CrashPoint("publish-after-rename");
         published = true;
         st.present = true;
@@ -520,6 +521,9 @@ JobOutcome Engine::RunJobUnobserved(const FetchJob& job) {
     spdlog::info("download of {} discarded: removed or replaced while downloading", where);
     return finish(JobOutcome::kDiscarded);
   }
+  // Durable before the job is finished: if this fails or the process dies first, the job
+  // runs again.
+  if (Status fs = tf.SyncFolder(); !fs.ok()) return retry_or_fail(fs);
   counters_.published++;
   IndexSubjects(job.bucket, job.key, {info->metadata.begin(), info->metadata.end()});
   counters_.bytes_fetched += static_cast<int64_t>(tf.bytes_written());

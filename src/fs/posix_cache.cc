@@ -400,6 +400,19 @@ class PosixTempFile : public TempFile {
   }
 
   Status Publish(const std::string& rel_path) override {
+    DS_RETURN_IF_ERROR(PublishUnsynced(rel_path));
+    return SyncFolder();
+  }
+
+  Status SyncFolder() override {
+    if (!unsynced_folder_.valid()) return Status::Ok();
+    Status s = FsyncFd(unsynced_folder_.get(),
+                       "folder of " + Quoted(published_path_) + " in cache " + st_->root_path);
+    unsynced_folder_.reset();
+    return s;
+  }
+
+  Status PublishUnsynced(const std::string& rel_path) override {
     if (published_ || !fd_.valid()) return Status::Internal("temp file already published");
     auto segs = SplitRelPath(rel_path);
     if (!segs.ok()) return segs.status();
@@ -415,10 +428,14 @@ class PosixTempFile : public TempFile {
       }
       if (::renameat(st_->tmp.get(), name_.c_str(), parent, last.c_str()) == 0) {
         published_ = true;
-        Status synced =
-            FsyncFd(parent, "folder of " + Quoted(rel_path) + " in cache " + st_->root_path);
+        published_path_ = rel_path;
+        // The folder is fsynced by SyncFolder(), through a descriptor of its own.
+        unsynced_folder_ = Fd(::fcntl(parent, F_DUPFD_CLOEXEC, 0));
         fd_.reset();
-        return synced;
+        if (!unsynced_folder_.valid()) {
+          return FsyncFd(parent, "folder of " + Quoted(rel_path) + " in cache " + st_->root_path);
+        }
+        return Status::Ok();
       }
       int err = errno;
       if (err == EISDIR || err == ENOTEMPTY || err == EEXIST) return FolderConflict(rel_path);
@@ -448,6 +465,8 @@ class PosixTempFile : public TempFile {
   std::shared_ptr<const State> st_;
   Fd fd_;
   std::string name_;
+  Fd unsynced_folder_;  // after PublishUnsynced: the folder still to fsync
+  std::string published_path_;
   bool published_ = false;
   bool synced_ = false;
   uint64_t bytes_written_ = 0;
