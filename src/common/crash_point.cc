@@ -43,21 +43,15 @@ const Armed& Config() {
   return armed;
 }
 
-std::atomic<bool> g_checked{false};
-std::atomic<bool> g_any{false};
 std::atomic<long> g_hits{0};
-
-bool AnyArmed() {
-  if (!g_checked.load(std::memory_order_acquire)) {
-    g_any.store(!Config().name.empty(), std::memory_order_relaxed);
-    g_checked.store(true, std::memory_order_release);
-  }
-  return g_any.load(std::memory_order_relaxed);
-}
 
 }  // namespace
 
-bool CrashPointArmed(std::string_view name) { return AnyArmed() && Config().name == name; }
+// Config() is a function-local static: after its first call, one guard load.
+bool CrashPointArmed(std::string_view name) {
+  const Armed& a = Config();
+  return !a.name.empty() && a.name == name;
+}
 
 void CrashPoint(std::string_view name) {
   if (!CrashPointArmed(name)) return;

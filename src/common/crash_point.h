@@ -2,7 +2,7 @@
 // DELETE_SYNC_CRASH_AT=<name>[:<n>] in its environment, the process kills itself with SIGKILL
 // the n-th time (default: the first) it reaches the point called <name>, as a power cut or
 // the OOM killer would stop it there. Without the variable (always, in production) a point
-// costs one relaxed atomic load. The names are listed in kCrashPoints.
+// costs one check of a function-local static. The names are listed in kCrashPoints.
 #pragma once
 
 #include <array>
