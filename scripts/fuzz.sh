@@ -26,6 +26,7 @@ seeds_for() {
   case "$1" in
     fuzz_parse_notification | fuzz_webhook)
       echo tests/data/events
+      echo fuzz/corpus/notification
       [[ -d "$RGW_SAMPLES" ]] && echo "$RGW_SAMPLES"
       ;;
     fuzz_s3_xml) echo fuzz/corpus/s3_xml ;;

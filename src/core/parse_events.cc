@@ -379,6 +379,8 @@ class Parser {
     std::string name;
     DS_RETURN_IF_ERROR(RequiredString(rec, "eventName", path, &name));
     e->name = std::string(StripS3Prefix(name));
+    // Without a name nothing says what happened; "" (or a bare "s3:") is malformed, not ignorable.
+    if (e->name.empty()) return Err(Join(path, "eventName"), "empty");
     Classify(*e);
 
     const json* s3 = nullptr;

@@ -667,6 +667,15 @@ TEST(ParseErrorsTest, MissingOrBadFields) {
       ErrorOf(
           R"({"Records":[{"eventSource":"aws:s3","eventName":3,"s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]})"),
       "Records[0].eventName: not a string");
+  // Found by fuzz_parse_notification: an empty name was accepted as an ignored event.
+  EXPECT_EQ(
+      ErrorOf(
+          R"({"Records":[{"eventSource":"aws:s3","eventName":"","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]})"),
+      "Records[0].eventName: empty");
+  EXPECT_EQ(
+      ErrorOf(
+          R"({"Records":[{"eventName":"s3:","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]})"),
+      "Records[0].eventName: empty");
   EXPECT_EQ(
       ErrorOf(
           R"({"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":null}}}]})"),
