@@ -4,9 +4,10 @@
 // at-least-once stream would): process A promptly and in order, process B late and shuffled.
 // The events carry no sequencer, so the order is unknown and the bucket decides (SEMANTICS.md
 // 3.4). The stream is lossy and the workers crash:
-//   - A never gets 1 creation in 8, B never gets 1 event in 10 (of any kind);
+//   - A never gets 1 creation in 8 and 1 removal in 12, B never gets 1 event in 10;
 //   - B is SIGKILLed about every 60 steps (downloads in flight) and started again;
-//   - about every 80 steps a `delete-sync reconcile` runs beside both.
+//   - about every 80 steps, once no download is in flight, a `delete-sync reconcile` runs
+//     beside both (a pass does not cancel a GET already running: RELIABILITY.md 1).
 // Checked:
 //   - once A has acknowledged the removal of a key, or a reconcile has run after the key's
 //     deletion, no file for it exists until the bucket changes the key again, whatever B
@@ -229,7 +230,7 @@ TEST_F(TwoProcessTest, LossyStreamCrashesAndReconcileNeverResurrect) {
       doc = Doc("ObjectRemoved:Delete", key);
       ++n.deletes;
     }
-    if (put && rng() % 8 == 0) {
+    if (rng() % (put ? 8 : 12) == 0) {
       ++n.a_dropped;  // lost on the way to A; B or a reconcile must make up for it
     } else {
       ASSERT_EQ(Post(a, doc), 200);
@@ -256,6 +257,7 @@ TEST_F(TwoProcessTest, LossyStreamCrashesAndReconcileNeverResurrect) {
       ASSERT_NO_FATAL_FAILURE(Start(procs_[1], "b" + std::to_string(n.b_kills)));
     }
     if (rng() % 80 == 0) {
+      ASSERT_TRUE(WaitFor([&] { return JobsWaiting(a) == 0; }, std::chrono::seconds(60)));
       json r = Reconcile();
       ASSERT_FALSE(HasFailure()) << "reconcile failed at step " << step;
       ++n.reconciles;
