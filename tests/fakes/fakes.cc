@@ -126,6 +126,14 @@ class FakeTemp : public TempFile {
     published_ = true;
     return fs_->fail_after_publish;
   }
+  Status SyncFolder() override {
+    std::lock_guard<std::mutex> l(fs_->mu_);
+    if (fs_->fail_sync_folder_times > 0) {
+      --fs_->fail_sync_folder_times;
+      return fs_->fail_sync_folder;
+    }
+    return Status::Ok();
+  }
   uint64_t bytes_written() const override { return data_.size(); }
 
  private:

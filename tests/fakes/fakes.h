@@ -104,6 +104,10 @@ class FakeCacheFs : public CacheFs {
   // When non-OK, Publish renames the file into place and then fails with it: what the state
   // store sees when the process dies between the rename and the state commit.
   Status fail_after_publish;
+  // When non-OK, the folder fsync after a PublishUnsynced fails with it this many times (the
+  // file stays renamed into place, as on a real file system).
+  Status fail_sync_folder;
+  int fail_sync_folder_times = 0;
   // Simulates a crash of the writer: the temp file object goes away without cleaning up,
   // leaving the temp file behind as a killed process would.
   void Abandon(std::unique_ptr<TempFile> temp);

@@ -12,6 +12,7 @@
 
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -258,6 +259,63 @@ TEST_F(AmqpTest, ServeAppliesRgwEventsAndDeadLettersMalformedMessages) {
   ASSERT_TRUE(s3_->PutObject(bucket_, "three.txt", "three").ok());
   ASSERT_TRUE(WaitFor([&] { return ReadFile(cache + "/three.txt") == "three"; }));
   EXPECT_EQ(Depth(q), 0u);
+}
+
+// SEMANTICS.md 5: messages that have already arrived are handed to the handler together (one
+// group commit), at most the prefetch at a time, and each is settled by its own verdict.
+TEST_F(AmqpTest, MessagesThatArrivedTogetherAreOneGroupEachSettledByItsVerdict) {
+  const std::string q = "ds-it-group-" + id_;
+  queues_.insert(q);
+  AmqpConsumerOptions opts;
+  opts.url = url_;
+  opts.queue = q;
+  opts.prefetch = 16;
+  constexpr int kMessages = 200;
+  std::mutex mu;
+  std::vector<size_t> groups;
+  std::set<std::string> seen;
+  std::atomic<bool> stop{false};
+  AmqpConsumer consumer(opts, [&](const std::vector<AmqpDelivery>& batch) {
+    std::vector<AmqpVerdict> verdicts;
+    std::lock_guard<std::mutex> lock(mu);
+    groups.push_back(batch.size());
+    for (const AmqpDelivery& d : batch) {
+      seen.insert(d.body);
+      AmqpVerdict v;
+      if (d.body.rfind("bad-", 0) == 0) v = {AmqpDisposition::kDeadLetter, "test: bad message"};
+      verdicts.push_back(v);
+    }
+    return verdicts;
+  });
+  // Everything is queued before the consumer starts: it all "arrived together".
+  ASSERT_TRUE(consumer.DeclareTopology(*ch_).ok());
+  ASSERT_TRUE(ch_->EnableConfirms().ok());
+  for (int i = 0; i < kMessages; ++i) {
+    std::string body = (i % 50 == 7 ? "bad-" : "m-") + std::to_string(i);
+    ASSERT_TRUE(ch_->PublishConfirmed("", q, body).ok()) << i;
+  }
+  std::thread run([&] { consumer.Run(stop); });
+  bool all = WaitFor([&] { return consumer.acked() + consumer.dead_lettered() >= kMessages; },
+                     std::chrono::seconds(60));
+  stop = true;
+  run.join();
+  ASSERT_TRUE(all) << "acked " << consumer.acked() << ", dead-lettered "
+                   << consumer.dead_lettered();
+  EXPECT_EQ(consumer.acked(), static_cast<uint64_t>(kMessages - 4));
+  EXPECT_EQ(consumer.dead_lettered(), 4u);
+  EXPECT_EQ(consumer.retried(), 0u);
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kMessages));
+  size_t total = 0, largest = 0;
+  for (size_t g : groups) {
+    total += g;
+    largest = std::max(largest, g);
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kMessages)) << "a message was handed over twice";
+  EXPECT_LE(largest, size_t{16}) << "a group is larger than the prefetch";
+  // 200 messages waiting behind a prefetch of 16 are never handed over one at a time.
+  EXPECT_GT(largest, size_t{1}) << groups.size() << " groups of one";
+  EXPECT_EQ(Depth(q), 0u);
+  EXPECT_EQ(Depth(q + ".dead-letter"), 4u);
 }
 
 TEST_F(AmqpTest, PartitionedWorkersAndFanOutSurviveKillAndBrokerRestart) {

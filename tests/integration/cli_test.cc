@@ -87,6 +87,14 @@ TEST_F(CliTest, BadSettingsGiveClearErrors) {
       Run({"apply", "--cache", dir_ + "/c", "--file-mode", "0999", "--events", events}, {}, &out),
       2);
   EXPECT_NE(out.find("octal"), std::string::npos) << out;
+  // A group commit of 0 or of more than 10,000 events is a usage error, and nothing is created.
+  for (const char* batch : {"0", "10001", "many"}) {
+    EXPECT_EQ(
+        Run({"apply", "--cache", dir_ + "/b", "--batch", batch, "--events", events}, {}, &out), 2)
+        << batch;
+    EXPECT_NE(out.find("--batch must be a whole number from 1 to 10000"), std::string::npos) << out;
+  }
+  EXPECT_FALSE(Exists(dir_ + "/b"));
   EXPECT_EQ(Run({"serve", "--cache", dir_ + "/c"}, {}, &out), 2);
   EXPECT_NE(out.find("--webhook-token"), std::string::npos) << out;
   // A plain folder is not a mount point: nothing is created in it.

@@ -296,6 +296,25 @@ TEST_F(EngineTest, TransientDownloadFailureIsRetriedLater) {
   EXPECT_TRUE(state_.Jobs().empty());
 }
 
+// The job is finished only once the folder holding the new name is durable: a failed folder
+// fsync leaves the job in the journal, to run again.
+TEST_F(EngineTest, FailedFolderSyncAfterPublicationRetriesTheJob) {
+  store_.Put("b", "k", "v");
+  cache_.fail_sync_folder = Status::Io("fsync: Input/output error");
+  cache_.fail_sync_folder_times = 1;
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  ASSERT_EQ(state_.Jobs().size(), 1u);
+  EXPECT_EQ(state_.Jobs()[0].attempts, 1);
+  EXPECT_EQ(engine_->counters().published.load(), 0);
+  clock_.Advance(60'000);
+  engine_->DrainJobs();
+  EXPECT_TRUE(state_.Jobs().empty());
+  EXPECT_EQ(engine_->counters().published.load(), 1);
+  EXPECT_EQ(cache_.Read("k"), "v");
+  EXPECT_EQ(cache_.temp_count(), 0u);
+}
+
 TEST_F(EngineTest, PermanentDownloadFailureIsKeptAsFailedJob) {
   store_.Put("b", "k", "v");
   store_.fail_with = Status::Denied("AccessDenied");
