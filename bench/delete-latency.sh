@@ -2,10 +2,10 @@
 # Time from an RGW DELETE returning to the cache file being gone, over N deletes, with
 # delete-sync serve receiving RGW's notifications on its webhook. Starts (and stops) the local
 # RGW when it is not running.
-#   bench/delete-latency.sh [N] [--persistent]
+#   bench/delete-latency.sh [N] [--persistent]      default N: 1000
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-N="${1:-100}"
+N="${1:-1000}"
 PERSIST="${2:-}"
 PORT="${DS_BENCH_PORT:-18189}"
 BUCKET="bench-lat-$(date +%s)"

@@ -13,9 +13,18 @@ DS="$BUILD/delete-sync"
 OUT_DIR="${DS_BENCH_OUT_DIR:-$ROOT/docs/bench}"
 BENCH_STARTED_RGW=0
 BENCH_SERVE_PID=""
+BENCH_BUCKETS=()  # made by bench_serve: dropped on exit, with their topics, even after a failure
 
 bench_cleanup() {
+  local rc=$?
+  # A failed run shows what serve said: the scratch folder and its log are removed below.
+  if ((rc != 0)) && [[ -s "$WORK/serve.log" ]]; then
+    echo "bench: failed (exit $rc); the last lines of serve's log:" >&2
+    tail -n 20 "$WORK/serve.log" >&2
+  fi
   bench_stop_serve
+  local b
+  for b in "${BENCH_BUCKETS[@]}"; do bench_drop_bucket "$b"; done
   if ((BENCH_STARTED_RGW)); then scripts/rgw-local.sh stop >/dev/null 2>&1 || true; fi
   rm -rf "$WORK"
 }
@@ -72,6 +81,7 @@ bench_rgw() {
 # bucket's notifications pushed to it (a non-persistent, synchronous topic by default).
 bench_serve() {
   local bucket=$1 cache=$2 port=$3 persist=${4:-} token="bench-$RANDOM$RANDOM"
+  BENCH_BUCKETS+=("$bucket")
   "$DS" serve --cache "$cache" --bucket "$bucket" --log-level warn \
     --webhook-listen "127.0.0.1:$port" --webhook-token "$token" 2>"$WORK/serve.log" &
   BENCH_SERVE_PID=$!

@@ -220,18 +220,12 @@ class ServeCommand : public Command {
     std::vector<std::thread> fetchers;
     for (int64_t i = 0; i < *workers; ++i) {
       fetchers.emplace_back([&] {
+        // In rounds of a few jobs, so that a stop is seen soon; a round claims each job with
+        // its ticket and the previous job's finish in one transaction. An error of the
+        // journal is logged by DrainJobs and also ends the round early.
+        constexpr size_t kRound = 16;
         while (!work.stopped()) {
-          Result<std::vector<FetchJob>> jobs = rt->state->ClaimJobs(SystemClock().NowMillis(), 1);
-          if (!jobs.ok()) {
-            spdlog::error("cannot read the job journal: {}", jobs.status().ToString());
-            work.Wait(1000);
-            continue;
-          }
-          if (jobs->empty()) {
-            work.Wait(250);
-            continue;
-          }
-          engine.RunJob(jobs->front());
+          if (engine.DrainJobs(kRound) < kRound) work.Wait(250);
         }
       });
     }

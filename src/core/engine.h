@@ -135,11 +135,17 @@ class Engine {
   Result<bool> RemoveForErasure(const std::string& bucket, const std::string& key,
                                 const std::string& request_id);
 
-  // Journals a download of the key's current object (reconcile: missing or stale copy).
-  Status QueueFetch(const std::string& bucket, const std::string& key, const std::string& reason,
-                    const std::string& request_id);
+  // Journals downloads of the keys' current objects (reconcile: missing or stale copies), in
+  // one state transaction.
+  struct FetchRequest {
+    std::string key;
+    std::string reason;  // "reconcile-missing", "reconcile-stale"
+  };
+  Status QueueFetches(const std::string& bucket, std::span<const FetchRequest> requests,
+                      const std::string& request_id);
 
-  // Claims and runs jobs until none is due; returns how many ran. For `apply` and tests.
+  // Claims and runs jobs until none is due or `max_jobs` ran; returns how many ran. Each claim
+  // takes the download's ticket and finishes the previous job in the same transaction.
   size_t DrainJobs(size_t max_jobs = SIZE_MAX);
 
   // Every removal from the cache is recorded here (durably) before it is acknowledged. Null:
@@ -164,6 +170,19 @@ class Engine {
                                   const KeyState& before, bool removed, const std::string& cause,
                                   const std::string& event_id, const std::string& event_name);
   JobOutcome RunJobUnobserved(const FetchJob& job);
+  // What a download starts under: the key's removal generation and the download's ticket
+  // (step 1 of RunJob), or stale when a newer event was applied already.
+  struct JobStart {
+    bool stale = false;
+    int64_t ticket = 0;
+    int64_t removal_gen = 0;
+  };
+  Status StartJob(StateTxn& txn, const FetchJob& job, JobStart& start);
+  // Steps 2 and 3 of RunJob. With `finish_later`, a finished job is left in the journal and
+  // its id stored there, for the caller to finish (with its next claim).
+  JobOutcome RunStarted(const FetchJob& job, const JobStart& start, int64_t* finish_later);
+  // Reschedules the job after a transient error (with backoff), or fails it.
+  JobOutcome RetryOrFail(const FetchJob& job, const Status& err);
   void Removed(const std::string& bucket, const std::string& key, const char* cause) {
     if (observer_ != nullptr) observer_->OnRemoved(bucket, key, cause);
   }

@@ -177,11 +177,18 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
   int64_t next_progress = r.started_ms + opts.progress_every_ms;
 
   auto lookup = [&](const std::string& key) { return state_.Lookup(opts.bucket, key); };
+  // Downloads are journaled in groups of kBatch keys, one state transaction each.
+  std::vector<Engine::FetchRequest> fetches;
+  auto flush_fetches = [&]() -> Status {
+    DS_RETURN_IF_ERROR(engine_.QueueFetches(opts.bucket, fetches, opts.request_id));
+    r.queued += static_cast<int64_t>(fetches.size());
+    fetches.clear();
+    return Status::Ok();
+  };
   auto queue = [&](const std::string& key, const char* why) -> Status {
     if (!download) return Status::Ok();
-    DS_RETURN_IF_ERROR(engine_.QueueFetch(opts.bucket, key, why, opts.request_id));
-    ++r.queued;
-    return Status::Ok();
+    fetches.push_back({key, why});
+    return fetches.size() >= kBatch ? flush_fetches() : Status::Ok();
   };
 
   while (merge_status.ok() && (b || c)) {
@@ -249,6 +256,7 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
     }
   }
   stop_producers();
+  if (merge_status.ok()) merge_status = flush_fetches();
   r.duration_ms = clock_.NowMillis() - r.started_ms;
   if (merge_status.ok()) merge_status = bucket_q.status();
   if (merge_status.ok()) merge_status = cache_q.status();

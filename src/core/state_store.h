@@ -55,6 +55,12 @@ class StateTxn {
   // Adds a job; if an unclaimed job for the same bucket+key exists it is merged into it
   // (the higher sequencer kept), so a burst of events for one key costs one download.
   virtual Status Enqueue(const FetchJob& job) = 0;
+  // Claims the oldest job whose not_before has passed, as StateStore::ClaimJobs does for one;
+  // none when no job is due. Lets a worker claim a job and take its download ticket in one
+  // transaction.
+  virtual Result<std::optional<FetchJob>> ClaimNextJob(int64_t now_ms) = 0;
+  // Removes a finished job, as StateStore::FinishJob (with the next claim, in one transaction).
+  virtual Status FinishJob(int64_t id) = 0;
 };
 
 // How soon a committed transaction must survive a power loss.

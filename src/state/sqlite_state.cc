@@ -115,6 +115,24 @@ class Stmt {
   int rc_;
 };
 
+FetchJob ReadJob(Stmt& q) {
+  FetchJob j;
+  j.id = q.ColInt(0);
+  j.bucket = q.ColText(1);
+  j.key = q.ColText(2);
+  j.seq = q.ColText(3);
+  j.ordered = q.ColInt(4) != 0;
+  j.event_id = q.ColText(5);
+  j.reason = q.ColText(6);
+  j.attempts = static_cast<int>(q.ColInt(7));
+  j.not_before_ms = q.ColInt(8);
+  j.last_error = q.ColText(9);
+  return j;
+}
+
+constexpr const char* kJobColumns =
+    "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error";
+
 class SqliteTxn : public StateTxn {
  public:
   SqliteTxn(sqlite3* db, StmtCache* cache, std::function<Status(const std::string&)> err)
@@ -202,29 +220,40 @@ class SqliteTxn : public StateTxn {
     return Status::Ok();
   }
 
+  Result<std::optional<FetchJob>> ClaimNextJob(int64_t now_ms) override {
+    std::optional<FetchJob> job;
+    {
+      Stmt q(cache_, db_,
+             "SELECT id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, "
+             "last_error FROM jobs WHERE failed = 0 AND claimed_pid IS NULL AND "
+             "not_before_ms <= ?1 ORDER BY not_before_ms, id LIMIT 1");
+      if (!q.ok()) return err_("prepare job claim");
+      q.Int(1, now_ms);
+      int rc = q.Step();
+      if (rc == SQLITE_DONE) return job;
+      if (rc != SQLITE_ROW) return err_("read jobs");
+      job = ReadJob(q);
+    }
+    Stmt u(cache_, db_, "UPDATE jobs SET claimed_pid = ?2 WHERE id = ?1");
+    if (!u.ok()) return err_("prepare job claim");
+    u.Int(1, job->id).Int(2, getpid());
+    if (u.Step() != SQLITE_DONE) return err_("claim job");
+    return job;
+  }
+
+  Status FinishJob(int64_t id) override {
+    Stmt q(cache_, db_, "DELETE FROM jobs WHERE id = ?1");
+    if (!q.ok()) return err_("prepare job finish");
+    q.Int(1, id);
+    if (q.Step() != SQLITE_DONE) return err_("finish job");
+    return Status::Ok();
+  }
+
  private:
   sqlite3* db_;
   StmtCache* cache_;
   std::function<Status(const std::string&)> err_;
 };
-
-FetchJob ReadJob(Stmt& q) {
-  FetchJob j;
-  j.id = q.ColInt(0);
-  j.bucket = q.ColText(1);
-  j.key = q.ColText(2);
-  j.seq = q.ColText(3);
-  j.ordered = q.ColInt(4) != 0;
-  j.event_id = q.ColText(5);
-  j.reason = q.ColText(6);
-  j.attempts = static_cast<int>(q.ColInt(7));
-  j.not_before_ms = q.ColInt(8);
-  j.last_error = q.ColText(9);
-  return j;
-}
-
-constexpr const char* kJobColumns =
-    "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error";
 
 }  // namespace
 

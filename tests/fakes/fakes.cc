@@ -258,6 +258,15 @@ class FakeTxn : public StateTxn {
     s_->jobs_[j.id] = {j, false, false};
     return Status::Ok();
   }
+  Result<std::optional<FetchJob>> ClaimNextJob(int64_t now_ms) override {
+    std::vector<FetchJob> got = s_->ClaimLocked(now_ms, 1);
+    if (got.empty()) return std::optional<FetchJob>();
+    return std::optional<FetchJob>(got.front());
+  }
+  Status FinishJob(int64_t id) override {
+    s_->jobs_.erase(id);
+    return Status::Ok();
+  }
 
  private:
   FakeStateStore* s_;
@@ -266,6 +275,7 @@ class FakeTxn : public StateTxn {
 
 Status FakeStateStore::Transact(const std::function<Status(StateTxn&)>& fn, Durability) {
   std::lock_guard<std::recursive_mutex> l(mu_);
+  ++transactions_;
   auto keys = keys_;
   auto jobs = jobs_;
   auto next = next_id_;
@@ -281,6 +291,11 @@ Status FakeStateStore::Transact(const std::function<Status(StateTxn&)>& fn, Dura
 
 Result<std::vector<FetchJob>> FakeStateStore::ClaimJobs(int64_t now_ms, size_t limit) {
   std::lock_guard<std::recursive_mutex> l(mu_);
+  ++transactions_;
+  return ClaimLocked(now_ms, limit);
+}
+
+std::vector<FetchJob> FakeStateStore::ClaimLocked(int64_t now_ms, size_t limit) {
   std::vector<FetchJob> out;
   for (auto& [id, row] : jobs_) {
     if (out.size() >= limit) break;
@@ -293,12 +308,14 @@ Result<std::vector<FetchJob>> FakeStateStore::ClaimJobs(int64_t now_ms, size_t l
 
 Status FakeStateStore::FinishJob(int64_t id) {
   std::lock_guard<std::recursive_mutex> l(mu_);
+  ++transactions_;
   jobs_.erase(id);
   return Status::Ok();
 }
 
 Status FakeStateStore::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) {
   std::lock_guard<std::recursive_mutex> l(mu_);
+  ++transactions_;
   auto& row = jobs_.at(id);
   row.claimed = false;
   row.job.attempts++;
@@ -309,6 +326,7 @@ Status FakeStateStore::RetryJob(int64_t id, int64_t not_before_ms, const std::st
 
 Status FakeStateStore::FailJob(int64_t id, const std::string& error) {
   std::lock_guard<std::recursive_mutex> l(mu_);
+  ++transactions_;
   auto& row = jobs_.at(id);
   row.claimed = false;
   row.failed = true;

@@ -162,6 +162,12 @@ class FakeStateStore : public StateStore {
 
   KeyState Key(const std::string& bucket, const std::string& key);
   std::vector<FetchJob> Jobs();
+  // Claims up to `limit` due jobs; mu_ held.
+  std::vector<FetchJob> ClaimLocked(int64_t now_ms, size_t limit);
+  int transactions() {
+    std::lock_guard<std::recursive_mutex> l(mu_);
+    return transactions_;
+  }
 
   struct JobRow {
     FetchJob job;
@@ -169,6 +175,8 @@ class FakeStateStore : public StateStore {
     bool failed = false;
   };
   std::recursive_mutex mu_;
+  // Write transactions run: Transact, and each ClaimJobs/FinishJob/RetryJob/FailJob call.
+  int transactions_ = 0;
   std::map<std::pair<std::string, std::string>, KeyState> keys_;
   std::map<int64_t, JobRow> jobs_;
   int64_t next_id_ = 1;

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <random>
+#include <utility>
 
 #include "fakes/fakes.h"
 
@@ -313,6 +315,47 @@ TEST_F(EngineTest, FailedFolderSyncAfterPublicationRetriesTheJob) {
   EXPECT_EQ(engine_->counters().published.load(), 1);
   EXPECT_EQ(cache_.Read("k"), "v");
   EXPECT_EQ(cache_.temp_count(), 0u);
+}
+
+// DrainJobs leaves a done job in the journal until its next claim (one transaction for both).
+// An event that arrives in that window must get a job of its own: merged into the done job, it
+// would be deleted with it and the new content never downloaded.
+TEST_F(EngineTest, CreationArrivingWhileADoneJobAwaitsItsFinishIsDownloaded) {
+  struct OnFirstJob : EngineObserver {
+    std::function<void()> fn;
+    void OnEvent(const Event&, const ApplyResult&) override {}
+    void OnJob(const FetchJob&, JobOutcome) override {
+      if (fn) std::exchange(fn, nullptr)();
+    }
+    void OnRemoved(const std::string&, const std::string&, const std::string&) override {}
+  } observer;
+  engine_->set_observer(&observer);
+  store_.Put("b", "k", "v1");
+  engine_->Apply(Create("k"));
+  observer.fn = [&] {
+    store_.Put("b", "k", "v2");
+    EXPECT_EQ(engine_->Apply(Create("k")).outcome, Outcome::kQueued);
+    EXPECT_EQ(state_.Jobs().size(), 2u);  // the done one, not yet finished, and the new one
+  };
+  EXPECT_EQ(engine_->DrainJobs(), 2u);
+  EXPECT_EQ(cache_.Read("k"), "v2");
+  EXPECT_TRUE(state_.Jobs().empty());
+  engine_->set_observer(nullptr);
+}
+
+// Two state transactions per download: the claim (with the ticket and the previous job's
+// finish) and the publication; the claim that finds no job left finishes the last one.
+TEST_F(EngineTest, DrainTakesTwoTransactionsPerDownload) {
+  for (int i = 0; i < 10; ++i) {
+    store_.Put("b", "k" + std::to_string(i), "v");
+    engine_->Apply(Create("k" + std::to_string(i)));
+  }
+  int before = state_.transactions();
+  EXPECT_EQ(engine_->DrainJobs(), 10u);
+  // 10 claims, 10 publications, and the claim that found nothing left.
+  EXPECT_EQ(state_.transactions() - before, 21);
+  EXPECT_TRUE(state_.Jobs().empty());
+  EXPECT_EQ(engine_->counters().published.load(), 10);
 }
 
 TEST_F(EngineTest, PermanentDownloadFailureIsKeptAsFailedJob) {

@@ -130,6 +130,51 @@ TEST_F(SqliteStateTest, RetryFailAndFinish) {
   EXPECT_EQ(failed[0].key, "b");
 }
 
+// The claim inside a transaction (Engine::DrainJobs): oldest due job first, claimed only when
+// the transaction commits, and a finish in the same transaction.
+TEST_F(SqliteStateTest, ClaimNextJobAndFinishJobInsideATransaction) {
+  auto db = OpenDb();
+  FetchJob later = Job("later");
+  later.not_before_ms = 500;
+  ASSERT_TRUE(db->Transact([&](StateTxn& t) {
+                  DS_RETURN_IF_ERROR(t.Enqueue(later));
+                  DS_RETURN_IF_ERROR(t.Enqueue(Job("a")));
+                  return t.Enqueue(Job("b"));
+                }).ok());
+  // Rolled back: the claim does not stick.
+  Status undone = db->Transact([&](StateTxn& t) -> Status {
+    auto j = t.ClaimNextJob(0);
+    EXPECT_TRUE(j.ok() && j->has_value() && (*j)->key == "a");
+    return Status::Internal("abandoned");
+  });
+  EXPECT_EQ(undone.code(), Code::kInternal);
+  std::optional<FetchJob> first, second, none;
+  ASSERT_TRUE(db->Transact([&](StateTxn& t) -> Status {
+                  auto j = t.ClaimNextJob(0);
+                  if (!j.ok()) return j.status();
+                  first = *j;
+                  return Status::Ok();
+                }).ok());
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->key, "a");
+  ASSERT_TRUE(db->Transact([&](StateTxn& t) -> Status {
+                  DS_RETURN_IF_ERROR(t.FinishJob(first->id));
+                  auto j = t.ClaimNextJob(0);
+                  if (!j.ok()) return j.status();
+                  second = *j;
+                  auto k = t.ClaimNextJob(0);  // "later" is not due at 0
+                  if (!k.ok()) return k.status();
+                  none = *k;
+                  return Status::Ok();
+                }).ok());
+  ASSERT_TRUE(second.has_value());
+  EXPECT_EQ(second->key, "b");
+  EXPECT_FALSE(none.has_value());
+  EXPECT_EQ(db->JobCounts()->first, 2);  // b (claimed) and later
+  EXPECT_TRUE(db->ClaimJobs(499, 10)->empty());
+  EXPECT_EQ(db->ClaimJobs(500, 10)->size(), 1u);
+}
+
 TEST_F(SqliteStateTest, JobsClaimedByADeadProcessAreReleasedAtOpen) {
   {
     auto db = OpenDb();
