@@ -638,13 +638,13 @@ Status Engine::QueueFetches(const std::string& bucket, std::span<const FetchRequ
   return s;
 }
 
-size_t Engine::DrainJobs(size_t max_jobs) {
+size_t Engine::DrainJobs(size_t max_jobs, const std::function<bool()>& stop) {
   size_t ran = 0;
   // A job that is done (its file published and its folder synced, or discarded) and leaves
   // the journal in the transaction of the next claim: two state transactions per download
   // (claim, publish) instead of four.
   int64_t finish_id = 0;
-  while (ran < max_jobs) {
+  while (ran < max_jobs && !(stop && stop())) {
     // One at a time, so that several threads draining share the work evenly.
     std::optional<FetchJob> job;
     JobStart start;

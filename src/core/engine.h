@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -146,7 +147,9 @@ class Engine {
 
   // Claims and runs jobs until none is due or `max_jobs` ran; returns how many ran. Each claim
   // takes the download's ticket and finishes the previous job in the same transaction.
-  size_t DrainJobs(size_t max_jobs = SIZE_MAX);
+  // `stop`, when given, is asked before each claim: true ends the drain (the job that is done
+  // is still finished).
+  size_t DrainJobs(size_t max_jobs = SIZE_MAX, const std::function<bool()>& stop = {});
 
   // Every removal from the cache is recorded here (durably) before it is acknowledged. Null:
   // no audit log. Set before the engine is used.

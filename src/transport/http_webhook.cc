@@ -24,6 +24,33 @@ class InflightScope {
   std::atomic<int64_t>& n_;
 };
 
+// httplib hands each accepted connection to the task queue, and a worker keeps it for as long
+// as the sender keeps it alive, waiting up to the keep-alive timeout between requests. A sender
+// that opens a connection per request and leaves it open holds every worker idle for that
+// long while the next connections wait in the queue: RGW 16.2's persistent topics open
+// hundreds at once, and 8 workers with a 2 s timeout took 4 events/s, long enough for RGW to
+// time out and send the same events again. So the queue counts its connections (waiting or
+// being served), and while some connection waits for a worker the answers carry
+// "Connection: close": the sender closes, the worker is free for the next connection. A
+// single sender on a kept-alive connection (the usual case) is not affected.
+class CountingPool : public httplib::TaskQueue {
+ public:
+  CountingPool(size_t threads, std::atomic<int64_t>& connections)
+      : pool_(threads), connections_(connections) {}
+  void enqueue(std::function<void()> fn) override {
+    ++connections_;
+    pool_.enqueue([this, fn = std::move(fn)] {
+      fn();
+      --connections_;
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+ private:
+  httplib::ThreadPool pool_;
+  std::atomic<int64_t>& connections_;
+};
+
 // 503 + Retry-After while the service stops.
 bool RefuseWhileDraining(const std::atomic<bool>& draining, httplib::Response& res) {
   if (!draining) return false;
@@ -145,7 +172,12 @@ Status WebhookServer::Start() {
   server_ = std::make_unique<httplib::Server>();
   httplib::Server& srv = *server_;
   int threads = opts_.threads;
-  srv.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  srv.new_task_queue = [this, threads] {
+    return new CountingPool(static_cast<size_t>(threads), connections_);
+  };
+  srv.set_post_routing_handler([this, threads](const httplib::Request&, httplib::Response& res) {
+    if (connections_.load() > threads) res.set_header("Connection", "close");
+  });
   srv.set_payload_max_length(opts_.max_body);
   srv.set_read_timeout(opts_.read_timeout_s, 0);
   srv.set_write_timeout(30, 0);

@@ -80,6 +80,8 @@ class WebhookServer {
   bool draining() const { return draining_; }
   // Requests being handled now.
   int64_t inflight() const { return inflight_; }
+  // Open connections: being served by a worker, or waiting for one.
+  int64_t connections() const { return connections_; }
 
   // Binds and starts serving in a background thread. Fails with a clear message when the
   // address is taken or the token is empty.
@@ -95,6 +97,8 @@ class WebhookServer {
   std::vector<OpsRoute> ops_routes_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> inflight_{0};
+  // Connections handed to the worker pool and not yet closed (waiting or being served).
+  std::atomic<int64_t> connections_{0};
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
   int port_ = 0;

@@ -358,6 +358,21 @@ TEST_F(EngineTest, DrainTakesTwoTransactionsPerDownload) {
   EXPECT_EQ(engine_->counters().published.load(), 10);
 }
 
+// serve's fetch workers stop between downloads: the stop is asked before each claim, and the
+// job that is done leaves the journal.
+TEST_F(EngineTest, DrainStopsBeforeTheNextClaimAndFinishesTheDoneJob) {
+  for (int i = 0; i < 3; ++i) {
+    store_.Put("b", "k" + std::to_string(i), "v");
+    engine_->Apply(Create("k" + std::to_string(i)));
+  }
+  int asked = 0;
+  EXPECT_EQ(engine_->DrainJobs(SIZE_MAX, [&] { return ++asked > 1; }), 1u);
+  EXPECT_EQ(state_.Jobs().size(), 2u);
+  EXPECT_EQ(engine_->counters().published.load(), 1);
+  EXPECT_EQ(engine_->DrainJobs(), 2u);
+  EXPECT_TRUE(state_.Jobs().empty());
+}
+
 TEST_F(EngineTest, PermanentDownloadFailureIsKeptAsFailedJob) {
   store_.Put("b", "k", "v");
   store_.fail_with = Status::Denied("AccessDenied");

@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -246,6 +247,48 @@ TEST_F(WebhookAbuseTest, StalledClientsAreDisconnectedAndDoNotBlockOthers) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
   EXPECT_FALSE(cache_.Has("k"));
+}
+
+// A kept-alive connection holds a worker between its requests. While another connection waits
+// for a worker, answers say "Connection: close", so that idle senders let go of the workers
+// (RGW 16.2's persistent topics open hundreds of connections and leave them open); a lone
+// kept-alive sender keeps its connection.
+TEST_F(WebhookAbuseTest, AnswersCloseKeptAliveConnectionsWhileAnotherWaits) {
+  httplib::Client a = Client();
+  a.set_keep_alive(true);
+  httplib::Headers auth = {{"Authorization", std::string("Bearer ") + kToken}};
+  // Two kept-alive senders hold both workers.
+  httplib::Client b = Client();
+  b.set_keep_alive(true);
+  auto r = a.Post("/", auth, CreationDoc("ka/1"), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->get_header_value("Connection"), "close");
+  r = b.Post("/", auth, CreationDoc("ka/2"), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_NE(r->get_header_value("Connection"), "close");
+  // A third connection waits for a worker.
+  RawConn waiting(server_->port());
+  ASSERT_TRUE(waiting.connected());
+  for (int i = 0; i < 500 && server_->connections() < 3; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(server_->connections(), 3);
+  r = a.Post("/", auth, CreationDoc("ka/3"), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->get_header_value("Connection"), "close");
+  // The waiting connection gets a worker and its answer.
+  std::string doc = CreationDoc("ka/4");
+  ASSERT_TRUE(waiting.Send(std::string("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                       "Authorization: Bearer ") +
+                           kToken + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(doc.size()) + "\r\n\r\n" + doc));
+  bool closed = false;
+  std::string answer = waiting.ReadUntilClosed(&closed);
+  EXPECT_TRUE(closed);
+  EXPECT_NE(answer.find(" 200 "), std::string::npos) << answer;
+  EXPECT_EQ(state_.Jobs().size(), 4u);
 }
 
 class WebhookManySendersTest : public WebhookAbuseTest {
