@@ -220,12 +220,12 @@ class ServeCommand : public Command {
     std::vector<std::thread> fetchers;
     for (int64_t i = 0; i < *workers; ++i) {
       fetchers.emplace_back([&] {
-        // In rounds of a few jobs, so that a stop is seen soon; a round claims each job with
-        // its ticket and the previous job's finish in one transaction. An error of the
-        // journal is logged by DrainJobs and also ends the round early.
-        constexpr size_t kRound = 16;
+        // Each claim takes the job's ticket and finishes the previous job in one transaction;
+        // a stop is seen before the next claim. An error of the journal is logged by
+        // DrainJobs and also ends the drain.
+        auto stopped = [&] { return work.stopped(); };
         while (!work.stopped()) {
-          if (engine.DrainJobs(kRound) < kRound) work.Wait(250);
+          if (engine.DrainJobs(SIZE_MAX, stopped) == 0) work.Wait(250);
         }
       });
     }
