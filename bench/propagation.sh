@@ -7,7 +7,8 @@
 #     returns: their best case, ignoring whatever cron interval would start them.
 # Runs alternate, DS_BENCH_RUNS times (default 5), each deleting a different object.
 #   bench/propagation.sh [N ...]     default: 1000 10000
-# Writes docs/bench/propagation.md and prints it.
+# Writes docs/bench/propagation.md and the chart docs/bench/propagation.png (gnuplot), and
+# prints the table.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RUNS="${DS_BENCH_RUNS:-5}"
@@ -15,7 +16,7 @@ SIZES=("$@")
 ((${#SIZES[@]})) || SIZES=(1000 10000)
 PORT="${DS_BENCH_PORT:-18289}"
 
-bench_deps rclone time
+bench_deps rclone time gnuplot-nox
 bench_build fill_bucket
 bench_rgw
 AWS=(env -u AWS_CA_BUNDLE /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL_S3")
@@ -67,7 +68,7 @@ for N in "${SIZES[@]}"; do
     done
   done
   bench_stop_serve
-  python3 - "$WORK/results" "$N" >>"$WORK/report" <<'PY'
+  python3 - "$WORK/results" "$N" "$WORK/chart.dat" >>"$WORK/report" <<'PY'
 import statistics, sys
 sent, ret = {}, {}
 for line in open(sys.argv[1]):
@@ -86,9 +87,32 @@ for name in sent:
     print(f"| {labels[name]} | {cell(ret[name])} | {cell(sent[name])} |")
 print("\n\"DELETE sent\" includes the AWS CLI starting, signing and sending the DELETE (~0.4 s);"
       " with RGW's synchronous push the delete-sync copy is gone before the DELETE returns.\n")
+# One chart row per bucket size: the medians from the DELETE returning.
+with open(sys.argv[3], "a") as f:
+    f.write(f"\"{int(sys.argv[2]):,} objects\" " +
+            " ".join(str(max(statistics.median(ret[n]), 1)) for n in ("delete-sync", "rclone", "aws")) +
+            "\n")
 PY
   bench_drop_bucket "$bucket"
 done
 mkdir -p "$OUT_DIR"
 cp "$WORK/report" "$OUT_DIR/propagation.md"
+echo "![DELETE returned -> file gone, median, log scale](propagation.png)" >>"$OUT_DIR/propagation.md"
+gnuplot <<EOF
+set terminal pngcairo size 800,420
+set output '$OUT_DIR/propagation.png'
+set title "Bucket DELETE returned -> file gone from the mirror (median of $RUNS, log scale)"
+set ylabel "milliseconds"
+set logscale y
+set yrange [1:*]
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set key top left
+set grid ytics
+plot '$WORK/chart.dat' using 2:xtic(1) title 'delete-sync (webhook)', \
+     '' using 3 title 'rclone sync, run right after', \
+     '' using 4 title 'aws s3 sync --delete, run right after'
+EOF
 cat "$OUT_DIR/propagation.md"
