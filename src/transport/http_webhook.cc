@@ -182,6 +182,10 @@ Status WebhookServer::Start() {
   srv.set_read_timeout(opts_.read_timeout_s, 0);
   srv.set_write_timeout(30, 0);
   srv.set_keep_alive_timeout(2);  // bounds how long a stop waits for idle keep-alive senders
+  // httplib writes an answer's headers and body separately: with Nagle's algorithm the body
+  // waits for the sender's delayed ACK of the headers (up to 40 ms on Linux), and RGW holds
+  // the client's S3 call for the whole answer.
+  srv.set_tcp_nodelay(true);
 
   srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
