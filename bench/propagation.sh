@@ -104,12 +104,12 @@ set output '$OUT_DIR/propagation.png'
 set title "Bucket DELETE returned -> file gone from the mirror (median of $RUNS, log scale)"
 set ylabel "milliseconds"
 set logscale y
-set yrange [1:*]
+set yrange [1:100000]
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
 set boxwidth 0.9
-set key top left
+set key top left Left reverse
 set grid ytics
 plot '$WORK/chart.dat' using 2:xtic(1) title 'delete-sync (webhook)', \
      '' using 3 title 'rclone sync, run right after', \
