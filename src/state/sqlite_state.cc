@@ -130,8 +130,11 @@ FetchJob ReadJob(Stmt& q) {
   return j;
 }
 
-constexpr const char* kJobColumns =
-    "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error";
+// The columns ReadJob reads, in its order: one list for every query of jobs (a macro, so that
+// a query can also be one string literal).
+#define DS_JOB_COLUMNS \
+  "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error"
+constexpr const char* kJobColumns = DS_JOB_COLUMNS;
 
 class SqliteTxn : public StateTxn {
  public:
@@ -224,8 +227,8 @@ class SqliteTxn : public StateTxn {
     std::optional<FetchJob> job;
     {
       Stmt q(cache_, db_,
-             "SELECT id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, "
-             "last_error FROM jobs WHERE failed = 0 AND claimed_pid IS NULL AND "
+             "SELECT " DS_JOB_COLUMNS
+             " FROM jobs WHERE failed = 0 AND claimed_pid IS NULL AND "
              "not_before_ms <= ?1 ORDER BY not_before_ms, id LIMIT 1");
       if (!q.ok()) return err_("prepare job claim");
       q.Int(1, now_ms);
