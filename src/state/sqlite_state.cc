@@ -131,10 +131,9 @@ FetchJob ReadJob(Stmt& q) {
 }
 
 // The columns ReadJob reads, in its order: one list for every query of jobs (a macro, so that
-// a query can also be one string literal).
+// each query is one string literal).
 #define DS_JOB_COLUMNS \
   "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error"
-constexpr const char* kJobColumns = DS_JOB_COLUMNS;
 
 class SqliteTxn : public StateTxn {
  public:
@@ -396,50 +395,25 @@ Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn, Durabil
 }
 
 Result<std::vector<FetchJob>> SqliteState::ClaimJobs(int64_t now_ms, size_t limit) {
-  std::lock_guard<std::mutex> lock(mu_);
-  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
-  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return Error("begin transaction");
-  }
   std::vector<FetchJob> jobs;
-  {
-    std::string sql = std::string("SELECT ") + kJobColumns +
-                      " FROM jobs WHERE failed = 0 AND claimed_pid IS NULL AND "
-                      "not_before_ms <= ?1 ORDER BY not_before_ms, id LIMIT ?2";
-    Stmt q(db_, sql.c_str());
-    q.Int(1, now_ms).Int(2, static_cast<int64_t>(limit));
-    int rc;
-    while ((rc = q.Step()) == SQLITE_ROW) jobs.push_back(ReadJob(q));
-    if (rc != SQLITE_DONE) {
-      Status e = Error("read jobs");
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return e;
-    }
-  }
-  for (const FetchJob& j : jobs) {
-    Stmt u(db_, "UPDATE jobs SET claimed_pid = ?2 WHERE id = ?1");
-    u.Int(1, j.id).Int(2, getpid());
-    if (u.Step() != SQLITE_DONE) {
-      Status e = Error("claim job");
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return e;
-    }
-  }
-  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    Status e = Error("commit");
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    return e;
-  }
+  Status s = Transact(
+      [&](StateTxn& txn) -> Status {
+        jobs.clear();
+        while (jobs.size() < limit) {
+          Result<std::optional<FetchJob>> next = txn.ClaimNextJob(now_ms);
+          if (!next.ok()) return next.status();
+          if (!next->has_value()) break;
+          jobs.push_back(std::move(**next));
+        }
+        return Status::Ok();
+      },
+      Durability::kRelaxed);
+  if (!s.ok()) return s;
   return jobs;
 }
 
 Status SqliteState::FinishJob(int64_t id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
-  Stmt q(db_, "DELETE FROM jobs WHERE id = ?1");
-  q.Int(1, id);
-  if (q.Step() != SQLITE_DONE) return Error("finish job");
-  return Status::Ok();
+  return Transact([&](StateTxn& txn) { return txn.FinishJob(id); }, Durability::kRelaxed);
 }
 
 Status SqliteState::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) {
@@ -504,9 +478,7 @@ Status SqliteState::UnindexKey(const std::string& bucket, const std::string& key
 
 Result<std::vector<FetchJob>> SqliteState::FailedJobs(size_t limit) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::string sql = std::string("SELECT ") + kJobColumns +
-                    " FROM jobs WHERE failed = 1 ORDER BY id DESC LIMIT ?1";
-  Stmt q(db_, sql.c_str());
+  Stmt q(db_, "SELECT " DS_JOB_COLUMNS " FROM jobs WHERE failed = 1 ORDER BY id DESC LIMIT ?1");
   q.Int(1, static_cast<int64_t>(limit));
   std::vector<FetchJob> out;
   int rc;

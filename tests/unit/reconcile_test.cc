@@ -94,6 +94,20 @@ TEST_F(ReconcileTest, FindsMissingOrphanedStaleAndMatching) {
   EXPECT_EQ(again.removed + again.missing + again.stale + again.orphans, 0);
 }
 
+// Missing keys are journaled in groups of 256: a pass over more than two groups queues each key
+// once, the last, partial group included, and the downloads fill the cache.
+TEST_F(ReconcileTest, ManyMissingKeysAreAllQueuedAcrossBatches) {
+  constexpr int kKeys = 600;
+  for (int i = 0; i < kKeys; ++i) store_.Put("b", "m/" + std::to_string(1000 + i), "v");
+  ReconcileReport r = Run({});
+  EXPECT_EQ(r.missing, kKeys);
+  EXPECT_EQ(r.queued, kKeys);
+  EXPECT_EQ(state_.Jobs().size(), static_cast<size_t>(kKeys));
+  EXPECT_EQ(engine_->DrainJobs(), static_cast<size_t>(kKeys));
+  EXPECT_TRUE(cache_.Has("m/1000"));
+  EXPECT_TRUE(cache_.Has("m/1599"));
+}
+
 TEST_F(ReconcileTest, SameSizeDifferentEtagIsStale) {
   Mirror("k", "aaaa");
   store_.Put("b", "k", "bbbb");

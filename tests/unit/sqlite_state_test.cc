@@ -148,24 +148,20 @@ TEST_F(SqliteStateTest, ClaimNextJobAndFinishJobInsideATransaction) {
     return Status::Internal("abandoned");
   });
   EXPECT_EQ(undone.code(), Code::kInternal);
+  auto claim = [](StateTxn& t, std::optional<FetchJob>& into) -> Status {
+    auto j = t.ClaimNextJob(0);
+    if (!j.ok()) return j.status();
+    into = *j;
+    return Status::Ok();
+  };
   std::optional<FetchJob> first, second, none;
-  ASSERT_TRUE(db->Transact([&](StateTxn& t) -> Status {
-                  auto j = t.ClaimNextJob(0);
-                  if (!j.ok()) return j.status();
-                  first = *j;
-                  return Status::Ok();
-                }).ok());
+  ASSERT_TRUE(db->Transact([&](StateTxn& t) { return claim(t, first); }).ok());
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->key, "a");
   ASSERT_TRUE(db->Transact([&](StateTxn& t) -> Status {
                   DS_RETURN_IF_ERROR(t.FinishJob(first->id));
-                  auto j = t.ClaimNextJob(0);
-                  if (!j.ok()) return j.status();
-                  second = *j;
-                  auto k = t.ClaimNextJob(0);  // "later" is not due at 0
-                  if (!k.ok()) return k.status();
-                  none = *k;
-                  return Status::Ok();
+                  DS_RETURN_IF_ERROR(claim(t, second));
+                  return claim(t, none);  // "later" is not due at 0
                 }).ok());
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->key, "b");
