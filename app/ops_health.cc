@@ -33,13 +33,13 @@ std::string ReadyReport::ToJson() const {
 }
 
 ReadinessChecker::ReadinessChecker(StateStore& state, std::string cache_root,
-                                   std::unique_ptr<ObjectStore> probe, std::string bucket,
-                                   std::string probe_key)
+                                   std::unique_ptr<S3Client> probe, std::string bucket,
+                                   std::string prefix)
     : state_(state),
       cache_root_(std::move(cache_root)),
       probe_(std::move(probe)),
       bucket_(std::move(bucket)),
-      probe_key_(std::move(probe_key)) {}
+      prefix_(std::move(prefix)) {}
 
 ReadyReport ReadinessChecker::Check(bool stopping) const {
   ReadyReport r;
@@ -82,9 +82,10 @@ ReadyReport ReadinessChecker::Check(bool stopping) const {
                         !probe_ ? "object store not configured" : "no --bucket to check",
                         MillisSince(t0)});
   } else {
-    Result<ObjectInfo> head = probe_->HeadObject(bucket_, probe_key_, "");
-    bool ok = head.ok() || head.status().code() == Code::kNotFound;
-    r.checks.push_back({"s3", ok, ok ? "answered" : head.status().ToString(), MillisSince(t0)});
+    Status bucket = probe_->CheckBucket(bucket_, prefix_);
+    r.checks.push_back({"s3", bucket.ok(),
+                        bucket.ok() ? "bucket '" + bucket_ + "' answered" : bucket.message(),
+                        MillisSince(t0)});
   }
 
   r.ready = true;
@@ -92,14 +93,14 @@ ReadyReport ReadinessChecker::Check(bool stopping) const {
   return r;
 }
 
-std::unique_ptr<ObjectStore> MakeProbeClient(std::chrono::milliseconds timeout) {
-  Result<S3Config> cfg = S3Config::FromEnvironment();
-  if (!cfg.ok()) return nullptr;
-  cfg->max_attempts = 1;
-  cfg->connect_timeout = timeout;
-  cfg->low_speed_time = std::max<std::chrono::seconds>(
-      std::chrono::seconds(1), std::chrono::duration_cast<std::chrono::seconds>(timeout));
-  return std::make_unique<S3Client>(*cfg);
+std::unique_ptr<S3Client> MakeProbeClient(const S3Client* store,
+                                          std::chrono::milliseconds timeout) {
+  if (store == nullptr) return nullptr;
+  S3Config cfg = store->config();
+  cfg.max_attempts = 1;
+  cfg.connect_timeout = timeout;
+  cfg.request_timeout = timeout;
+  return std::make_unique<S3Client>(cfg);
 }
 
 }  // namespace ds::app

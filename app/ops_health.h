@@ -1,5 +1,5 @@
 // Readiness (/readyz): the state store answers, the cache folder is writable, the object
-// store answers within a timeout. Each check is named in the JSON answer.
+// store lists the bucket within a timeout. Each check is named in the JSON answer.
 #pragma once
 
 #include <chrono>
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "core/object_store.h"
 #include "core/state_store.h"
+#include "s3/client.h"
 
 namespace ds::app {
 
@@ -28,23 +28,26 @@ struct ReadyReport {
 
 class ReadinessChecker {
  public:
-  // `probe_store` should be a client with short timeouts and one attempt (MakeProbeClient);
-  // null: the s3 check fails ("not configured"). `probe_key` is HEADed in `bucket`: a 404
-  // counts as reachable (the store answered and the credentials were accepted).
-  ReadinessChecker(StateStore& state, std::string cache_root, std::unique_ptr<ObjectStore> probe,
-                   std::string bucket, std::string probe_key);
+  // `probe` should be a client with short timeouts and one attempt (MakeProbeClient); null:
+  // the s3 check fails ("object store not configured"). The s3 check is
+  // S3Client::CheckBucket(bucket, prefix), one ListObjectsV2 with max-keys=1: ready only when
+  // the store answers 200. A missing bucket (404 NoSuchBucket), refused credentials (401/403),
+  // a network error or a timeout is not ready, with the cause in the check's detail (never a
+  // secret).
+  ReadinessChecker(StateStore& state, std::string cache_root, std::unique_ptr<S3Client> probe,
+                   std::string bucket, std::string prefix);
 
   ReadyReport Check(bool stopping) const;
 
  private:
   StateStore& state_;
   std::string cache_root_;
-  std::unique_ptr<ObjectStore> probe_;
-  std::string bucket_, probe_key_;
+  std::unique_ptr<S3Client> probe_;
+  std::string bucket_, prefix_;
 };
 
-// An S3 client from the environment for readiness probes: one attempt, `timeout` to connect
-// and as the longest stall. Null when the environment has no S3 configuration.
-std::unique_ptr<ObjectStore> MakeProbeClient(std::chrono::milliseconds timeout);
+// A client for readiness probes with the configuration of `store`: one attempt, `timeout` to
+// connect and as the deadline of the whole request. Null when `store` is null.
+std::unique_ptr<S3Client> MakeProbeClient(const S3Client* store, std::chrono::milliseconds timeout);
 
 }  // namespace ds::app

@@ -53,10 +53,10 @@ void OpsService::Attach(Runtime& rt, const CommonSettings& common, WebhookServer
       "delete_sync_audit_records",
       "Records in the audit chain (sequence number of the last record; 0 without an audit log)",
       [audit] { return audit ? static_cast<double>(audit->last_position().seq) : 0.0; });
-  // The probe key lives in the reserved folder's name space, which no mirrored key can use.
   ready_ = std::make_unique<ReadinessChecker>(
-      *rt.state, common.cache, MakeProbeClient(std::chrono::milliseconds(readyz_timeout_ms_)),
-      common.bucket, common.prefix + kReservedDir + "/readyz-probe");
+      *rt.state, common.cache,
+      MakeProbeClient(rt.s3.get(), std::chrono::milliseconds(readyz_timeout_ms_)), common.bucket,
+      common.prefix);
   server.set_ops_routes(Routes());
 }
 

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "reconcile_runner.h"
+
 namespace ds::app {
 
 void CommonSettings::Register(Settings& s) {
@@ -41,6 +43,63 @@ void CommonSettings::Register(Settings& s) {
         "disables)",
         "x-amz-meta-data-subject");
   s.Add("log-level", &log_level, "trace, debug, info, warn, error or off", "info");
+  s.Add("s3-connect-timeout", &s3_connect_timeout,
+        "longest wait for a connection to the S3 endpoint (e.g. 5s, 500ms)", "5s");
+  s.Add("s3-request-timeout", &s3_request_timeout,
+        "deadline of one attempt of an S3 request other than a download (listings, HEAD, "
+        "deletions); 'off' for none",
+        "30s");
+  s.Add("s3-low-speed-timeout", &s3_low_speed_timeout,
+        "abort an S3 transfer (downloads included) that moves less than 1 KiB/s for this long; "
+        "'off' for never",
+        "30s");
+}
+
+namespace {
+
+// Applies the s3-* timeout settings to `c`.
+Status ApplyS3Timeouts(const CommonSettings& s, S3Config* c) {
+  Result<int64_t> connect = ParseDurationMs("s3-connect-timeout", s.s3_connect_timeout);
+  if (!connect.ok()) return connect.status();
+  if (*connect <= 0) return Status::Invalid("--s3-connect-timeout must be more than 0");
+  Result<int64_t> request = ParseDurationMs("s3-request-timeout", s.s3_request_timeout);
+  if (!request.ok()) return request.status();
+  Result<int64_t> low_speed = ParseDurationMs("s3-low-speed-timeout", s.s3_low_speed_timeout);
+  if (!low_speed.ok()) return low_speed.status();
+  c->connect_timeout = std::chrono::milliseconds(*connect);
+  c->request_timeout = std::chrono::milliseconds(*request);
+  // curl counts the low-speed time in whole seconds: round up.
+  c->low_speed_time = std::chrono::seconds((*low_speed + 999) / 1000);
+  c->low_speed_limit = 1024;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status CheckBucketReachable(const S3Client& s3, const std::string& bucket,
+                            const std::string& prefix) {
+  if (bucket.empty()) return Status::Invalid("no --bucket to check");
+  S3Config c = s3.config();
+  c.max_attempts = 1;
+  if (c.request_timeout.count() <= 0 || c.request_timeout > kBucketCheckDeadline) {
+    c.request_timeout = kBucketCheckDeadline;
+  }
+  S3Client probe(c);
+  return probe.CheckBucket(bucket, prefix);
+}
+
+Status LogBucketReachability(const Runtime& rt, const CommonSettings& s) {
+  if (rt.s3 == nullptr || s.bucket.empty()) return Status::Ok();
+  Status st = CheckBucketReachable(*rt.s3, s.bucket, s.prefix);
+  if (st.ok()) {
+    spdlog::info("object store: bucket '{}' answers (prefix '{}')", s.bucket, s.prefix);
+  } else {
+    spdlog::error(
+        "object store: {} - removals are still applied; creations stay journaled until the "
+        "store answers, and /readyz reports s3 not ready",
+        st.message());
+  }
+  return st;
 }
 
 void DrainAllJobs(Runtime& rt, int workers) {
@@ -90,6 +149,8 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   if (!attempts.ok()) return attempts.status();
   Result<bool> resync = ParseBool("resync-after-removal", s.resync_after_removal);
   if (!resync.ok()) return resync.status();
+  S3Config timeouts;  // checked whether or not a store is configured
+  DS_RETURN_IF_ERROR(ApplyS3Timeouts(s, &timeouts));
 
   Result<bool> require_mount = ParseBool("require-mount", s.require_mount);
   if (!require_mount.ok()) return require_mount.status();
@@ -126,6 +187,7 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   rt.state = std::move(state).value();
 
   Result<S3Config> s3 = S3Config::FromEnvironment();
+  if (s3.ok()) DS_RETURN_IF_ERROR(ApplyS3Timeouts(s, &s3.value()));
   if (s3.ok()) {
     spdlog::info("object store: {}", s3->Describe());
     rt.s3 = std::make_unique<S3Client>(*s3);

@@ -1,6 +1,7 @@
 // What serve and apply share: the cache, state, object store and engine, built from settings.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,9 @@ struct CommonSettings {
       require_mount;
   // "wal" or "rollback" ("" = wal; the lambda command defaults it to rollback).
   std::string state_journal;
+  // Timeouts of S3 requests (durations: "5s", "500ms"; S3Config's connect_timeout,
+  // request_timeout, low_speed_time).
+  std::string s3_connect_timeout, s3_request_timeout, s3_low_speed_timeout;
   void Register(Settings& s);
 };
 
@@ -35,6 +39,22 @@ Status SetupLogging(const std::string& level);
 
 // Opens everything; when `require_s3` the AWS variables must be set.
 Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3);
+
+// Whether `bucket` can be listed under `prefix` with the store's credentials: one
+// ListObjectsV2 with max-keys=1, one attempt, the store's connect timeout, at most
+// kBucketCheckDeadline for the answer. OK when it answered 200; otherwise the Status of
+// S3Client::CheckBucket: kNotFound (no such bucket), kPermissionDenied (credentials, naming
+// the variable to check), kUnavailable (network, timeout, 5xx), kInvalidArgument (region,
+// configuration, no bucket given). The message never holds a secret.
+inline constexpr std::chrono::milliseconds kBucketCheckDeadline{10000};
+Status CheckBucketReachable(const S3Client& s3, const std::string& bucket,
+                            const std::string& prefix);
+
+// At start: runs CheckBucketReachable for the runtime's store and settings and logs the
+// outcome, an ERROR naming the cause when the bucket cannot be reached. Never fails: the
+// service keeps running (removals need no store; creations stay journaled and are retried).
+// Does nothing without a store or a bucket. Returns the check's Status.
+Status LogBucketReachability(const Runtime& rt, const CommonSettings& s);
 
 // Exit codes shared by the subcommands.
 inline constexpr int kExitOk = 0;

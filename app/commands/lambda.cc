@@ -94,6 +94,9 @@ class LambdaCommand : public Command {
     Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/true);
     if (!rt.ok()) return rt.status();
     rt_ = std::move(rt).value();
+    // A wrong bucket or credentials are logged at once; invocations still run (removals need
+    // no store).
+    (void)LogBucketReachability(rt_, common_);
 
     lambda::DispatchOptions o;
     o.deadline_margin_ms = *margin;

@@ -176,8 +176,15 @@ void EnsureCurlGlobalInit() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// "5s", "1500 ms".
+std::string FormatMs(std::chrono::milliseconds d) {
+  long long ms = d.count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + " ms";
+}
+
 struct Request {
   const char* method = "GET";
+  const char* op = "";  // the S3 operation, for logs and messages: "ListObjectsV2", ...
   std::string bucket;
   std::string key;         // "" for bucket-level requests
   std::string version_id;  // for messages and logs; the query carries it
@@ -444,6 +451,12 @@ struct S3Client::Impl {
     return s3::HttpErrorToStatus(req.Target(), resp.status, resp.error, resp.attempts);
   }
   Status CheckNames(const std::string& bucket, const std::string* key) const;
+  // The error of a CheckBucket answer that is not 2xx (see client.h).
+  Status BucketError(const Request& req, const Response& resp) const;
+  // "ListObjectsV2" (the method when the request names no operation).
+  static std::string Operation(const Request& req);
+  // "timed out (s3-connect-timeout 5s, s3-request-timeout 30s, ...)": the limits that applied.
+  std::string TimeoutLimits(const Request& req) const;
   Result<DeleteOutcome> DeleteOne(const std::string& bucket, const ObjectId& id);
   Status DeleteBatch(const std::string& bucket, const std::vector<ObjectId>& ids,
                      const std::vector<size_t>& positions, std::vector<DeleteOutcome>* out);
@@ -490,8 +503,14 @@ Status S3Client::Impl::PerformOnce(CURL* h, const Request& req, const std::strin
   curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent.c_str());
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(config.connect_timeout.count()));
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, config.low_speed_limit);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(config.low_speed_time.count()));
+  if (config.low_speed_time.count() > 0 && config.low_speed_limit > 0) {
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, config.low_speed_limit);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(config.low_speed_time.count()));
+  }
+  // Downloads (a sink) can be large: no total deadline, only the low-speed limit.
+  if (req.sink == nullptr && config.request_timeout.count() > 0) {
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(config.request_timeout.count()));
+  }
   curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_AWS_SIGV4));
   const std::string service_sigv4 = "aws:amz:" + config.region + ":" + req.service;
   curl_easy_setopt(h, CURLOPT_AWS_SIGV4,
@@ -613,6 +632,7 @@ Result<Response> S3Client::Impl::Execute(const Request& req) {
                     attempt, config.max_attempts, ms);
     }
     if (!local.ok()) return local;  // the sink failed, or a listing was absurdly large
+    if (rc == CURLE_OPERATION_TIMEDOUT) curl_error = TimeoutLimits(req) + ": " + curl_error;
 
     const bool last = attempt >= config.max_attempts;
     if (rc != CURLE_OK) {
@@ -626,16 +646,40 @@ Result<Response> S3Client::Impl::Execute(const Request& req) {
         return Status::Invalid(std::string(req.method) + " " + target + ": " + curl_error);
       }
       if (!IsRetryableCurl(rc) || last) {
-        return Status::Unavailable("S3 endpoint " + config.endpoint + " failed for " + req.method +
-                                   " " + target + ": " + curl_error + " (after " +
+        return Status::Unavailable("S3 endpoint " + config.endpoint + " failed for " +
+                                   Operation(req) + " " + target + ": " + curl_error + " (after " +
                                    std::to_string(attempt) +
                                    (attempt == 1 ? " attempt)" : " attempts)"));
       }
     } else if (!s3::IsRetryableHttp(resp.status, resp.error.code) || last) {
       return resp;
     }
-    std::this_thread::sleep_for(BackoffDelay(config, attempt));
+    const std::chrono::milliseconds delay = BackoffDelay(config, attempt);
+    std::string error = curl_error;
+    if (rc == CURLE_OK) {
+      error = "HTTP " + std::to_string(resp.status);
+      if (!resp.error.code.empty()) error += " " + resp.error.code;
+    }
+    spdlog::warn("s3 {} {}: attempt {}/{} failed ({}); retrying in {} ms", Operation(req), target,
+                 attempt, config.max_attempts, error, delay.count());
+    std::this_thread::sleep_for(delay);
   }
+}
+
+std::string S3Client::Impl::Operation(const Request& req) {
+  return *req.op != '\0' ? std::string(req.op) : std::string(req.method);
+}
+
+std::string S3Client::Impl::TimeoutLimits(const Request& req) const {
+  std::string limits = "timed out (s3-connect-timeout " + FormatMs(config.connect_timeout);
+  if (req.sink == nullptr && config.request_timeout.count() > 0) {
+    limits += ", s3-request-timeout " + FormatMs(config.request_timeout);
+  }
+  if (config.low_speed_time.count() > 0 && config.low_speed_limit > 0) {
+    limits += ", s3-low-speed-timeout " + FormatMs(config.low_speed_time) + " below " +
+              std::to_string(config.low_speed_limit) + " bytes/s";
+  }
+  return limits + ")";
 }
 
 S3Client::S3Client(S3Config config) : impl_(std::make_unique<Impl>(std::move(config))) {
@@ -681,6 +725,7 @@ Result<ObjectInfo> S3Client::GetObject(const std::string& bucket, const std::str
   if (!sink) return Status::Invalid("GetObject needs a body sink");
   Request req;
   req.method = "GET";
+  req.op = "GetObject";
   req.bucket = bucket;
   req.key = key;
   req.version_id = version_id;
@@ -697,6 +742,7 @@ Result<ObjectInfo> S3Client::HeadObject(const std::string& bucket, const std::st
   DS_RETURN_IF_ERROR(impl_->CheckNames(bucket, &key));
   Request req;
   req.method = "HEAD";
+  req.op = "HeadObject";
   req.bucket = bucket;
   req.key = key;
   req.version_id = version_id;
@@ -714,6 +760,7 @@ Status S3Client::ListObjects(const std::string& bucket, const std::string& prefi
   for (;;) {
     Request req;
     req.method = "GET";
+    req.op = "ListObjectsV2";
     req.bucket = bucket;
     req.query = {{"list-type", "2"}, {"encoding-type", "url"}};
     if (!prefix.empty()) req.query.emplace_back("prefix", prefix);
@@ -737,9 +784,55 @@ Status S3Client::ListObjects(const std::string& bucket, const std::string& prefi
   }
 }
 
+Status S3Client::CheckBucket(const std::string& bucket, const std::string& prefix) {
+  DS_RETURN_IF_ERROR(impl_->CheckNames(bucket, nullptr));
+  Request req;
+  req.method = "GET";
+  req.op = "ListObjectsV2";
+  req.bucket = bucket;
+  req.query = {{"list-type", "2"}, {"max-keys", "1"}};
+  if (!prefix.empty()) req.query.emplace_back("prefix", prefix);
+  Result<Response> resp = impl_->Execute(req);
+  if (!resp.ok()) return resp.status();
+  if (resp->ok()) return Status::Ok();
+  return impl_->BucketError(req, *resp);
+}
+
+Status S3Client::Impl::BucketError(const Request& req, const Response& resp) const {
+  const std::string& code = resp.error.code;
+  const std::string http = "HTTP " + std::to_string(resp.status) + (code.empty() ? "" : " " + code);
+  const std::string bucket = "bucket '" + req.bucket + "'";
+  const std::string key_id = "access key id " + MaskKeyId(config.access_key_id);
+  if (code == "NoSuchBucket" || (resp.status == 404 && code.empty())) {
+    return Status::NotFound(bucket + " does not exist (" + http + ")");
+  }
+  if (resp.status == 401 || resp.status == 403) {
+    std::string hint;
+    if (code == "InvalidAccessKeyId") {
+      hint = "the store does not know the " + key_id + ": check AWS_ACCESS_KEY_ID";
+    } else if (code == "SignatureDoesNotMatch") {
+      hint = "the secret key does not match the " + key_id + ": check AWS_SECRET_ACCESS_KEY";
+    } else if (code == "ExpiredToken" || code == "InvalidToken" || code == "TokenRefreshRequired") {
+      hint = "the session token is expired or invalid: check AWS_SESSION_TOKEN";
+    } else if (code == "AccessDenied" || code == "AllAccessDisabled") {
+      hint = "the " + key_id + " may not list the bucket: it needs s3:ListBucket on it";
+    } else {
+      hint =
+          "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (" + key_id + ")";
+    }
+    return Status::Denied("access denied to " + bucket + " (" + http + "): " + hint);
+  }
+  if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed" || resp.status == 301) {
+    return Status::Invalid(bucket + " is not in region " + config.region + " (" + http +
+                           "): check AWS_REGION");
+  }
+  return MapError(req, resp);
+}
+
 Result<DeleteOutcome> S3Client::Impl::DeleteOne(const std::string& bucket, const ObjectId& id) {
   Request req;
   req.method = "DELETE";
+  req.op = "DeleteObject";
   req.bucket = bucket;
   req.key = id.key;
   req.version_id = id.version_id;
@@ -769,6 +862,7 @@ Status S3Client::Impl::DeleteBatch(const std::string& bucket, const std::vector<
   const std::string body = s3::BuildDeleteRequest(batch, /*quiet=*/false);
   Request req;
   req.method = "POST";
+  req.op = "DeleteObjects";
   req.bucket = bucket;
   req.query = {{"delete", ""}};
   req.body = &body;
@@ -872,6 +966,7 @@ Status S3Client::CreateBucket(const std::string& bucket) {
   }
   Request req;
   req.method = "PUT";
+  req.op = "CreateBucket";
   req.bucket = bucket;
   req.body = &body;
   req.content_type = "application/xml";
@@ -885,6 +980,7 @@ Status S3Client::DeleteBucket(const std::string& bucket) {
   DS_RETURN_IF_ERROR(impl_->CheckNames(bucket, nullptr));
   Request req;
   req.method = "DELETE";
+  req.op = "DeleteBucket";
   req.bucket = bucket;
   Result<Response> resp = impl_->Execute(req);
   if (!resp.ok()) return resp.status();
@@ -898,6 +994,7 @@ Status S3Client::PutObject(const std::string& bucket, const std::string& key,
   DS_RETURN_IF_ERROR(impl_->CheckNames(bucket, &key));
   Request req;
   req.method = "PUT";
+  req.op = "PutObject";
   req.bucket = bucket;
   req.key = key;
   req.body = &body;
@@ -933,6 +1030,7 @@ Status S3Client::SetBucketVersioning(const std::string& bucket, bool enabled) {
   const std::string body = s3::BuildVersioningConfiguration(enabled);
   Request req;
   req.method = "PUT";
+  req.op = "PutBucketVersioning";
   req.bucket = bucket;
   req.query = {{"versioning", ""}};
   req.body = &body;
@@ -947,6 +1045,7 @@ Result<std::string> S3Client::GetBucketNotification(const std::string& bucket) {
   DS_RETURN_IF_ERROR(impl_->CheckNames(bucket, nullptr));
   Request req;
   req.method = "GET";
+  req.op = "GetBucketNotificationConfiguration";
   req.bucket = bucket;
   req.query = {{"notification", ""}};
   Result<Response> resp = impl_->Execute(req);
@@ -959,6 +1058,7 @@ Status S3Client::PutBucketNotification(const std::string& bucket, const std::str
   DS_RETURN_IF_ERROR(impl_->CheckNames(bucket, nullptr));
   Request req;
   req.method = "PUT";
+  req.op = "PutBucketNotificationConfiguration";
   req.bucket = bucket;
   req.query = {{"notification", ""}};
   req.body = &xml;
@@ -982,6 +1082,7 @@ Result<std::string> S3Client::CreateTopic(
   const std::string body = s3::BuildQuery(form);
   Request req;
   req.method = "POST";
+  req.op = "CreateTopic";
   req.body = &body;
   req.content_type = "application/x-www-form-urlencoded";
   req.service = "sns";
@@ -1005,6 +1106,7 @@ Result<std::vector<ObjectVersion>> S3Client::ListObjectVersions(const std::strin
   for (;;) {
     Request req;
     req.method = "GET";
+    req.op = "ListObjectVersions";
     req.bucket = bucket;
     req.query = {{"versions", ""}, {"encoding-type", "url"}};
     if (!prefix.empty()) req.query.emplace_back("prefix", prefix);

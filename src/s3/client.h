@@ -49,11 +49,18 @@ struct S3Config {
   std::chrono::milliseconds backoff_base{100};
   std::chrono::milliseconds backoff_max{20000};
 
-  // No total timeout (so big downloads work): a transfer is aborted when it moves fewer than
-  // low_speed_limit bytes/s for low_speed_time.
-  std::chrono::milliseconds connect_timeout{10000};
-  long low_speed_limit = 1;
-  std::chrono::seconds low_speed_time{60};
+  // Timeouts of one attempt (settings s3-connect-timeout, s3-request-timeout,
+  // s3-low-speed-timeout). A timed-out attempt is kUnavailable and retried like a network error.
+  //  - connect_timeout: to set up the connection (TCP and TLS).
+  //  - request_timeout: the whole attempt, for every request but GetObject (listings, HEAD,
+  //    DELETE, DeleteObjects, PUT, ...); 0 = no deadline.
+  //  - GetObject has no total deadline, so that big downloads work: it is aborted when it moves
+  //    fewer than low_speed_limit bytes/s for low_speed_time (0 s = never). The low-speed
+  //    limit applies to the other requests too.
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds request_timeout{30000};
+  long low_speed_limit = 1024;
+  std::chrono::seconds low_speed_time{30};
 
   // Reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (both required), AWS_SESSION_TOKEN,
   // AWS_REGION (then AWS_DEFAULT_REGION, default us-east-1), AWS_ENDPOINT_URL_S3 (then
@@ -140,6 +147,19 @@ class S3Client : public ObjectStore {
   // idempotent on RGW (same name -> same topic, attributes replaced). Returns the TopicArn.
   Result<std::string> CreateTopic(
       const std::string& name, const std::vector<std::pair<std::string, std::string>>& attributes);
+
+  // Whether `bucket` exists and can be listed under `prefix` with these credentials: one
+  // ListObjectsV2 with max-keys=1 (with the configured attempts and timeouts). OK when the store
+  // answered 200. Otherwise the message names the cause for an operator, never a secret:
+  //  - kNotFound: "bucket 'b' does not exist" (NoSuchBucket, or a 404 without a code);
+  //  - kPermissionDenied: 401/403, naming the S3 code and what to check (InvalidAccessKeyId:
+  //    AWS_ACCESS_KEY_ID; SignatureDoesNotMatch: AWS_SECRET_ACCESS_KEY; ExpiredToken,
+  //    InvalidToken: AWS_SESSION_TOKEN; AccessDenied: the permission s3:ListBucket), with the
+  //    access key id shortened to four characters;
+  //  - kUnavailable: network errors, timeouts, 5xx;
+  //  - kInvalidArgument: a bad configuration, a bucket in another region (PermanentRedirect,
+  //    AuthorizationHeaderMalformed: AWS_REGION) or any other answer.
+  Status CheckBucket(const std::string& bucket, const std::string& prefix);
 
   // max-keys for ListObjects/ListObjectVersions pages; 0 (default) = the store's default (1000).
   void set_list_page_size(int n);

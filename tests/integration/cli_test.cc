@@ -106,6 +106,42 @@ TEST_F(CliTest, BadSettingsGiveClearErrors) {
   EXPECT_FALSE(Exists(dir_ + "/mnt/.delete-sync"));
 }
 
+TEST_F(CliTest, ReconcileAgainstAStoreThatNeverAnswersStopsAtTheRequestTimeout) {
+  // A loopback port that accepts TCP connections (the kernel's backlog) and never answers.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::map<std::string, std::string> env = {
+      {"AWS_ACCESS_KEY_ID", "AKIDSILENTSTORE00"},
+      {"AWS_SECRET_ACCESS_KEY", "silent-store-secret"},
+      {"AWS_ENDPOINT_URL_S3", "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port))},
+      {"AWS_MAX_ATTEMPTS", "2"}};
+  std::string out;
+  int rc =
+      Run({"reconcile", "--cache", dir_ + "/cache", "--bucket", "b", "--s3-request-timeout", "1s"},
+          env, &out);
+  EXPECT_EQ(rc, 1) << out;
+  // One warning for the retry, then the failure, both naming the limit.
+  EXPECT_NE(out.find("s3 ListObjectsV2 s3://b: attempt 1/2 failed (timed out"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("s3-request-timeout 1s"), std::string::npos) << out;
+  EXPECT_NE(out.find("after 2 attempts"), std::string::npos) << out;
+  EXPECT_EQ(out.find("silent-store-secret"), std::string::npos) << out;
+
+  // The environment variable form, with a value that is not a duration.
+  std::map<std::string, std::string> bad = env;
+  bad["DELETE_SYNC_S3_REQUEST_TIMEOUT"] = "soon";
+  rc = Run({"reconcile", "--cache", dir_ + "/cache", "--bucket", "b"}, bad, &out);
+  close(fd);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("--s3-request-timeout must be a duration"), std::string::npos) << out;
+}
+
 TEST_F(CliTest, ApplyRemovesAndReportsRefusalsAndMalformedLines) {
   std::string cache = dir_ + "/cache";
   std::filesystem::create_directories(cache + "/dir");

@@ -228,6 +228,75 @@ TEST(OpsTest, ReadyzNamesTheObjectStoreWhenItsEndpointIsWrong) {
   p.Cleanup();
 }
 
+// The s3 check of /readyz, in a /readyz answer.
+nlohmann::json S3Check(const std::string& body) {
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.contains("checks")) return {};
+  for (const auto& c : j["checks"]) {
+    if (c["name"] == "s3") return c;
+  }
+  return {};
+}
+
+TEST(OpsTest, ABucketThatDoesNotExistIsNotReadyAndLoggedAtStartButEventsAreStillApplied) {
+  std::map<std::string, std::string> env = ReadRgwEnv();
+  ASSERT_FALSE(env.empty());
+  const std::string bucket = "no-such-bucket-xyz";
+  ServeProcess p;
+  p.Start(env, {"--bucket", bucket});
+  httplib::Client mc("127.0.0.1", p.metrics_port());
+  auto r = mc.Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
+  nlohmann::json s3 = S3Check(r->body);
+  ASSERT_FALSE(s3.is_null()) << r->body;
+  EXPECT_FALSE(s3["ok"].get<bool>()) << r->body;
+  EXPECT_NE(s3["detail"].get<std::string>().find("bucket '" + bucket + "' does not exist"),
+            std::string::npos)
+      << r->body;
+  // The start-up check names the cause in serve's log, at level error.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return p.Stderr().find("error object store: bucket '" + bucket + "' does not exist") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << p.Stderr();
+  // The service keeps running: a removal is still applied (it needs no store).
+  httplib::Client wc("127.0.0.1", p.port());
+  auto post = wc.Post("/?token=" + p.token(), RemovalDoc(bucket, "ObjectRemoved:Delete", "a.txt"),
+                      "application/json");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 200) << post->body;
+  EXPECT_EQ(p.Stop(), 0);
+  p.Cleanup();
+}
+
+TEST(OpsTest, AWrongSecretIsNotReadyAndNamedWithoutShowingIt) {
+  std::map<std::string, std::string> env = ReadRgwEnv();
+  ASSERT_FALSE(env.empty());
+  const std::string secret = "wrong-secret-" + RandomSuffix();
+  env["AWS_SECRET_ACCESS_KEY"] = secret;
+  ServeProcess p;
+  p.Start(env, {"--bucket", "no-such-bucket-xyz"});
+  httplib::Client mc("127.0.0.1", p.metrics_port());
+  auto r = mc.Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503) << r->body;
+  nlohmann::json s3 = S3Check(r->body);
+  ASSERT_FALSE(s3.is_null()) << r->body;
+  EXPECT_NE(s3["detail"].get<std::string>().find("check AWS_SECRET_ACCESS_KEY"), std::string::npos)
+      << r->body;
+  EXPECT_TRUE(WaitFor(
+      [&] { return p.Stderr().find("error object store: access denied") != std::string::npos; },
+      std::chrono::seconds(10)))
+      << p.Stderr();
+  EXPECT_EQ(r->body.find(secret), std::string::npos);
+  EXPECT_EQ(p.Stop(), 0);
+  EXPECT_EQ(p.Stderr().find(secret), std::string::npos);
+  p.Cleanup();
+}
+
 TEST(OpsTest, SigtermLeavesACreationNotDownloadedInTheJournal) {
   // The store is unreachable: the download of a journaled creation keeps failing (transient),
   // so it is still waiting when SIGTERM arrives.
