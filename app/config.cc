@@ -130,6 +130,7 @@ Status Settings::Resolve() {
       continue;
     }
     *e.target = have ? value : e.default_value;
+    if (have) explicit_.insert(e.name);
   }
   return Status::Ok();
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ class Settings {
   // Fills every target: flag, else DELETE_SYNC_<NAME>, else the TOML file, else default.
   // Errors name the offending setting and its source.
   Status Resolve();
+  // After Resolve: whether `name` was given (flag, environment or file), not defaulted.
+  bool IsSet(const std::string& name) const { return explicit_.count(name) > 0; }
 
   static std::string EnvName(
       const std::string& name);  // "webhook-token" -> DELETE_SYNC_WEBHOOK_TOKEN
@@ -44,6 +47,7 @@ class Settings {
   CLI::App* cmd_;
   std::string config_path_;
   std::deque<Entry> entries_;  // deque: CLI11 holds pointers into entries
+  std::set<std::string> explicit_;
 };
 
 // Parsers for typed settings; errors name the setting.

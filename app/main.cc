@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
        {ds::app::MakeServeCommand, ds::app::MakeApplyCommand, ds::app::MakeStatusCommand,
         ds::app::MakeReconcileCommand, ds::app::MakeAuditCommand, ds::app::MakeEraseCommand,
         ds::app::MakeLambdaCommand, ds::app::MakeRouteCommand,
-        ds::app::MakeSetupNotificationsCommand}) {
+        ds::app::MakeSetupNotificationsCommand, ds::app::MakeRetryFailedCommand,
+        ds::app::MakeStateCommand}) {
     std::unique_ptr<ds::app::Command> cmd = make();
     CLI::App* sub = cmd->Register(app);
     commands[sub] = std::move(cmd);

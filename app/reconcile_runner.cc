@@ -92,6 +92,7 @@ std::string ReportJson(const ReconcileOptions& o, const ReconcileReport& r, cons
       {"matching", r.matching},
       {"missing", r.missing},
       {"stale", r.stale},
+      {"unverified", r.unverified},
       {"orphans", r.orphans},
       {"untracked_orphans", r.untracked_orphans},
       {"refused", r.refused},

@@ -26,7 +26,14 @@ void CommonSettings::Register(Settings& s) {
   s.Add("file-mode", &file_mode, "mode of files in the cache (octal)", "0644");
   s.Add("dir-mode", &dir_mode, "mode of folders in the cache (octal)", "0755");
   s.Add("owner", &owner, "UID[:GID] owning new files and folders (e.g. 1001:1001)", "");
-  s.Add("fetch-attempts", &fetch_attempts, "attempts per download before it is marked failed", "8");
+  s.Add("fetch-attempts", &fetch_attempts,
+        "attempts per download before it is kept as failed; 'unlimited': only fetch-retry-for "
+        "ends the retries",
+        "unlimited");
+  s.Add("fetch-retry-for", &fetch_retry_for,
+        "how long a download that fails with transient errors (the store unreachable, 5xx, "
+        "timeouts) is retried before it is kept as failed (e.g. 30m, 1h, 1d)",
+        "1h");
   s.Add("require-mount", &require_mount,
         "refuse to start unless the cache folder is a mount point (true/false): an EFS/NFS "
         "volume that failed to mount must not turn into a cache on the local disk",
@@ -102,13 +109,32 @@ Status LogBucketReachability(const Runtime& rt, const CommonSettings& s) {
   return st;
 }
 
-void DrainAllJobs(Runtime& rt, int workers) {
+int64_t DrainAllJobs(Runtime& rt, int workers, std::chrono::milliseconds max_wait) {
+  const auto start = std::chrono::steady_clock::now();
+  auto last_note = start;
   while (true) {
     std::vector<std::thread> threads;
     for (int i = 0; i < workers; ++i) threads.emplace_back([&] { rt.engine->DrainJobs(); });
     for (std::thread& t : threads) t.join();
     Result<std::pair<int64_t, int64_t>> counts = rt.state->JobCounts();
-    if (!counts.ok() || counts->first == 0) return;
+    if (!counts.ok()) {
+      spdlog::error("cannot count the downloads waiting: {}", counts.status().ToString());
+      return -1;
+    }
+    if (counts->first == 0) return 0;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - start >= max_wait) {
+      spdlog::warn(
+          "{} download(s) still waiting after {} s (retried later, or claimed by another "
+          "process): they stay in the journal; a running `delete-sync serve` on this cache, or "
+          "the next run, downloads them",
+          counts->first, std::chrono::duration_cast<std::chrono::seconds>(now - start).count());
+      return counts->first;
+    }
+    if (now - last_note >= std::chrono::seconds(10)) {
+      last_note = now;
+      spdlog::info("waiting for {} download(s) (retries are due later)", counts->first);
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
 }
@@ -145,8 +171,16 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   copts.file_mode = static_cast<mode_t>(*fm);
   copts.dir_mode = static_cast<mode_t>(*dm);
   DS_RETURN_IF_ERROR(ParseOwner(s.owner, &copts.uid, &copts.gid));
-  Result<int64_t> attempts = ParseInt("fetch-attempts", s.fetch_attempts, 1, 1000);
+  Result<int64_t> attempts = s.fetch_attempts == "unlimited"
+                                 ? Result<int64_t>(0)
+                                 : ParseInt("fetch-attempts", s.fetch_attempts, 1, 1000000);
   if (!attempts.ok()) return attempts.status();
+  Result<int64_t> retry_for = ParseDurationMs("fetch-retry-for", s.fetch_retry_for);
+  if (!retry_for.ok()) return retry_for.status();
+  if (*retry_for <= 0) {
+    return Status::Invalid("--fetch-retry-for must be a positive duration (e.g. 1h), not '" +
+                           s.fetch_retry_for + "'");
+  }
   Result<bool> resync = ParseBool("resync-after-removal", s.resync_after_removal);
   if (!resync.ok()) return resync.status();
   S3Config timeouts;  // checked whether or not a store is configured
@@ -219,6 +253,7 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   eo.prefix = s.prefix;
   eo.limits.root_length = std::filesystem::absolute(s.cache).lexically_normal().string().size();
   eo.max_fetch_attempts = static_cast<int>(*attempts);
+  eo.fetch_retry_for_ms = *retry_for;
   eo.subject_field = s.subject_field == "off" ? "" : s.subject_field;
   // Without a store there is nothing to check a removal against.
   eo.resync_after_removal = *resync && rt.s3 != nullptr;

@@ -16,8 +16,8 @@ namespace ds::app {
 
 struct CommonSettings {
   std::string cache, state, bucket, prefix, file_mode, dir_mode, owner, log_level;
-  std::string fetch_attempts, resync_after_removal, audit_log, audit_hmac_key, subject_field,
-      require_mount;
+  std::string fetch_attempts, fetch_retry_for, resync_after_removal, audit_log, audit_hmac_key,
+      subject_field, require_mount;
   // "wal" or "rollback" ("" = wal; the lambda command defaults it to rollback).
   std::string state_journal;
   // Timeouts of S3 requests (durations: "5s", "500ms"; S3Config's connect_timeout,
@@ -61,9 +61,13 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;  // some events failed / the run failed
 inline constexpr int kExitUsage = 2;   // bad flags or settings
 
-// Runs the journal's downloads with `workers` threads until none is waiting, sleeping
-// until retries that are due later (for commands that end when their work is done).
-void DrainAllJobs(Runtime& rt, int workers);
+// Runs the journal's downloads with `workers` threads until none is waiting, sleeping until
+// retries that are due later (for commands that end when their work is done), for at most
+// `max_wait`: downloads still waiting then (an outage, a job claimed by another process) stay in
+// the journal for `serve` or the next run. Returns how many are still waiting (-1: the journal
+// could not be read).
+int64_t DrainAllJobs(Runtime& rt, int workers,
+                     std::chrono::milliseconds max_wait = std::chrono::minutes(2));
 
 // Prints "delete-sync <command>: <message>" to stderr and returns `exit_code`.
 int Fail(const char* command, const Status& s, int exit_code);
@@ -78,6 +82,8 @@ class Command {
 
 std::unique_ptr<Command> MakeServeCommand();
 std::unique_ptr<Command> MakeApplyCommand();
+std::unique_ptr<Command> MakeRetryFailedCommand();
+std::unique_ptr<Command> MakeStateCommand();
 std::unique_ptr<Command> MakeStatusCommand();
 std::unique_ptr<Command> MakeReconcileCommand();
 std::unique_ptr<Command> MakeAuditCommand();

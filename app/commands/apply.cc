@@ -130,7 +130,7 @@ class ApplyCommand : public Command {
 
     // Run the downloads the events queued (and any left by an earlier run), waiting for
     // retries that are due later.
-    DrainAllJobs(*rt, static_cast<int>(*workers));
+    const int64_t waiting = DrainAllJobs(*rt, static_cast<int>(*workers));
 
     const EngineCounters& c = engine.counters();
     int64_t applied = c.removed + c.absent + c.published + c.gone + c.discarded;
@@ -138,17 +138,12 @@ class ApplyCommand : public Command {
         c.ignored + c.out_of_scope + c.stale + c.other_version + tally.test_events + tally.non_s3;
     int64_t failed = c.failed + c.fetch_failed + tally.malformed;
     if (json_) {
-      nlohmann::json out = {{"documents", tally.documents},
-                            {"events", tally.events},
-                            {"applied", applied},
-                            {"ignored", ignored},
-                            {"refused", c.refused.load()},
-                            {"failed", failed},
-                            {"removed", c.removed.load()},
-                            {"downloaded", c.published.load()},
-                            {"stale", c.stale.load()},
-                            {"malformed", tally.malformed},
-                            {"refusals", engine.RefusalCounts()},
+      nlohmann::json out = {{"documents", tally.documents}, {"events", tally.events},
+                            {"applied", applied},           {"ignored", ignored},
+                            {"refused", c.refused.load()},  {"failed", failed},
+                            {"removed", c.removed.load()},  {"downloaded", c.published.load()},
+                            {"downloads_waiting", waiting}, {"stale", c.stale.load()},
+                            {"malformed", tally.malformed}, {"refusals", engine.RefusalCounts()},
                             {"errors", tally.errors}};
       std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
@@ -162,8 +157,13 @@ class ApplyCommand : public Command {
         std::cout << "  refused " << n << " key(s): " << reason << "\n";
       }
       for (const auto& e : tally.errors) std::cout << "  error: " << e.get<std::string>() << "\n";
+      if (waiting > 0) {
+        std::cout << "  " << waiting
+                  << " download(s) still waiting (retried by serve or the next run)\n";
+      }
     }
-    return failed > 0 ? kExitFailed : kExitOk;
+    // Downloads still waiting (being retried) are not done: the run does not succeed.
+    return failed > 0 || waiting != 0 ? kExitFailed : kExitOk;
   }
 
  private:

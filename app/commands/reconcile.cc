@@ -74,8 +74,9 @@ class ReconcileCommand : public Command {
     if (tty) std::fputc('\n', stderr);
 
     // Download what the pass queued (and anything an earlier run left queued).
+    int64_t waiting = 0;
     if (pass.ok() && report.queued > 0) {
-      DrainAllJobs(*rt, o.concurrency);
+      waiting = DrainAllJobs(*rt, o.concurrency);
     }
     const EngineCounters& c = engine.counters();
     if (json_) {
@@ -87,7 +88,7 @@ class ReconcileCommand : public Command {
       if (!json_) std::fprintf(stderr, "delete-sync reconcile: %s\n", pass.message().c_str());
       return kExitFailed;
     }
-    return c.fetch_failed.load() > 0 ? kExitFailed : kExitOk;
+    return c.fetch_failed.load() > 0 || waiting != 0 ? kExitFailed : kExitOk;
   }
 
  private:
@@ -101,11 +102,12 @@ class ReconcileCommand : public Command {
                 static_cast<long long>(r.compared), secs, static_cast<long long>(r.bucket_objects),
                 static_cast<long long>(r.cache_files));
     std::printf(
-        "  matching %lld, missing %lld, stale %lld, orphans %lld, untracked orphans %lld, "
-        "refused %lld\n",
+        "  matching %lld, missing %lld, stale %lld, unverified %lld, orphans %lld, untracked "
+        "orphans %lld, refused %lld\n",
         static_cast<long long>(r.matching), static_cast<long long>(r.missing),
-        static_cast<long long>(r.stale), static_cast<long long>(r.orphans),
-        static_cast<long long>(r.untracked_orphans), static_cast<long long>(r.refused));
+        static_cast<long long>(r.stale), static_cast<long long>(r.unverified),
+        static_cast<long long>(r.orphans), static_cast<long long>(r.untracked_orphans),
+        static_cast<long long>(r.refused));
     if (r.max_delete_refused) {
       std::printf(
           "  REFUSED: %lld removal(s) needed, more than --max-delete %lld; nothing removed\n",

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 
 #include "amqp_runner.h"
 #include "erase_runner.h"
+#include "fs/run_marker.h"
 #include "ops_service.h"
 #include "reconcile_runner.h"
 #include "runtime.h"
@@ -77,7 +79,13 @@ class ServeCommand : public Command {
     settings_->Add("webhook-max-body", &max_body_, "largest accepted notification body", "8MiB");
     settings_->Add("fetch-concurrency", &fetch_concurrency_, "parallel downloads", "4");
     settings_->Add("reconcile-every", &reconcile_every_,
-                   "run a reconcile pass this often (e.g. 10m, 1h); off by default", "off");
+                   "run a reconcile pass this often (e.g. 10m, 1h, off); default 10m when "
+                   "--bucket is set",
+                   "10m");
+    settings_->Add("reconcile-at-start", &reconcile_at_start_,
+                   "run a reconcile pass as soon as the service starts (on/off); after an "
+                   "unclean stop it runs whatever this says",
+                   "on");
     reconcile_.Register(*settings_);
     ops_.Register(*settings_);
     amqp_.Register(*settings_, /*for_route=*/false);
@@ -125,13 +133,19 @@ class ServeCommand : public Command {
     if (!workers.ok()) return Fail(workers.status(), kExitUsage);
     Result<int64_t> reconcile_every = ParseDurationMs("reconcile-every", reconcile_every_);
     if (!reconcile_every.ok()) return Fail(reconcile_every.status(), kExitUsage);
+    Result<bool> reconcile_at_start = ParseBool("reconcile-at-start", reconcile_at_start_);
+    if (!reconcile_at_start.ok()) return Fail(reconcile_at_start.status(), kExitUsage);
     ReconcileOptions ro;
     ro.bucket = common_.bucket;
     ro.prefix = common_.prefix;
     s = reconcile_.Apply(&ro);
     if (!s.ok()) return Fail(s, kExitUsage);
     if (*reconcile_every > 0 && common_.bucket.empty()) {
-      return Fail(Status::Invalid("--reconcile-every needs --bucket"), kExitUsage);
+      if (settings_->IsSet("reconcile-every")) {
+        return Fail(Status::Invalid("--reconcile-every needs --bucket"), kExitUsage);
+      }
+      // The default: without a bucket there is nothing to compare the cache with.
+      *reconcile_every = 0;
     }
 
     // Block the stop signals in every thread; one thread waits for them.
@@ -143,12 +157,65 @@ class ServeCommand : public Command {
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
+    // A state database that is missing next to a cache that has content was lost (deleted,
+    // a volume restored without it): it is recreated, and the whole cache is verified.
+    const std::string state_path =
+        common_.state.empty() ? StateFolder() + "/state.db" : common_.state;
+    const bool state_lost = !std::filesystem::exists(state_path) && CacheHasContent();
     Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/true);
     if (!rt.ok()) {
       return Fail(rt.status(),
                   rt.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
     }
     Engine& engine = *rt->engine;
+    // A bucket that cannot be reached (missing, wrong credentials) is logged as an error at
+    // once; events are still accepted (removals need no S3) and /readyz says not ready.
+    (void)LogBucketReachability(*rt, common_);
+    // A damaged database is refused with the way out, not served from.
+    if (Status is = rt->state->CheckIntegrity(); !is.ok()) return Fail(is, kExitFailed);
+    if (state_lost) {
+      s = rt->state->SetMeta(
+          SqliteState::kVerifyCacheMeta,
+          "state database was missing at " + FormatUtcMillis(SystemClock().NowMillis()));
+      if (!s.ok()) return Fail(s, kExitFailed);
+    }
+    Result<std::string> verify = rt->state->GetMeta(SqliteState::kVerifyCacheMeta);
+    if (!verify.ok()) return Fail(verify.status(), kExitFailed);
+    if (!verify->empty()) {
+      spdlog::warn(
+          "the state database has no record of this cache ({}): the start pass verifies every "
+          "file against the bucket, downloads again those it cannot verify, and removes those "
+          "not in the bucket",
+          *verify);
+    }
+
+    // A marker of this run, removed at a clean stop: one left by an earlier run on this host
+    // means that run was killed or crashed, and the events sent to it meanwhile may be lost.
+    std::vector<UncleanRun> unclean;
+    Result<std::unique_ptr<RunMarker>> marker =
+        RunMarker::Create(StateFolder() + "/running", "serve", &unclean);
+    if (!marker.ok()) return Fail(marker.status(), kExitFailed);
+    for (const UncleanRun& u : unclean) {
+      spdlog::warn(
+          "the previous run did not stop cleanly ({}): events sent while it was down or "
+          "stopping may have been lost; {}",
+          u.detail,
+          common_.bucket.empty()
+              ? "without --bucket no reconcile pass can run: run `delete-sync reconcile "
+                "--bucket ...` on this cache now"
+              : "a reconcile pass starts now");
+    }
+    const bool start_pass =
+        !common_.bucket.empty() && (*reconcile_at_start || !unclean.empty() || !verify->empty());
+    if (common_.bucket.empty()) {
+      spdlog::warn(
+          "no --bucket: no reconcile pass runs, so a removal event that is lost (service down, "
+          "non-persistent topic) leaves its copy in the cache until `delete-sync reconcile` runs");
+    } else if (*reconcile_every == 0) {
+      spdlog::warn(
+          "--reconcile-every off: a removal event that is lost (service down, non-persistent "
+          "topic) leaves its copy in the cache until a pass runs");
+    }
 
     WorkSignal work;
     WebhookServer server(engine, wo, [&] { work.Notify(); });
@@ -229,24 +296,44 @@ class ServeCommand : public Command {
         }
       });
     }
-    // Periodic reconcile: one pass at a time (the pass lock also keeps a manual
-    // `delete-sync reconcile` of the same cache from overlapping with it).
+    // Reconcile passes: one at start (heals what was missed while the service was down), then
+    // one every --reconcile-every. One pass at a time: the pass lock also keeps a manual
+    // `delete-sync reconcile` of the same cache from overlapping with it.
     std::thread reconciler_thread;
-    if (*reconcile_every > 0) {
+    if (start_pass || *reconcile_every > 0) {
       reconciler_thread = std::thread([&] {
         Reconciler reconciler(*rt->s3, *rt->cache, *rt->state, engine, SystemClock());
-        while (true) {
-          work.WaitStop(*reconcile_every);
+        for (bool first = true;; first = false) {
+          const bool at_start = first && start_pass;
+          if (!at_start) {
+            if (*reconcile_every == 0) return;
+            work.WaitStop(*reconcile_every);
+          }
           if (work.stopped()) return;
+          const char* kind = at_start ? "start" : "periodic";
           Result<std::unique_ptr<PassLock>> lock = PassLock::TryAcquire(common_.cache);
           if (!lock.ok()) {
-            spdlog::warn("periodic reconcile skipped: {}", lock.status().message());
+            spdlog::warn("{} reconcile pass skipped: {}", kind, lock.status().message());
             continue;
           }
           ro.request_id = "reconcile-" + FormatUtcMillis(SystemClock().NowMillis());
+          spdlog::info("{} reconcile pass {}: comparing the cache with s3://{}/{}", kind,
+                       ro.request_id, common_.bucket, common_.prefix);
           ReconcileReport report;
           Status ps = reconciler.Run(ro, &report);
-          if (!ps.ok()) spdlog::error("periodic reconcile failed: {}", ps.message());
+          if (ps.ok() && at_start && !verify->empty()) {
+            Status ms = rt->state->SetMeta(SqliteState::kVerifyCacheMeta, "");
+            if (!ms.ok()) spdlog::error("{}", ms.message());
+          }
+          if (ps.ok()) {
+            spdlog::info(
+                "{} reconcile pass {} done in {} ms: {} object(s), {} orphan(s) removed, {} "
+                "download(s) queued",
+                kind, ro.request_id, report.duration_ms, report.bucket_objects, report.removed,
+                report.queued);
+          } else {
+            spdlog::error("{} reconcile pass failed: {}", kind, ps.message());
+          }
           ops_.OnReconcile(report, ps);
           if (report.queued > 0) work.Notify();
         }
@@ -277,6 +364,7 @@ class ServeCommand : public Command {
     for (std::thread& t : fetchers) t.join();
     if (reconciler_thread.joinable()) reconciler_thread.join();
     ops_.Stop();
+    if (Status ms = (*marker)->Release(); !ms.ok()) spdlog::error("{}", ms.message());
     const EngineCounters& c = engine.counters();
     spdlog::info(
         "stopped: removed {}, absent {}, queued {}, published {}, ignored {}, refused {}, "
@@ -289,11 +377,28 @@ class ServeCommand : public Command {
 
  private:
   static int Fail(const Status& s, int code) { return app::Fail("serve", s, code); }
+  // Whether the cache holds anything of a previous run: a file or folder besides the reserved
+  // folder, or an audit log.
+  bool CacheHasContent() const {
+    std::error_code ec;
+    if (std::filesystem::exists(common_.cache + "/" + kReservedDir + "/audit.log", ec)) return true;
+    for (const auto& e : std::filesystem::directory_iterator(common_.cache, ec)) {
+      if (e.path().filename() != kReservedDir) return true;
+    }
+    return false;
+  }
+  // The folder of the state database: the run markers live beside it.
+  std::string StateFolder() const {
+    if (common_.state.empty()) return common_.cache + "/" + kReservedDir;
+    std::string::size_type slash = common_.state.rfind('/');
+    return slash == std::string::npos ? "." : common_.state.substr(0, slash);
+  }
 
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   CommonSettings common_;
-  std::string listen_, token_, token_file_, max_body_, fetch_concurrency_, reconcile_every_;
+  std::string listen_, token_, token_file_, max_body_, fetch_concurrency_, reconcile_every_,
+      reconcile_at_start_;
   ReconcileSettings reconcile_;
   OpsService ops_;
   AmqpSettings amqp_;

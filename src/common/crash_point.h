@@ -10,15 +10,16 @@
 
 namespace ds {
 
-inline constexpr std::array<std::string_view, 8> kCrashPoints = {
+inline constexpr std::array<std::string_view, 9> kCrashPoints = {
     "download-written",       // a download is in its temp file and fsynced, not published
     "publish-before-rename",  // in the publication's transaction, before the rename
     "publish-after-rename",   // renamed into place, the state not yet committed
+    "removal-recorded",       // a removal's audit record durable, its file not yet unlinked
     "removal-unlinked",       // a removal's file unlinked, its folder not yet fsynced
     "removal-before-prune",   // unlinks durable, empty folders not yet pruned
     "audit-partial-write",    // half of an audit append written (a torn record)
     "audit-before-sync",      // an audit append written, not yet fdatasynced
-    "removal-before-commit",  // unlinks and audit records durable, the state not committed
+    "removal-before-commit",  // audit records and unlinks durable, the state not committed
 };
 
 // Dies here (SIGKILL) when DELETE_SYNC_CRASH_AT names this point and its count is reached.

@@ -68,11 +68,14 @@ bool IsStale(const std::string& seq, bool ordered, const KeyState& st, bool is_c
   return *cmp == 0 && is_create && st.tombstone;
 }
 
-// Records in `st` that the key's copy was removed at `now_ms`.
-void MarkRemoved(KeyState& st, int64_t now_ms) {
+// Records in `st` that the key's copy was removed at `now_ms`. `ordered`: the removal is an
+// event of an ordered source carrying a sequencer (RaiseSeq records it); any other removal also
+// bumps unordered_removal_gen.
+void MarkRemoved(KeyState& st, int64_t now_ms, bool ordered = false) {
   st.present = false;
   st.tombstone = true;
   st.removal_gen++;
+  if (!ordered) st.unordered_removal_gen++;
   st.etag.clear();
   st.version_id.clear();
   st.size = -1;
@@ -182,28 +185,56 @@ Status Engine::Audit(const std::string& bucket, const std::string& key, const Ke
 
 void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& staged,
                          std::vector<ApplyResult>& results) {
-  // One transaction for the whole group: every removal is unlinked, then all their folders
-  // are fsynced once, then their audit records appended with one fdatasync, then the state
-  // committed with one fsync. The order per removal is the same as for a single one, so a
-  // crash anywhere leaves each removal either unacknowledged (redone when the event is
-  // redelivered) or complete.
+  // One transaction for the whole group. Every removal is decided first (the state updated,
+  // the copy looked at), then the audit records of all of them are appended with one
+  // fdatasync, and only then are the copies unlinked, their folders fsynced once, and the
+  // state committed. So no copy is ever unlinked without a durable record naming it, whatever
+  // fails: an error before the records changes nothing; an unlink that fails after them is
+  // recorded as such (outcome "failed") and its key's events fail; a crash between the
+  // records and the unlinks leaves the copies and an uncommitted state, so the unacknowledged
+  // events are applied again when redelivered (and the start pass of `serve` removes copies
+  // whose objects are gone).
   Status s = state_.Transact([&](StateTxn& txn) -> Status {
-    std::unique_ptr<RemovalBatch> removals = cache_.BeginRemovals();
-    std::vector<RemovalRecord> records;
+    GroupRemovals group;
     for (size_t i : staged) {
       const Event& ev = evs[i];
       results[i] = ApplyResult{};
-      Status es = ev.action == EventAction::kRemove
-                      ? StageRemove(txn, *removals, ev, results[i], records)
-                      : StageCreate(txn, ev, results[i]);
+      Status es = ev.action == EventAction::kRemove ? StageRemove(txn, ev, results[i], group)
+                                                    : StageCreate(txn, ev, results[i]);
       if (!es.ok()) return es;
+      group.events_of[ev.bucket + '\0' + ev.key].push_back(i);
     }
-    DS_RETURN_IF_ERROR(removals->Commit());
-    if (audit_ != nullptr && !records.empty()) {
-      Status as = audit_->RecordRemovals(records);
+    if (audit_ != nullptr && !group.records.empty()) {
+      Status as = audit_->RecordRemovals(group.records);
       if (!as.ok()) return Status(as.code(), "audit log: " + as.message());
     }
-    if (!records.empty()) CrashPoint("removal-before-commit");
+    if (!group.unlinks.empty()) CrashPoint("removal-recorded");
+    std::unique_ptr<RemovalBatch> removals = cache_.BeginRemovals();
+    std::vector<RemovalRecord> voided;
+    for (const PlannedUnlink& u : group.unlinks) {
+      Result<bool> removed = removals->Remove(u.key);
+      if (removed.ok()) continue;
+      // The copy is still there: its record is voided, and the key's events fail (the sender
+      // retries them) with its state as it was before the group.
+      const std::string id = u.bucket + '\0' + u.key;
+      spdlog::error("removal of {} failed after its audit record: {}", Where(u.bucket, u.key),
+                    removed.status().ToString());
+      DS_RETURN_IF_ERROR(txn.Put(u.bucket, u.key, group.before.at(id)));
+      for (size_t j : group.events_of.at(id)) {
+        results[j] = {Outcome::kFailed, removed.status().ToString(), removed.status()};
+      }
+      if (audit_ != nullptr) {
+        RemovalRecord v = group.records[u.record];
+        v.outcome = "failed";
+        voided.push_back(std::move(v));
+      }
+    }
+    DS_RETURN_IF_ERROR(removals->Commit());
+    if (!voided.empty()) {
+      Status as = audit_->RecordRemovals(voided);
+      if (!as.ok()) return Status(as.code(), "audit log: " + as.message());
+    }
+    if (!group.records.empty()) CrashPoint("removal-before-commit");
     return Status::Ok();
   });
   for (size_t i : staged) {
@@ -256,11 +287,59 @@ void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& 
   }
 }
 
-Status Engine::StageRemove(StateTxn& txn, RemovalBatch& removals, const Event& ev,
-                           ApplyResult& result, std::vector<RemovalRecord>& records) {
+Result<bool> Engine::CopyPresent(const std::string& bucket, const std::string& key) {
+  Result<CacheEntryInfo> info = cache_.Stat(key);
+  if (!info.ok() && info.status().code() == Code::kConflict) {
+    // A path crossing a symbolic link or a file where a folder should be: no copy of this key,
+    // and nothing else may be touched.
+    spdlog::warn("removal of {}: {}; nothing removed", Where(bucket, key), info.status().message());
+    return false;
+  }
+  if (!info.ok()) return info.status();
+  if (info->exists && info->is_dir) {
+    // Other keys live under this path: there is no copy of this key to remove.
+    spdlog::warn("removal of {}: the path is a folder (other keys live under it); nothing removed",
+                 Where(bucket, key));
+    return false;
+  }
+  return info->exists;
+}
+
+Result<bool> Engine::RecordThenRemove(const std::string& bucket, const std::string& key,
+                                      const KeyState& before, const std::string& cause,
+                                      const std::string& event_id, const std::string& event_name,
+                                      bool record_absent) {
+  Result<bool> present = CopyPresent(bucket, key);
+  if (!present.ok()) return present.status();
+  if (*present || record_absent) {
+    DS_RETURN_IF_ERROR(Audit(bucket, key, before, *present, cause, event_id, event_name));
+  }
+  if (!*present) return false;
+  CrashPoint("removal-recorded");
+  Result<bool> r = cache_.Remove(key);
+  if (!r.ok()) {
+    // The record names a copy that is still there: void it.
+    if (audit_ != nullptr) {
+      RemovalRecord v = MakeRecord(bucket, key, before, true, cause, event_id, event_name);
+      v.outcome = "failed";
+      Status vs = audit_->RecordRemoval(v);
+      if (!vs.ok()) {
+        spdlog::error("audit log: cannot record the failed removal of {}: {}", Where(bucket, key),
+                      vs.ToString());
+      }
+    }
+    return r.status();
+  }
+  return true;  // (false: it vanished meanwhile, which is as good)
+}
+
+Status Engine::StageRemove(StateTxn& txn, const Event& ev, ApplyResult& result,
+                           GroupRemovals& group) {
   Result<KeyState> got = txn.Get(ev.bucket, ev.key);
   if (!got.ok()) return got.status();
   KeyState st = *got;
+  const std::string id = ev.bucket + '\0' + ev.key;
+  group.before.emplace(id, st);  // the first event of the key in the group sees the old state
   if (IsStale(ev.sequencer, ev.ordered, st, /*is_create=*/false)) {
     result = {Outcome::kStale, "sequencer " + ev.sequencer + " is older than applied " + st.seq,
               Status::Ok()};
@@ -278,25 +357,29 @@ Status Engine::StageRemove(StateTxn& txn, RemovalBatch& removals, const Event& e
               Status::Ok()};
     return Status::Ok();
   }
-  Result<bool> removed = removals.Remove(ev.key);
-  if (!removed.ok() && removed.status().code() == Code::kConflict) {
-    // The path is a folder (other keys live under it) or crosses a symbolic link: there is
-    // no copy of this key to remove, and nothing else may be touched.
-    spdlog::warn("removal of {}: {}; nothing removed", Where(ev.bucket, ev.key),
-                 removed.status().message());
-    removed = false;
+  // Whether there is a copy to unlink: an earlier removal of the group already unlinks it.
+  bool removed = false;
+  if (!group.unlinking.count(id)) {
+    Result<bool> present = CopyPresent(ev.bucket, ev.key);
+    if (!present.ok()) {
+      // This event fails (the sender retries it); the others of the group go on.
+      result = {Outcome::kFailed, present.status().ToString(), present.status()};
+      return Status::Ok();
+    }
+    removed = *present;
   }
-  if (!removed.ok()) {
-    // This event fails (the sender retries it); the others of the group go on.
-    result = {Outcome::kFailed, removed.status().ToString(), removed.status()};
-    return Status::Ok();
+  if (removed) {
+    group.unlinking.insert(id);
+    group.unlinks.push_back({ev.bucket, ev.key, group.records.size()});
   }
-  if (audit_ != nullptr) {
-    records.push_back(MakeRecord(ev.bucket, ev.key, st, *removed, "event", ev.event_id, ev.name));
-  }
-  MarkRemoved(st, clock_.NowMillis());
+  group.records.push_back(
+      MakeRecord(ev.bucket, ev.key, st, removed, "event", ev.event_id, ev.name));
+  MarkRemoved(st, clock_.NowMillis(), ev.ordered && !ev.sequencer.empty());
   RaiseSeq(st, ev.sequencer, ev.ordered);
   DS_RETURN_IF_ERROR(txn.Put(ev.bucket, ev.key, st));
+  DS_RETURN_IF_ERROR(txn.ClearFailed(ev.bucket, ev.key));
+  // The path is free: a key that lost it to this copy (a/b to a, or a to a/b) gets its turn.
+  if (removed) DS_RETURN_IF_ERROR(txn.RequeueShadowed(ev.bucket, ev.key, clock_.NowMillis()));
   if (opts_.resync_after_removal && (!ev.ordered || specific_version)) {
     FetchJob job;
     job.bucket = ev.bucket;
@@ -307,7 +390,7 @@ Status Engine::StageRemove(StateTxn& txn, RemovalBatch& removals, const Event& e
     job.not_before_ms = clock_.NowMillis();
     DS_RETURN_IF_ERROR(txn.Enqueue(job));
   }
-  result = {*removed ? Outcome::kRemoved : Outcome::kAbsent, "", Status::Ok()};
+  result = {removed ? Outcome::kRemoved : Outcome::kAbsent, "", Status::Ok()};
   return Status::Ok();
 }
 
@@ -380,7 +463,22 @@ Status Engine::StartJob(StateTxn& txn, const FetchJob& job, JobStart& start) {
   }
   start.ticket = ++st.fetch_ticket;
   start.removal_gen = st.removal_gen;
+  start.unordered_removal_gen = st.unordered_removal_gen;
   return txn.Put(job.bucket, job.key, st);
+}
+
+bool Engine::MayPublish(const FetchJob& job, const JobStart& start, const KeyState& st) {
+  // A download that started later has been published: this one's data may be older.
+  if (st.published_ticket > start.ticket) return false;
+  if (st.removal_gen == start.removal_gen) return true;  // no removal since the start
+  // Removals happened since the start. Only an ordered creation can outlive them, and only when
+  // each of them was ordered and older than it: st.seq is the newest applied sequencer, and
+  // the GET started after this creation's event, so the data is newer than every such removal
+  // (docs/SEMANTICS.md 3.3). A removal of unknown order (or erase, reconcile) always wins.
+  if (!job.ordered || job.seq.empty()) return false;
+  if (st.unordered_removal_gen != start.unordered_removal_gen) return false;
+  std::optional<int> cmp = CompareSequencers(job.seq, st.seq);
+  return cmp.has_value() && *cmp > 0;
 }
 
 JobOutcome Engine::RunJobUnobserved(const FetchJob& job) {
@@ -395,18 +493,24 @@ JobOutcome Engine::RunJobUnobserved(const FetchJob& job) {
 JobOutcome Engine::RetryOrFail(const FetchJob& job, const Status& err) {
   const std::string where = Where(job.bucket, job.key);
   bool transient = err.code() == Code::kUnavailable || err.code() == Code::kIoError;
-  if (transient && job.attempts + 1 < opts_.max_fetch_attempts) {
+  const int64_t now = clock_.NowMillis();
+  const int64_t first_error = job.first_error_ms > 0 ? job.first_error_ms : now;
+  const bool attempts_left =
+      opts_.max_fetch_attempts <= 0 || job.attempts + 1 < opts_.max_fetch_attempts;
+  const bool time_left = now - first_error < opts_.fetch_retry_for_ms;
+  if (transient && attempts_left && time_left) {
     counters_.retried++;
-    int64_t when = clock_.NowMillis() + Backoff(job.attempts);
-    spdlog::warn("download of {} failed (attempt {}), will retry: {}", where, job.attempts + 1,
-                 err.ToString());
-    Status rs = state_.RetryJob(job.id, when, err.ToString());
+    int64_t when = now + Backoff(job.attempts);
+    spdlog::warn("download of {} failed (attempt {}), will retry in {} ms: {}", where,
+                 job.attempts + 1, when - now, err.ToString());
+    Status rs = state_.RetryJob(job.id, when, err.ToString(), first_error);
+    // The claim is a lease: if it cannot be released here, it expires (kClaimLeaseMs).
     if (!rs.ok()) spdlog::error("could not reschedule job {}: {}", job.id, rs.ToString());
     return JobOutcome::kRetry;
   }
   counters_.fetch_failed++;
-  spdlog::error("download of {} failed for good after {} attempt(s): {}", where, job.attempts + 1,
-                err.ToString());
+  spdlog::error("download of {} failed for good after {} attempt(s) over {} s: {}", where,
+                job.attempts + 1, (now - first_error) / 1000, err.ToString());
   Status fs = state_.FailJob(job.id, err.ToString());
   if (!fs.ok()) spdlog::error("could not record failed job {}: {}", job.id, fs.ToString());
   return JobOutcome::kFailed;
@@ -451,9 +555,17 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
     temp = std::move(t).value();
     return Status::Ok();
   };
+  // The claim is a lease (kClaimLeaseMs): renewed while the data flows, so that a long
+  // download keeps its job and a dead claimant's job is taken over.
+  int64_t renewed_ms = clock_.NowMillis();
   Result<ObjectInfo> info =
       store_->GetObject(job.bucket, job.key, "", [&](const char* d, size_t n) -> Status {
         DS_RETURN_IF_ERROR(ensure_temp());
+        if (int64_t now = clock_.NowMillis(); now - renewed_ms >= kClaimLeaseMs / 4) {
+          renewed_ms = now;
+          Status rs = state_.RenewClaim(job.id, now);
+          if (!rs.ok()) spdlog::warn("cannot renew the claim of job {}: {}", job.id, rs.ToString());
+        }
         return temp->Write(d, n);
       });
 
@@ -465,15 +577,18 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
       if (!got.ok()) return got.status();
       KeyState st = *got;
       if (st.removal_gen != removal_gen || st.published_ticket > ticket) return Status::Ok();
-      Result<bool> r = cache_.Remove(job.key);
+      KeyState next = st;
+      MarkRemoved(next, clock_.NowMillis());
+      DS_RETURN_IF_ERROR(txn.Put(job.bucket, job.key, next));
+      DS_RETURN_IF_ERROR(txn.ClearFailed(job.bucket, job.key));
+      Result<bool> r = RecordThenRemove(job.bucket, job.key, st, "store-not-found", job.event_id,
+                                        job.reason, /*record_absent=*/false);
       if (!r.ok()) return r.status();
       removed = *r;
       if (removed) {
-        DS_RETURN_IF_ERROR(
-            Audit(job.bucket, job.key, st, true, "store-not-found", job.event_id, job.reason));
+        DS_RETURN_IF_ERROR(txn.RequeueShadowed(job.bucket, job.key, clock_.NowMillis()));
       }
-      MarkRemoved(st, clock_.NowMillis());
-      return txn.Put(job.bucket, job.key, st);
+      return Status::Ok();
     });
     if (!rs.ok()) return retry_or_fail(rs);
     counters_.gone++;
@@ -501,12 +616,13 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
         Result<KeyState> got = txn.Get(job.bucket, job.key);
         if (!got.ok()) return got.status();
         KeyState st = *got;
-        if (st.removal_gen != removal_gen || st.published_ticket > ticket) return Status::Ok();
+        if (!MayPublish(job, start, st)) return Status::Ok();
         CrashPoint("publish-before-rename");
         // The folder's fsync waits until the transaction has released the lock (below).
         DS_RETURN_IF_ERROR(tf.PublishUnsynced(job.key));
         CrashPoint("publish-after-rename");
         published = true;
+        DS_RETURN_IF_ERROR(txn.ClearFailed(job.bucket, job.key));
         st.present = true;
         st.tombstone = false;
         st.published_ticket = ticket;
@@ -554,11 +670,15 @@ Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std:
       outcome = OrphanOutcome::kChanged;
       return Status::Ok();
     }
-    Result<bool> removed = cache_.Remove(key);
+    // The state first: an error of the state database unlinks nothing.
+    KeyState next = st;
+    MarkRemoved(next, clock_.NowMillis());
+    DS_RETURN_IF_ERROR(txn.Put(bucket, key, next));
+    DS_RETURN_IF_ERROR(txn.ClearFailed(bucket, key));
+    Result<bool> removed =
+        RecordThenRemove(bucket, key, st, "reconcile", request_id, "", /*record_absent=*/false);
     if (!removed.ok()) return removed.status();
-    if (*removed) DS_RETURN_IF_ERROR(Audit(bucket, key, st, true, "reconcile", request_id, ""));
-    MarkRemoved(st, clock_.NowMillis());
-    DS_RETURN_IF_ERROR(txn.Put(bucket, key, st));
+    if (*removed) DS_RETURN_IF_ERROR(txn.RequeueShadowed(bucket, key, clock_.NowMillis()));
     outcome = *removed ? OrphanOutcome::kRemoved : OrphanOutcome::kAbsent;
     return Status::Ok();
   });
@@ -584,18 +704,18 @@ Result<bool> Engine::RemoveForErasure(const std::string& bucket, const std::stri
     Result<KeyState> got = txn.Get(bucket, key);
     if (!got.ok()) return got.status();
     KeyState st = *got;
-    Result<bool> r = cache_.Remove(key);
-    if (!r.ok() && r.status().code() == Code::kConflict) {
-      // A folder (other keys live under it) or a path crossing a symbolic link: no copy of
-      // this key, and nothing else may be touched.
-      spdlog::warn("erase of {}: {}; nothing removed", Where(bucket, key), r.status().message());
-      r = false;
-    }
+    // A folder (other keys live under it) or a path crossing a symbolic link holds no copy of
+    // this key, and nothing else may be touched: recorded as absent.
+    KeyState next = st;
+    MarkRemoved(next, clock_.NowMillis());
+    DS_RETURN_IF_ERROR(txn.Put(bucket, key, next));
+    DS_RETURN_IF_ERROR(txn.ClearFailed(bucket, key));
+    Result<bool> r = RecordThenRemove(bucket, key, st, "erase", request_id, "",
+                                      /*record_absent=*/true);
     if (!r.ok()) return r.status();
     removed = *r;
-    DS_RETURN_IF_ERROR(Audit(bucket, key, st, removed, "erase", request_id, ""));
-    MarkRemoved(st, clock_.NowMillis());
-    return txn.Put(bucket, key, st);
+    if (removed) DS_RETURN_IF_ERROR(txn.RequeueShadowed(bucket, key, clock_.NowMillis()));
+    return Status::Ok();
   });
   if (!s.ok()) {
     counters_.failed++;

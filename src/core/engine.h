@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <utility>
@@ -41,7 +42,13 @@ struct EngineOptions {
   // carrying it (metadata or tags, with or without the "x-amz-meta-" prefix, any case) and
   // downloads whose GET answer has it fill the state store's subject index. "" disables.
   std::string subject_field = "x-amz-meta-data-subject";
-  int max_fetch_attempts = 8;
+  // A download that fails with a transient error (the store unreachable, 5xx, a timeout) is
+  // retried with jittered exponential backoff until its first failure is this long ago, then
+  // kept as failed (status, metrics, `delete-sync retry-failed`). An outage shorter than this
+  // loses no download.
+  int64_t fetch_retry_for_ms = 60 * 60 * 1000;
+  // Also ends the retries after this many attempts; 0: no limit (the default).
+  int max_fetch_attempts = 0;
   int64_t retry_base_ms = 500;
   int64_t retry_max_ms = 5 * 60 * 1000;
 };
@@ -166,8 +173,33 @@ class Engine {
   std::optional<ApplyResult> Screen(const Event& ev);
   void ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& staged,
                    std::vector<ApplyResult>& results);
-  Status StageRemove(StateTxn& txn, RemovalBatch& removals, const Event& ev, ApplyResult& result,
-                     std::vector<RemovalRecord>& records);
+  // The removals of one group, decided before any copy is unlinked (ApplyStaged).
+  struct PlannedUnlink {
+    std::string bucket, key;
+    size_t record = 0;  // index of its audit record in GroupRemovals::records
+  };
+  struct GroupRemovals {
+    std::vector<RemovalRecord> records;  // one per applied removal, in order
+    std::vector<PlannedUnlink> unlinks;  // the copies to unlink once the records are durable
+    std::set<std::string> unlinking;     // bucket + '\0' + key of those copies
+    // The state of each key before the group's first event of it, and the group's events of
+    // each key (indexes into the events): a key whose unlink fails goes back to the former,
+    // and all the latter fail.
+    std::map<std::string, KeyState> before;
+    std::map<std::string, std::vector<size_t>> events_of;
+  };
+  // Whether the cache holds a copy of the key to unlink (a folder or a path crossing a symbolic
+  // link holds none, and is logged).
+  Result<bool> CopyPresent(const std::string& bucket, const std::string& key);
+  Status StageRemove(StateTxn& txn, const Event& ev, ApplyResult& result, GroupRemovals& group);
+  // Appends the audit record of the removal of `key`'s copy (outcome "removed" when the cache
+  // holds one, else "absent", written only when `record_absent`), and only once it is durable
+  // unlinks the copy (CacheFs::Remove: durable, empty folders pruned). When the unlink fails a
+  // record with outcome "failed" voids the first. Returns whether a copy was unlinked.
+  Result<bool> RecordThenRemove(const std::string& bucket, const std::string& key,
+                                const KeyState& before, const std::string& cause,
+                                const std::string& event_id, const std::string& event_name,
+                                bool record_absent);
   Status StageCreate(StateTxn& txn, const Event& ev, ApplyResult& result);
   static RemovalRecord MakeRecord(const std::string& bucket, const std::string& key,
                                   const KeyState& before, bool removed, const std::string& cause,
@@ -179,7 +211,11 @@ class Engine {
     bool stale = false;
     int64_t ticket = 0;
     int64_t removal_gen = 0;
+    int64_t unordered_removal_gen = 0;
   };
+  // Step 3's check: whether the download that started as `start` may be published over the
+  // key's current state `st` (no removal or later download came first, see MayPublish).
+  static bool MayPublish(const FetchJob& job, const JobStart& start, const KeyState& st);
   Status StartJob(StateTxn& txn, const FetchJob& job, JobStart& start);
   // Steps 2 and 3 of RunJob. With `finish_later`, a finished job is left in the journal and
   // its id stored there, for the caller to finish (with its next claim).

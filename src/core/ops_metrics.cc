@@ -114,10 +114,10 @@ OpsMetrics::OpsMetrics(Clock& clock, EventLogger log)
       reconcile_runs_(registry_.AddCounter("delete_sync_reconcile_runs_total",
                                            "Reconcile passes run by the service, by result",
                                            {"result"})),
-      reconcile_keys_(registry_.AddCounter(
-          "delete_sync_reconcile_keys_total",
-          "Keys found by reconcile passes: missing, stale, orphans, removed, queued, refused",
-          {"kind"})),
+      reconcile_keys_(registry_.AddCounter("delete_sync_reconcile_keys_total",
+                                           "Keys found by reconcile passes: missing, stale, "
+                                           "unverified, orphans, removed, queued, refused",
+                                           {"kind"})),
       reconcile_last_(
           registry_.AddGauge("delete_sync_reconcile_last_success_timestamp_seconds",
                              "Unix time of the end of the last successful reconcile pass")) {
@@ -229,6 +229,7 @@ void OpsMetrics::OnReconcile(const ReconcileReport& report, const Status& s) {
   reconcile_runs_.With({s.ok() ? "ok" : "failed"}).Inc();
   reconcile_keys_.With({"missing"}).Inc(report.missing);
   reconcile_keys_.With({"stale"}).Inc(report.stale);
+  reconcile_keys_.With({"unverified"}).Inc(report.unverified);
   reconcile_keys_.With({"orphans"}).Inc(report.orphans + report.untracked_orphans);
   reconcile_keys_.With({"removed"}).Inc(report.removed);
   reconcile_keys_.With({"queued"}).Inc(report.queued);

@@ -235,6 +235,9 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
       if (stale) {
         ++r.stale;
         merge_status = queue(b->key, "reconcile-stale");
+      } else if (!st->present) {
+        ++r.unverified;
+        merge_status = queue(b->key, "reconcile-unverified");
       } else {
         ++r.matching;
       }
@@ -314,9 +317,9 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
   }
   if (opts.progress) opts.progress(r);
   spdlog::info(
-      "reconcile of s3://{}/{}: compared {}, matching {}, missing {}, stale {}, orphans {} "
-      "(+{} untracked), removed {}, queued {}{}",
-      opts.bucket, opts.prefix, r.compared, r.matching, r.missing, r.stale, r.orphans,
+      "reconcile of s3://{}/{}: compared {}, matching {}, missing {}, stale {}, unverified {}, "
+      "orphans {} (+{} untracked), removed {}, queued {}{}",
+      opts.bucket, opts.prefix, r.compared, r.matching, r.missing, r.stale, r.unverified, r.orphans,
       r.untracked_orphans, r.removed, r.queued, opts.dry_run ? " (dry run)" : "");
   return Status::Ok();
 }

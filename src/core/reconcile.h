@@ -42,8 +42,11 @@ struct ReconcileReport {
   int64_t cache_files = 0;     // files walked under the prefix
   int64_t compared = 0;        // keys looked at (union of both sides)
   int64_t matching = 0;
-  int64_t missing = 0;            // in the bucket, not in the cache
-  int64_t stale = 0;              // in both, size or ETag differs
+  int64_t missing = 0;  // in the bucket, not in the cache
+  int64_t stale = 0;    // in both, size or ETag differs
+  // In both, but the service has no record of publishing the file (its state was lost, or
+  // another tool put it there): its size proves nothing, so it is downloaded again.
+  int64_t unverified = 0;
   int64_t orphans = 0;            // in the cache (created by the service), not in the bucket
   int64_t untracked_orphans = 0;  // in the cache with no record of the service, not in the bucket
   int64_t refused = 0;            // bucket keys that cannot be cache paths (not downloaded)

@@ -19,6 +19,12 @@ struct KeyState {
   // Bumped by every removal applied to the key. A download that started under one value may
   // only be published while the value is unchanged: no removal happened since it started.
   int64_t removal_gen = 0;
+  // Bumped by the removals among those that have no sequencer order: events of unordered
+  // sources (Ceph RGW, MinIO) or without a sequencer, reconcile, erase, the store's 404. A
+  // download of an ordered creation may be published after removals that were all ordered and
+  // older than its own sequencer (its GET started after its event, so its data is newer than
+  // theirs), but never after one of these.
+  int64_t unordered_removal_gen = 0;
   // Bumped when a download starts; the download carries its ticket. A download may only be
   // published when no download that started later has already been published.
   int64_t fetch_ticket = 0;
@@ -43,7 +49,18 @@ struct FetchJob {
   int attempts = 0;
   int64_t not_before_ms = 0;
   std::string last_error;
+  // When the first of its failed attempts failed (0: none failed yet). Retries end, and the
+  // job is kept as failed, once this is longer ago than EngineOptions::fetch_retry_for_ms.
+  int64_t first_error_ms = 0;
 };
+
+// A claim of a job is a lease: it holds until `now + kClaimLeaseMs`, and the worker renews it
+// (StateStore::RenewClaim) while the download runs. A job whose lease has expired may be
+// claimed again by any process at any time: a claimant that died, hung or lost its host never
+// blocks a job for longer than this, whatever its process id means on another host or after a
+// restart. Two runs of one job are safe (a download publishes only when no removal and no later
+// download came first: docs/SEMANTICS.md 3.2); they cost a GET.
+inline constexpr int64_t kClaimLeaseMs = 2 * 60 * 1000;
 
 // Operations valid inside one exclusive transaction.
 class StateTxn {
@@ -55,12 +72,20 @@ class StateTxn {
   // Adds a job; if an unclaimed job for the same bucket+key exists it is merged into it
   // (the higher sequencer kept), so a burst of events for one key costs one download.
   virtual Status Enqueue(const FetchJob& job) = 0;
-  // Claims the oldest job whose not_before has passed, as StateStore::ClaimJobs does for one;
-  // none when no job is due. Lets a worker claim a job and take its download ticket in one
-  // transaction.
+  // Claims the oldest job whose not_before has passed, or a job whose lease expired, as
+  // StateStore::ClaimJobs does for one; none when no job is due. Lets a worker claim a job and take
+  // its download ticket in one transaction.
   virtual Result<std::optional<FetchJob>> ClaimNextJob(int64_t now_ms) = 0;
   // Removes a finished job, as StateStore::FinishJob (with the next claim, in one transaction).
   virtual Status FinishJob(int64_t id) = 0;
+  // Drops the failed jobs of a key (status, metrics): its copy was published or removed since,
+  // so their failure no longer says anything about the cache.
+  virtual Status ClearFailed(const std::string& bucket, const std::string& key) = 0;
+  // Makes the failed jobs of the keys that a copy of `key` may have shadowed due again at
+  // `now_ms`: keys under the folder `key` + "/" and the keys of `key`'s parent folders (a file
+  // and a folder cannot share a path: the loser of the path failed with a conflict).
+  virtual Status RequeueShadowed(const std::string& bucket, const std::string& key,
+                                 int64_t now_ms) = 0;
 };
 
 // How soon a committed transaction must survive a power loss.
@@ -83,14 +108,23 @@ class StateStore {
   // time it is used: decisions that must be exact are taken inside Transact).
   virtual Result<KeyState> Lookup(const std::string& bucket, const std::string& key) = 0;
 
-  // Claims up to `limit` jobs whose not_before has passed, oldest first; claimed jobs are not
-  // handed out again until finished, retried, or the claiming process dies.
+  // Claims up to `limit` jobs whose not_before has passed, oldest first, and jobs whose lease
+  // expired (kClaimLeaseMs); claimed jobs are not handed out again until finished, retried,
+  // their claimant is known to be dead, or their lease expires.
   virtual Result<std::vector<FetchJob>> ClaimJobs(int64_t now_ms, size_t limit) = 0;
+  // Extends this process's claim of a job to `now_ms + kClaimLeaseMs`. OK also when the job is
+  // gone or another process took it over (nothing to renew).
+  virtual Status RenewClaim(int64_t id, int64_t now_ms) = 0;
   virtual Status FinishJob(int64_t id) = 0;
-  // Unclaims the job for another try at `not_before_ms`, recording the error.
-  virtual Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) = 0;
+  // Unclaims the job for another try at `not_before_ms`, recording the error and when its first
+  // failure happened (FetchJob::first_error_ms).
+  virtual Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error,
+                          int64_t first_error_ms) = 0;
   // Gives up on the job: kept as failed, with the error, for operators (status) and reconcile.
   virtual Status FailJob(int64_t id, const std::string& error) = 0;
+  // Makes every failed job due again at `now_ms`, its attempts and first error forgotten
+  // (`delete-sync retry-failed`); returns how many.
+  virtual Result<int64_t> RetryFailed(int64_t now_ms) = 0;
   // Counts: jobs waiting (claimed or not) and failed.
   virtual Result<std::pair<int64_t, int64_t>> JobCounts() = 0;
 

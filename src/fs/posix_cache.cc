@@ -872,4 +872,8 @@ Status PosixCache::Walk(const std::string& prefix, const CacheWalkVisitor& visit
   return WalkDir(st, chain->last(), dir_part + "/", filter, false, visit, stop);
 }
 
+std::string HostToken() { return MakeHostToken(); }
+
+bool ProcessOnThisHostAlive(pid_t pid) { return ProcessAlive(pid); }
+
 }  // namespace ds

@@ -35,6 +35,13 @@
 
 namespace ds {
 
+// "<hostname>.<pid namespace inode>": names this host (and PID namespace) in the names of files
+// that several hosts may share (download temp files, serve's run markers), so that a process id
+// is only ever compared with the processes of its own host.
+std::string HostToken();
+// Whether a process of this host (PID namespace) with this id is running; our own id counts.
+bool ProcessOnThisHostAlive(pid_t pid);
+
 struct PosixCacheOptions {
   // Permission bits of published files and of folders created for them. Applied with
   // fchmod() after creation, so the process umask does not interfere.

@@ -1,6 +1,5 @@
 #include "state/sqlite_state.h"
 
-#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +10,7 @@
 #include <set>
 
 #include "core/event.h"
+#include "fs/posix_cache.h"
 
 namespace ds {
 namespace {
@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS keys (
   version_id TEXT NOT NULL DEFAULT '',
   size INTEGER NOT NULL DEFAULT -1,
   updated_ms INTEGER NOT NULL DEFAULT 0,
+  unordered_removal_gen INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (bucket, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
@@ -43,7 +44,10 @@ CREATE TABLE IF NOT EXISTS jobs (
   not_before_ms INTEGER NOT NULL DEFAULT 0,
   last_error TEXT NOT NULL DEFAULT '',
   claimed_pid INTEGER,
-  failed INTEGER NOT NULL DEFAULT 0
+  failed INTEGER NOT NULL DEFAULT 0,
+  claim_owner TEXT NOT NULL DEFAULT '',
+  lease_until_ms INTEGER,
+  first_error_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (failed, claimed_pid, not_before_ms);
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs (bucket, key);
@@ -127,23 +131,27 @@ FetchJob ReadJob(Stmt& q) {
   j.attempts = static_cast<int>(q.ColInt(7));
   j.not_before_ms = q.ColInt(8);
   j.last_error = q.ColText(9);
+  j.first_error_ms = q.ColInt(10);
   return j;
 }
 
 // The columns ReadJob reads, in its order: one list for every query of jobs (a macro, so that
 // each query is one string literal).
-#define DS_JOB_COLUMNS \
-  "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error"
+#define DS_JOB_COLUMNS                                                                     \
+  "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error, " \
+  "first_error_ms"
 
 class SqliteTxn : public StateTxn {
  public:
-  SqliteTxn(sqlite3* db, StmtCache* cache, std::function<Status(const std::string&)> err)
-      : db_(db), cache_(cache), err_(std::move(err)) {}
+  SqliteTxn(sqlite3* db, StmtCache* cache, std::string owner,
+            std::function<Status(const std::string&)> err)
+      : db_(db), cache_(cache), owner_(std::move(owner)), err_(std::move(err)) {}
 
   Result<KeyState> Get(const std::string& bucket, const std::string& key) override {
     Stmt q(cache_, db_,
            "SELECT seq, removal_gen, fetch_ticket, published_ticket, tombstone, present, etag, "
-           "version_id, size, updated_ms FROM keys WHERE bucket = ?1 AND key = ?2");
+           "version_id, size, updated_ms, unordered_removal_gen FROM keys "
+           "WHERE bucket = ?1 AND key = ?2");
     if (!q.ok()) return err_("prepare key lookup");
     q.Text(1, bucket).Blob(2, key);
     KeyState st;
@@ -159,6 +167,7 @@ class SqliteTxn : public StateTxn {
       st.version_id = q.ColText(7);
       st.size = q.ColInt(8);
       st.updated_ms = q.ColInt(9);
+      st.unordered_removal_gen = q.ColInt(10);
     } else if (rc != SQLITE_DONE) {
       return err_("read key state");
     }
@@ -168,18 +177,19 @@ class SqliteTxn : public StateTxn {
   Status Put(const std::string& bucket, const std::string& key, const KeyState& st) override {
     Stmt q(cache_, db_,
            "INSERT INTO keys (bucket, key, seq, removal_gen, fetch_ticket, published_ticket, "
-           "tombstone, present, etag, version_id, size, updated_ms) VALUES "
-           "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) "
+           "tombstone, present, etag, version_id, size, updated_ms, unordered_removal_gen) "
+           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
            "ON CONFLICT (bucket, key) DO UPDATE SET seq = excluded.seq, "
            "removal_gen = excluded.removal_gen, fetch_ticket = excluded.fetch_ticket, "
            "published_ticket = excluded.published_ticket, tombstone = excluded.tombstone, "
            "present = excluded.present, etag = excluded.etag, version_id = excluded.version_id, "
-           "size = excluded.size, updated_ms = excluded.updated_ms");
+           "size = excluded.size, updated_ms = excluded.updated_ms, "
+           "unordered_removal_gen = excluded.unordered_removal_gen");
     if (!q.ok()) return err_("prepare key update");
     q.Text(1, bucket).Blob(2, key).Text(3, st.seq).Int(4, st.removal_gen);
     q.Int(5, st.fetch_ticket).Int(6, st.published_ticket).Int(7, st.tombstone ? 1 : 0);
     q.Int(8, st.present ? 1 : 0).Text(9, st.etag).Text(10, st.version_id).Int(11, st.size);
-    q.Int(12, st.updated_ms);
+    q.Int(12, st.updated_ms).Int(13, st.unordered_removal_gen);
     if (q.Step() != SQLITE_DONE) return err_("write key state");
     return Status::Ok();
   }
@@ -224,23 +234,58 @@ class SqliteTxn : public StateTxn {
 
   Result<std::optional<FetchJob>> ClaimNextJob(int64_t now_ms) override {
     std::optional<FetchJob> job;
-    {
-      Stmt q(cache_, db_,
-             "SELECT " DS_JOB_COLUMNS
-             " FROM jobs WHERE failed = 0 AND claimed_pid IS NULL AND "
-             "not_before_ms <= ?1 ORDER BY not_before_ms, id LIMIT 1");
+    // A due job nobody holds, else one whose claimant's lease expired (two index ranges:
+    // jobs_due, then jobs_lease, whose unclaimed rows have no lease).
+    for (const char* sql :
+         {"SELECT " DS_JOB_COLUMNS " FROM jobs WHERE failed = 0 AND claimed_pid IS NULL AND "
+          "not_before_ms <= ?1 ORDER BY not_before_ms, id LIMIT 1",
+          "SELECT " DS_JOB_COLUMNS " FROM jobs WHERE failed = 0 AND lease_until_ms <= ?1 "
+          "ORDER BY lease_until_ms, id LIMIT 1"}) {
+      Stmt q(cache_, db_, sql);
       if (!q.ok()) return err_("prepare job claim");
       q.Int(1, now_ms);
       int rc = q.Step();
-      if (rc == SQLITE_DONE) return job;
+      if (rc == SQLITE_DONE) continue;
       if (rc != SQLITE_ROW) return err_("read jobs");
       job = ReadJob(q);
+      break;
     }
-    Stmt u(cache_, db_, "UPDATE jobs SET claimed_pid = ?2 WHERE id = ?1");
+    if (!job) return job;
+    Stmt u(cache_, db_,
+           "UPDATE jobs SET claimed_pid = ?2, claim_owner = ?3, lease_until_ms = ?4 WHERE id = ?1");
     if (!u.ok()) return err_("prepare job claim");
-    u.Int(1, job->id).Int(2, getpid());
+    u.Int(1, job->id).Int(2, getpid()).Text(3, owner_).Int(4, now_ms + kClaimLeaseMs);
     if (u.Step() != SQLITE_DONE) return err_("claim job");
     return job;
+  }
+
+  Status ClearFailed(const std::string& bucket, const std::string& key) override {
+    Stmt q(cache_, db_, "DELETE FROM jobs WHERE bucket = ?1 AND key = ?2 AND failed = 1");
+    if (!q.ok()) return err_("prepare clearing failed jobs");
+    q.Text(1, bucket).Blob(2, key);
+    if (q.Step() != SQLITE_DONE) return err_("clear failed jobs");
+    return Status::Ok();
+  }
+
+  Status RequeueShadowed(const std::string& bucket, const std::string& key,
+                         int64_t now_ms) override {
+    // Keys under key + "/": the byte range [key + "/", key + "0") ('0' follows '/').
+    Stmt under(cache_, db_,
+               "UPDATE jobs SET failed = 0, attempts = 0, first_error_ms = 0, not_before_ms = ?4 "
+               "WHERE failed = 1 AND bucket = ?1 AND key >= ?2 AND key < ?3");
+    if (!under.ok()) return err_("prepare re-queueing shadowed jobs");
+    under.Text(1, bucket).Blob(2, key + "/").Blob(3, key + "0").Int(4, now_ms);
+    if (under.Step() != SQLITE_DONE) return err_("re-queue shadowed jobs");
+    for (size_t slash = key.find('/'); slash != std::string::npos;
+         slash = key.find('/', slash + 1)) {
+      Stmt parent(cache_, db_,
+                  "UPDATE jobs SET failed = 0, attempts = 0, first_error_ms = 0, "
+                  "not_before_ms = ?3 WHERE failed = 1 AND bucket = ?1 AND key = ?2");
+      if (!parent.ok()) return err_("prepare re-queueing shadowed jobs");
+      parent.Text(1, bucket).Blob(2, key.substr(0, slash)).Int(3, now_ms);
+      if (parent.Step() != SQLITE_DONE) return err_("re-queue shadowed jobs");
+    }
+    return Status::Ok();
   }
 
   Status FinishJob(int64_t id) override {
@@ -254,13 +299,48 @@ class SqliteTxn : public StateTxn {
  private:
   sqlite3* db_;
   StmtCache* cache_;
+  std::string owner_;  // this process's claim owner: "<host token>-<pid>"
   std::function<Status(const std::string&)> err_;
 };
 
 }  // namespace
 
+SqliteState::SqliteState(sqlite3* db, std::string path)
+    : db_(db), path_(std::move(path)), owner_(HostToken() + "-" + std::to_string(getpid())) {}
+
 Status SqliteState::Error(const std::string& what) {
+  int rc = sqlite3_extended_errcode(db_) & 0xFF;
+  if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+    return Status::Internal("state database " + path_ + ": " + what + ": " + sqlite3_errmsg(db_) +
+                            ". " + DamagedAdvice(path_));
+  }
   return Status::Io("state database " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+}
+
+std::string SqliteState::DamagedAdvice(const std::string& path) {
+  return "The state database is damaged: stop every delete-sync process using it, then run "
+         "`delete-sync state rebuild --state " +
+         path +
+         "`, which keeps the damaged file as evidence and starts a new one; the next `serve` "
+         "start then verifies the whole cache against the bucket";
+}
+
+Status SqliteState::CheckIntegrity() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_, "PRAGMA quick_check");
+  if (!q.ok()) return Error("check integrity");
+  std::string problems;
+  int rc;
+  int lines = 0;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    std::string line = q.ColText(0);
+    if (line == "ok") continue;
+    if (++lines <= 3) problems += (problems.empty() ? "" : "; ") + line;
+  }
+  if (rc != SQLITE_DONE) return Error("check integrity");
+  if (problems.empty()) return Status::Ok();
+  return Status::Internal("state database " + path_ + " fails its integrity check (" + problems +
+                          "). " + DamagedAdvice(path_));
 }
 
 Status SqliteState::Exec(const char* sql) {
@@ -268,6 +348,10 @@ Status SqliteState::Exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
     std::string m = msg ? msg : "unknown error";
     sqlite3_free(msg);
+    int rc = sqlite3_extended_errcode(db_) & 0xFF;
+    if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB) {
+      return Status::Internal("state database " + path_ + ": " + m + ". " + DamagedAdvice(path_));
+    }
     return Status::Io("state database " + path_ + ": " + m);
   }
   return Status::Ok();
@@ -329,30 +413,82 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path,
   }
   DS_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
   DS_RETURN_IF_ERROR(s->Exec(kSchema));
+  DS_RETURN_IF_ERROR(s->Migrate());
   if (journal == StateJournal::kRollback) {
     DS_RETURN_IF_ERROR(
         s->Exec("INSERT OR REPLACE INTO meta (name, value) VALUES ('state_journal', 'rollback')"));
   }
 
-  // Release jobs claimed by processes that no longer exist (a crash mid-download), and by
-  // an earlier process that had our pid (pid reuse after a restart).
+  // Release at once the jobs claimed by processes of this host that no longer exist (a crash
+  // mid-download), and by an earlier process that had our pid (pid reuse after a restart).
+  // Claims of other hosts, and of live processes here, are left to their leases.
   {
     std::lock_guard<std::mutex> lock(s->mu_);
-    Stmt q(db, "SELECT DISTINCT claimed_pid FROM jobs WHERE claimed_pid IS NOT NULL");
-    std::set<int64_t> dead;
+    const std::string host_prefix = HostToken() + "-";
+    Stmt q(db, "SELECT DISTINCT claim_owner, claimed_pid FROM jobs WHERE claimed_pid IS NOT NULL");
+    std::set<std::string> dead;
     while (q.Step() == SQLITE_ROW) {
-      int64_t pid = q.ColInt(0);
-      if (pid == getpid() || (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)) {
-        dead.insert(pid);
-      }
+      std::string owner = q.ColText(0);
+      int64_t pid = q.ColInt(1);
+      if (owner.compare(0, host_prefix.size(), host_prefix) != 0) continue;
+      if (pid == getpid() || !ProcessOnThisHostAlive(static_cast<pid_t>(pid))) dead.insert(owner);
     }
-    for (int64_t pid : dead) {
-      Stmt u(db, "UPDATE jobs SET claimed_pid = NULL WHERE claimed_pid = ?1");
-      u.Int(1, pid);
+    for (const std::string& owner : dead) {
+      Stmt u(db,
+             "UPDATE jobs SET claimed_pid = NULL, claim_owner = '', lease_until_ms = NULL "
+             "WHERE claim_owner = ?1");
+      u.Text(1, owner);
       if (u.Step() != SQLITE_DONE) return s->Error("release claimed jobs");
     }
   }
   return s;
+}
+
+Status SqliteState::Migrate() {
+  // Columns added after schema version 1 was first released: a database made by an earlier
+  // version gets them (with their defaults) when it is opened. ALTER TABLE takes the write
+  // lock, so two processes opening one old database add a column once; the loser sees it.
+  struct Column {
+    const char* table;
+    const char* name;
+    const char* ddl;
+  };
+  static const Column kAdded[] = {
+      {"keys", "unordered_removal_gen",
+       "ALTER TABLE keys ADD COLUMN unordered_removal_gen INTEGER NOT NULL DEFAULT 0"},
+      {"jobs", "claim_owner", "ALTER TABLE jobs ADD COLUMN claim_owner TEXT NOT NULL DEFAULT ''"},
+      // A claim made before leases has none: it is released below.
+      {"jobs", "lease_until_ms", "ALTER TABLE jobs ADD COLUMN lease_until_ms INTEGER"},
+      {"jobs", "first_error_ms",
+       "ALTER TABLE jobs ADD COLUMN first_error_ms INTEGER NOT NULL DEFAULT 0"},
+  };
+  for (const Column& c : kAdded) {
+    DS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    bool have = false;
+    {
+      Stmt q(db_,
+             (std::string("SELECT 1 FROM pragma_table_info('") + c.table + "') WHERE name = ?1")
+                 .c_str());
+      if (!q.ok()) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        return Error("read the columns of " + std::string(c.table));
+      }
+      q.Text(1, c.name);
+      have = q.Step() == SQLITE_ROW;
+    }
+    Status s = have ? Status::Ok() : Exec(c.ddl);
+    if (!s.ok()) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return s;
+    }
+    DS_RETURN_IF_ERROR(Exec("COMMIT"));
+  }
+  // Claims without a lease (made by a version before leases) are released; expired leases are
+  // found through this index.
+  DS_RETURN_IF_ERROR(
+      Exec("UPDATE jobs SET claimed_pid = NULL, claim_owner = '' WHERE claimed_pid IS NOT NULL "
+           "AND lease_until_ms IS NULL"));
+  return Exec("CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (failed, lease_until_ms)");
 }
 
 SqliteState::~SqliteState() {
@@ -370,7 +506,7 @@ Status SqliteState::SetDurability(Durability d) {
 
 Result<KeyState> SqliteState::Lookup(const std::string& bucket, const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  SqliteTxn reader(db_, &cache_, [this](const std::string& what) { return Error(what); });
+  SqliteTxn reader(db_, &cache_, owner_, [this](const std::string& what) { return Error(what); });
   return reader.Get(bucket, key);
 }
 
@@ -380,7 +516,7 @@ Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn, Durabil
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Error("begin transaction");
   }
-  SqliteTxn txn(db_, &cache_, [this](const std::string& what) { return Error(what); });
+  SqliteTxn txn(db_, &cache_, owner_, [this](const std::string& what) { return Error(what); });
   Status s = fn(txn);
   if (!s.ok()) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -416,13 +552,24 @@ Status SqliteState::FinishJob(int64_t id) {
   return Transact([&](StateTxn& txn) { return txn.FinishJob(id); }, Durability::kRelaxed);
 }
 
-Status SqliteState::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) {
+Status SqliteState::RenewClaim(int64_t id, int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
+  Stmt q(db_, "UPDATE jobs SET lease_until_ms = ?2 WHERE id = ?1 AND claim_owner = ?3");
+  q.Int(1, id).Int(2, now_ms + kClaimLeaseMs).Text(3, owner_);
+  if (q.Step() != SQLITE_DONE) return Error("renew the claim of a job");
+  return Status::Ok();
+}
+
+Status SqliteState::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error,
+                             int64_t first_error_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
   Stmt q(db_,
-         "UPDATE jobs SET claimed_pid = NULL, attempts = attempts + 1, not_before_ms = ?2, "
-         "last_error = ?3 WHERE id = ?1");
-  q.Int(1, id).Int(2, not_before_ms).Text(3, error);
+         "UPDATE jobs SET claimed_pid = NULL, claim_owner = '', lease_until_ms = NULL, "
+         "attempts = attempts + 1, not_before_ms = ?2, last_error = ?3, first_error_ms = ?4 "
+         "WHERE id = ?1");
+  q.Int(1, id).Int(2, not_before_ms).Text(3, error).Int(4, first_error_ms);
   if (q.Step() != SQLITE_DONE) return Error("reschedule job");
   return Status::Ok();
 }
@@ -431,11 +578,22 @@ Status SqliteState::FailJob(int64_t id, const std::string& error) {
   std::lock_guard<std::mutex> lock(mu_);
   DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
   Stmt q(db_,
-         "UPDATE jobs SET claimed_pid = NULL, attempts = attempts + 1, failed = 1, "
-         "last_error = ?2 WHERE id = ?1");
+         "UPDATE jobs SET claimed_pid = NULL, claim_owner = '', lease_until_ms = NULL, "
+         "attempts = attempts + 1, failed = 1, last_error = ?2 WHERE id = ?1");
   q.Int(1, id).Text(2, error);
   if (q.Step() != SQLITE_DONE) return Error("record failed job");
   return Status::Ok();
+}
+
+Result<int64_t> SqliteState::RetryFailed(int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(Durability::kDurable));
+  Stmt q(db_,
+         "UPDATE jobs SET failed = 0, attempts = 0, first_error_ms = 0, not_before_ms = ?1, "
+         "claimed_pid = NULL, claim_owner = '', lease_until_ms = NULL WHERE failed = 1");
+  q.Int(1, now_ms);
+  if (q.Step() != SQLITE_DONE) return Error("re-queue failed jobs");
+  return static_cast<int64_t>(sqlite3_changes(db_));
 }
 
 Result<std::pair<int64_t, int64_t>> SqliteState::JobCounts() {
@@ -473,6 +631,27 @@ Status SqliteState::UnindexKey(const std::string& bucket, const std::string& key
   Stmt q(db_, "DELETE FROM subjects WHERE bucket = ?1 AND key = ?2");
   q.Text(1, bucket).Blob(2, key);
   if (q.Step() != SQLITE_DONE) return Error("unindex key");
+  return Status::Ok();
+}
+
+Result<std::string> SqliteState::GetMeta(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_, "SELECT value FROM meta WHERE name = ?1");
+  q.Text(1, name);
+  int rc = q.Step();
+  if (rc == SQLITE_ROW) return q.ColText(0);
+  if (rc != SQLITE_DONE) return Error("read " + name);
+  return std::string();
+}
+
+Status SqliteState::SetMeta(const std::string& name, const std::string& value) {
+  std::lock_guard<std::mutex> lock(mu_);
+  DS_RETURN_IF_ERROR(SetDurability(Durability::kDurable));
+  Stmt q(db_, value.empty() ? "DELETE FROM meta WHERE name = ?1"
+                            : "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)");
+  q.Text(1, name);
+  if (!value.empty()) q.Text(2, value);
+  if (q.Step() != SQLITE_DONE) return Error("write " + name);
   return Status::Ok();
 }
 

@@ -51,7 +51,10 @@ class SqliteState : public StateStore {
   Result<KeyState> Lookup(const std::string& bucket, const std::string& key) override;
   Result<std::vector<FetchJob>> ClaimJobs(int64_t now_ms, size_t limit) override;
   Status FinishJob(int64_t id) override;
-  Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) override;
+  Status RenewClaim(int64_t id, int64_t now_ms) override;
+  Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error,
+                  int64_t first_error_ms) override;
+  Result<int64_t> RetryFailed(int64_t now_ms) override;
   Status FailJob(int64_t id, const std::string& error) override;
   Result<std::pair<int64_t, int64_t>> JobCounts() override;
   Status IndexSubject(const std::string& subject, const std::string& bucket,
@@ -60,19 +63,37 @@ class SqliteState : public StateStore {
                                                const std::string& bucket) override;
   Status UnindexKey(const std::string& bucket, const std::string& key) override;
 
+  // PRAGMA quick_check: OK, or kInternal naming the damage and the recovery command. Reads the
+  // whole database (about a second per 100 MB): `serve` runs it at start.
+  Status CheckIntegrity();
+
+  // The guidance given for a damaged database: stop the processes, then `delete-sync state
+  // rebuild` (app/commands/state.cc).
+  static std::string DamagedAdvice(const std::string& path);
+
+  // Small named values of the service (table meta): "" when unset; SetMeta("") deletes.
+  Result<std::string> GetMeta(const std::string& name);
+  Status SetMeta(const std::string& name, const std::string& value);
+  // The meta value that makes the next `serve` start verify the whole cache against the bucket
+  // (the state database was lost or rebuilt); cleared by a start pass that succeeded.
+  static constexpr const char* kVerifyCacheMeta = "verify_cache";
+
   // Failed jobs, newest first, for `status` and operators.
   Result<std::vector<FetchJob>> FailedJobs(size_t limit);
   const std::string& path() const { return path_; }
 
  private:
-  SqliteState(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  SqliteState(sqlite3* db, std::string path);
   Status Exec(const char* sql);
+  // Adds the columns of later versions to a database made by an earlier one.
+  Status Migrate();
   // Sets PRAGMA synchronous for the next commits (FULL for kDurable, NORMAL for kRelaxed).
   Status SetDurability(Durability d);
   Status Error(const std::string& what);
 
   sqlite3* db_;
   std::string path_;
+  std::string owner_;  // claims of this process: "<host token>-<pid>"
   std::mutex mu_;
   StmtCache cache_;
   Durability durability_ = Durability::kDurable;

@@ -197,6 +197,13 @@ Result<CacheEntryInfo> FakeCacheFs::Stat(const std::string& rel_path) {
   if (it != files_.end()) {
     info.exists = true;
     info.size = it->second.size();
+    return info;
+  }
+  // A folder: some file lives under it.
+  auto below = files_.lower_bound(rel_path + "/");
+  if (below != files_.end() && below->first.compare(0, rel_path.size() + 1, rel_path + "/") == 0) {
+    info.exists = true;
+    info.is_dir = true;
   }
   return info;
 }
@@ -235,6 +242,7 @@ class FakeTxn : public StateTxn {
     return it == s_->keys_.end() ? KeyState{} : it->second;
   }
   Status Put(const std::string& bucket, const std::string& key, const KeyState& st) override {
+    if (!s_->fail_put.ok()) return s_->fail_put;
     s_->keys_[{bucket, key}] = st;
     return Status::Ok();
   }
@@ -265,6 +273,32 @@ class FakeTxn : public StateTxn {
   }
   Status FinishJob(int64_t id) override {
     s_->jobs_.erase(id);
+    return Status::Ok();
+  }
+  Status RequeueShadowed(const std::string& bucket, const std::string& key,
+                         int64_t now_ms) override {
+    for (auto& [id, row] : s_->jobs_) {
+      if (!row.failed || row.job.bucket != bucket) continue;
+      const std::string& k = row.job.key;
+      bool under = k.compare(0, key.size() + 1, key + "/") == 0;
+      bool parent = key.size() > k.size() && key.compare(0, k.size() + 1, k + "/") == 0;
+      if (!under && !parent) continue;
+      row.failed = false;
+      row.job.attempts = 0;
+      row.job.first_error_ms = 0;
+      row.job.not_before_ms = now_ms;
+    }
+    return Status::Ok();
+  }
+  Status ClearFailed(const std::string& bucket, const std::string& key) override {
+    for (auto it = s_->jobs_.begin(); it != s_->jobs_.end();) {
+      const FakeStateStore::JobRow& row = it->second;
+      if (row.failed && row.job.bucket == bucket && row.job.key == key) {
+        it = s_->jobs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     return Status::Ok();
   }
 
@@ -299,8 +333,10 @@ std::vector<FetchJob> FakeStateStore::ClaimLocked(int64_t now_ms, size_t limit) 
   std::vector<FetchJob> out;
   for (auto& [id, row] : jobs_) {
     if (out.size() >= limit) break;
-    if (row.claimed || row.failed || row.job.not_before_ms > now_ms) continue;
+    if (row.failed) continue;
+    if (row.claimed ? row.lease_until > now_ms : row.job.not_before_ms > now_ms) continue;
     row.claimed = true;
+    row.lease_until = now_ms + kClaimLeaseMs;
     out.push_back(row.job);
   }
   return out;
@@ -313,7 +349,16 @@ Status FakeStateStore::FinishJob(int64_t id) {
   return Status::Ok();
 }
 
-Status FakeStateStore::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) {
+Status FakeStateStore::RenewClaim(int64_t id, int64_t now_ms) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  ++renewals;
+  auto it = jobs_.find(id);
+  if (it != jobs_.end() && it->second.claimed) it->second.lease_until = now_ms + kClaimLeaseMs;
+  return Status::Ok();
+}
+
+Status FakeStateStore::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error,
+                                int64_t first_error_ms) {
   std::lock_guard<std::recursive_mutex> l(mu_);
   ++transactions_;
   auto& row = jobs_.at(id);
@@ -321,7 +366,23 @@ Status FakeStateStore::RetryJob(int64_t id, int64_t not_before_ms, const std::st
   row.job.attempts++;
   row.job.not_before_ms = not_before_ms;
   row.job.last_error = error;
+  row.job.first_error_ms = first_error_ms;
   return Status::Ok();
+}
+
+Result<int64_t> FakeStateStore::RetryFailed(int64_t now_ms) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  int64_t n = 0;
+  for (auto& [id, row] : jobs_) {
+    if (!row.failed) continue;
+    row.failed = false;
+    row.claimed = false;
+    row.job.attempts = 0;
+    row.job.first_error_ms = 0;
+    row.job.not_before_ms = now_ms;
+    ++n;
+  }
+  return n;
 }
 
 Status FakeStateStore::FailJob(int64_t id, const std::string& error) {

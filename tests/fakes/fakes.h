@@ -130,7 +130,10 @@ class FakeStateStore : public StateStore {
   }
   Result<std::vector<FetchJob>> ClaimJobs(int64_t now_ms, size_t limit) override;
   Status FinishJob(int64_t id) override;
-  Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error) override;
+  Status RenewClaim(int64_t id, int64_t now_ms) override;
+  Status RetryJob(int64_t id, int64_t not_before_ms, const std::string& error,
+                  int64_t first_error_ms) override;
+  Result<int64_t> RetryFailed(int64_t now_ms) override;
   Status FailJob(int64_t id, const std::string& error) override;
   Result<std::pair<int64_t, int64_t>> JobCounts() override;
   Status IndexSubject(const std::string& subject, const std::string& bucket,
@@ -173,7 +176,11 @@ class FakeStateStore : public StateStore {
     FetchJob job;
     bool claimed = false;
     bool failed = false;
+    int64_t lease_until = 0;  // when claimed
   };
+  int renewals = 0;
+  // When non-OK, every StateTxn::Put fails with it (a damaged database).
+  Status fail_put;
   std::recursive_mutex mu_;
   // Write transactions run: Transact, and each ClaimJobs/FinishJob/RetryJob/FailJob call.
   int transactions_ = 0;

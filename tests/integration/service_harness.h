@@ -138,10 +138,56 @@ class ServiceHarness {
     log_ = dir_ + "/serve.log";
     token_ = "tok-" + RandomSuffix();
     port_ = FreePort();
+    extra_args_ = extra_args;
+    Spawn();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    std::string out;
+    std::string endpoint = "http://127.0.0.1:" + std::to_string(port_) + "/?token=" + token_;
+    int rc = RunCommand({std::string(DS_SOURCE_DIR) + "/scripts/rgw-local.sh", "notify", bucket_,
+                         "t-" + bucket_, endpoint},
+                        {}, &out);
+    ASSERT_EQ(rc, 0) << out;
+    topic_ = "t-" + bucket_;
+  }
 
+  // Kills serve with SIGKILL (no clean stop) and waits for it to die.
+  void Kill() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  // Starts serve again on the same cache, port and settings (after Kill or a stop); its log is
+  // appended to the same file. Fails the test when it does not come up.
+  void Restart() {
+    ASSERT_LT(pid_, 0) << "serve is still running";
+    Spawn();
+  }
+
+  // The keys of the cache (files below the root, reserved folder excluded) and their contents.
+  std::map<std::string, std::string> CacheContents() const {
+    std::map<std::string, std::string> out;
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(cache_, ec);
+         it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (ec) break;
+      std::string rel = std::filesystem::relative(it->path(), cache_).string();
+      if (rel.rfind(".delete-sync", 0) == 0) {
+        if (it->is_directory()) it.disable_recursion_pending();
+        continue;
+      }
+      if (it->is_regular_file()) out[rel] = ReadFile(it->path());
+    }
+    return out;
+  }
+
+ private:
+  void Spawn() {
     pid_ = fork();
     if (pid_ == 0) {
-      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
       dup2(fd, 1);
       dup2(fd, 2);
       for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
@@ -149,7 +195,7 @@ class ServiceHarness {
           DS_BINARY,         "serve", "--cache",          cache_,
           "--bucket",        bucket_, "--webhook-listen", "127.0.0.1:" + std::to_string(port_),
           "--webhook-token", token_,  "--log-level",      "debug"};
-      argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+      argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
@@ -162,22 +208,21 @@ class ServiceHarness {
       return r && r->status == 200;
     })) << "serve did not come up; log:\n"
         << ReadFile(log_);
-    std::string out;
-    std::string endpoint = "http://127.0.0.1:" + std::to_string(port_) + "/?token=" + token_;
-    int rc = RunCommand({std::string(DS_SOURCE_DIR) + "/scripts/rgw-local.sh", "notify", bucket_,
-                         "t-" + bucket_, endpoint},
-                        {}, &out);
-    ASSERT_EQ(rc, 0) << out;
-    topic_ = "t-" + bucket_;
+  }
+
+ public:
+  // Stops serve with SIGTERM (a clean stop) and waits for it; its exit code, -1 when none ran.
+  int Terminate() {
+    if (pid_ <= 0) return -1;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
   void Stop() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      int status = 0;
-      waitpid(pid_, &status, 0);
-      pid_ = -1;
-    }
+    Terminate();
     if (!dir_.empty() && !::testing::Test::HasFailure()) {
       std::filesystem::remove_all(dir_);
     } else if (!dir_.empty()) {
@@ -219,6 +264,7 @@ class ServiceHarness {
   std::map<std::string, std::string> env_;
   std::unique_ptr<S3Client> s3_;
   std::string bucket_, topic_, dir_, cache_, log_, token_;
+  std::vector<std::string> extra_args_;
   int port_ = 0;
   pid_t pid_ = -1;
 };

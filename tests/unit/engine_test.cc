@@ -153,6 +153,81 @@ TEST_F(EngineTest, RemovalDuringDownloadDiscardsThePublication) {
   EXPECT_FALSE(cache_.Has("k"));
 }
 
+// Issue 17: the removal at 0x62 reaches the service (another process, in the issue) while the
+// download of the creation at 0xA8 is in flight. The removal is older than the creation, whose
+// GET started after the creation happened: the download's data is the newer state and must be
+// published, not discarded (before the fix the cache lost the object for good).
+TEST_F(EngineTest, OlderOrderedRemovalDuringANewerDownloadDoesNotCancelIt) {
+  store_.Put("b", "k", "v-a8");
+  engine_->Apply(Create("k", "0032", true));
+  engine_->Apply(Create("k", "0083", true));
+  engine_->Apply(Create("k", "00A8", true));
+  bool fired = false;
+  store_.after_get = [&](const std::string& key) {
+    if (std::exchange(fired, true)) return;
+    EXPECT_EQ(engine_->Apply(Remove(key, "0062", true)).outcome, Outcome::kAbsent);
+  };
+  engine_->DrainJobs();
+  store_.after_get = nullptr;
+  EXPECT_EQ(cache_.Read("k"), "v-a8");
+  KeyState st = state_.Key("b", "k");
+  EXPECT_TRUE(st.present);
+  EXPECT_FALSE(st.tombstone);
+  EXPECT_EQ(st.seq, "00A8");
+  // The older removal and the duplicated creation, delivered again, change nothing.
+  EXPECT_EQ(engine_->Apply(Remove("k", "0062", true)).outcome, Outcome::kStale);
+  EXPECT_EQ(engine_->Apply(Create("k", "0083", true)).outcome, Outcome::kStale);
+  EXPECT_EQ(cache_.Read("k"), "v-a8");
+}
+
+// The other side of the rule: a newer ordered removal, or any removal of unknown order (an
+// unordered event, erase, reconcile), during an ordered download still discards it.
+TEST_F(EngineTest, NewerOrUnorderedRemovalDuringAnOrderedDownloadDiscardsIt) {
+  for (int variant = 0; variant < 3; ++variant) {
+    SCOPED_TRACE(variant);
+    const std::string key = "k" + std::to_string(variant);
+    store_.Put("b", key, "old");
+    engine_->Apply(Create(key, "0040", true));
+    engine_->DrainJobs();
+    ASSERT_EQ(cache_.Read(key), "old");
+    store_.Put("b", key, "new");
+    engine_->Apply(Create(key, "0050", true));
+    bool fired = false;
+    store_.after_get = [&](const std::string& k) {
+      if (std::exchange(fired, true)) return;
+      store_.Delete("b", k);
+      if (variant == 0) {
+        EXPECT_EQ(engine_->Apply(Remove(k, "0060", true)).outcome, Outcome::kRemoved);
+      } else if (variant == 1) {
+        EXPECT_EQ(engine_->Apply(Remove(k, "", false)).outcome, Outcome::kRemoved);
+      } else {
+        Result<bool> r = engine_->RemoveForErasure("b", k, "req-1");
+        ASSERT_TRUE(r.ok());
+      }
+    };
+    engine_->DrainJobs();
+    store_.after_get = nullptr;
+    EXPECT_FALSE(cache_.Has(key));
+    EXPECT_FALSE(state_.Key("b", key).present);
+  }
+  EXPECT_EQ(cache_.temp_count(), 0u);
+}
+
+// Issue 16, item 5: a claim whose claimant died, hung or lost its host is taken over once its
+// lease expires, by any worker, at any time.
+TEST_F(EngineTest, ExpiredClaimIsTakenOverByAnotherWorker) {
+  store_.Put("b", "k", "v");
+  engine_->Apply(Create("k"));
+  ASSERT_EQ(state_.ClaimJobs(clock_.NowMillis(), 10)->size(), 1u);  // a worker that never returns
+  EXPECT_EQ(engine_->DrainJobs(), 0u);
+  clock_.Advance(kClaimLeaseMs - 1);
+  EXPECT_EQ(engine_->DrainJobs(), 0u);
+  clock_.Advance(1);
+  EXPECT_EQ(engine_->DrainJobs(), 1u);
+  EXPECT_EQ(cache_.Read("k"), "v");
+  EXPECT_TRUE(state_.Jobs().empty());
+}
+
 TEST_F(EngineTest, UnorderedLateDuplicateCreateChecksTheStore) {
   store_.Put("b", "k", "v");
   engine_->Apply(Create("k"));
@@ -398,6 +473,99 @@ TEST_F(EngineTest, FileAndFolderOfTheSameNameConflict) {
   EXPECT_EQ(counts->second, 1);  // kept as failed, for the operator
 }
 
+// Issue 16, shadowed keys: the key that lost the path is downloaded when the winner goes, in
+// both orders (a file "a" shadowing "a/b", and a folder "a/" shadowing "a").
+TEST_F(EngineTest, ShadowedKeyAppearsWhenTheKeyHoldingItsPathIsRemoved) {
+  for (bool file_first : {true, false}) {
+    SCOPED_TRACE(file_first ? "a first" : "a/b first");
+    const std::string winner = file_first ? "a" : "a/b";
+    const std::string loser = file_first ? "a/b" : "a";
+    store_.Put("b", winner, "winner");
+    store_.Put("b", loser, "loser");
+    engine_->Apply(Create(winner));
+    engine_->DrainJobs();
+    engine_->Apply(Create(loser));
+    engine_->DrainJobs();
+    ASSERT_EQ(cache_.Read(winner), "winner");
+    ASSERT_FALSE(cache_.Has(loser));
+    ASSERT_EQ(state_.JobCounts()->second, 1);
+    store_.Delete("b", winner);
+    EXPECT_EQ(engine_->Apply(Remove(winner)).outcome, Outcome::kRemoved);
+    engine_->DrainJobs();
+    EXPECT_EQ(cache_.Read(loser), "loser");
+    EXPECT_FALSE(cache_.Has(winner));
+    EXPECT_EQ(state_.JobCounts()->second, 0);
+    // Clean up for the other order.
+    store_.Delete("b", loser);
+    engine_->Apply(Remove(loser));
+    engine_->DrainJobs();
+    ASSERT_TRUE(cache_.Files().empty());
+  }
+}
+
+// Issue 16, item 4: 8 attempts gave up after about 45 s, so an S3 outage of a minute made every
+// waiting download a permanent failure. Retries now last fetch_retry_for_ms (default 1 h).
+TEST_F(EngineTest, TransientFailuresAreRetriedForAnHourNotForACount) {
+  store_.Put("b", "k", "v");
+  store_.fail_with = Status::Unavailable("connection refused");
+  store_.fail_times = 10;  // an outage of about 50 minutes (the backoff tops out at 5 min)
+  engine_->Apply(Create("k"));
+  for (int i = 0; i < 10; ++i) {
+    engine_->DrainJobs();
+    ASSERT_EQ(state_.JobCounts()->second, 0) << "gave up after " << i + 1 << " attempts";
+    clock_.Advance(310'000);
+  }
+  EXPECT_EQ(store_.fail_times, 0);
+  engine_->DrainJobs();
+  EXPECT_EQ(cache_.Read("k"), "v");
+  EXPECT_TRUE(state_.Jobs().empty());
+}
+
+TEST_F(EngineTest, RetriesEndOnceTheFirstFailureIsLongerAgoThanTheBudget) {
+  EngineOptions o;
+  o.fetch_retry_for_ms = 10 * 60 * 1000;
+  Reset(o);
+  store_.Put("b", "k", "v");
+  store_.fail_with = Status::Unavailable("connection refused");
+  store_.fail_times = 1000;
+  engine_->Apply(Create("k"));
+  int attempts = 0;
+  while (state_.JobCounts()->second == 0 && attempts < 100) {
+    engine_->DrainJobs();
+    clock_.Advance(60'000);
+    ++attempts;
+  }
+  EXPECT_EQ(state_.JobCounts()->second, 1);
+  EXPECT_GE(attempts, 10);  // a minute apart: ten minutes of retries
+  EXPECT_LE(attempts, 12);
+  // A later removal of the key clears the failure; so does a publication.
+  store_.fail_times = 0;
+  EXPECT_EQ(engine_->Apply(Remove("k", "", false)).outcome, Outcome::kAbsent);
+  EXPECT_EQ(state_.JobCounts()->second, 0);
+}
+
+TEST_F(EngineTest, FailedDownloadIsClearedByALaterPublicationAndRetryFailedRequeues) {
+  store_.Put("b", "k", "v");
+  store_.fail_with = Status::Denied("AccessDenied");
+  store_.fail_times = 1;
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  ASSERT_EQ(state_.JobCounts()->second, 1);
+  // retry-failed makes it due again; it succeeds now.
+  ASSERT_EQ(*state_.RetryFailed(clock_.NowMillis()), 1);
+  engine_->DrainJobs();
+  EXPECT_EQ(cache_.Read("k"), "v");
+  EXPECT_EQ(state_.JobCounts()->second, 0);
+  // A failure followed by a publication from another job (a new event) is cleared.
+  store_.fail_times = 1;
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  ASSERT_EQ(state_.JobCounts()->second, 1);
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  EXPECT_EQ(state_.JobCounts()->second, 0);
+}
+
 TEST_F(EngineTest, RemovingAKeyWhosePathIsAFolderRemovesNothingAndSucceeds) {
   store_.Put("b", "a/b", "nested");
   engine_->Apply(Create("a/b"));
@@ -460,9 +628,63 @@ TEST_F(EngineTest, AuditFailureFailsTheRemovalAndKeepsStateForARetry) {
   EXPECT_EQ(r.outcome, Outcome::kFailed);
   EXPECT_NE(r.message.find("disk full"), std::string::npos);
   EXPECT_EQ(state_.Key("b", "k").removal_gen, 0);  // rolled back: the sender retries
+  // Issue 16, item 2: no record, so no unlink (before the fix the copy was already gone).
+  EXPECT_TRUE(cache_.Has("k"));
   audit.fail = Status::Ok();
-  EXPECT_EQ(engine_->Apply(Remove("k", "0A", true)).outcome, Outcome::kAbsent);
+  EXPECT_EQ(engine_->Apply(Remove("k", "0A", true)).outcome, Outcome::kRemoved);
   ASSERT_EQ(audit.records.size(), 1u);
+  EXPECT_EQ(audit.records[0].outcome, "removed");
+}
+
+// Issue 16, item 2: with a damaged state database, a removal event failed (500), but its copy
+// was already unlinked and no audit record named it; a non-persistent topic never sends it
+// again. Now a state error before the records unlinks nothing, in a group and alone, and in
+// the removal paths of reconcile, erase and the store's 404.
+TEST_F(EngineTest, StateErrorUnlinksNothing) {
+  RecordingAudit audit;
+  engine_->set_audit(&audit);
+  for (const char* k : {"k1", "k2", "k3", "k4"}) {
+    store_.Put("b", k, "data");
+    engine_->Apply(Create(k));
+  }
+  engine_->DrainJobs();
+  state_.fail_put = Status::Io("state database: database disk image is malformed");
+  std::vector<ApplyResult> rs =
+      engine_->ApplyAll(std::vector<Event>{Remove("k1", "05", true), Remove("k2", "05", true)});
+  EXPECT_EQ(rs[0].outcome, Outcome::kFailed);
+  EXPECT_EQ(rs[1].outcome, Outcome::kFailed);
+  EXPECT_NE(rs[0].message.find("malformed"), std::string::npos);
+  EXPECT_FALSE(engine_->RemoveOrphan("b", "k3", clock_.NowMillis() + 1, "rc-1").ok());
+  EXPECT_FALSE(engine_->RemoveForErasure("b", "k4", "er-1").ok());
+  for (const char* k : {"k1", "k2", "k3", "k4"}) EXPECT_TRUE(cache_.Has(k)) << k;
+  EXPECT_TRUE(audit.records.empty());
+  state_.fail_put = Status::Ok();
+  rs = engine_->ApplyAll(std::vector<Event>{Remove("k1", "05", true), Remove("k2", "05", true)});
+  EXPECT_EQ(rs[0].outcome, Outcome::kRemoved);
+  EXPECT_EQ(rs[1].outcome, Outcome::kRemoved);
+  EXPECT_FALSE(cache_.Has("k1"));
+}
+
+// An unlink that fails after its record is durable: the record is voided by one with outcome
+// "failed", the event fails with its key's state as before, and the retry records and removes.
+TEST_F(EngineTest, UnlinkFailingAfterItsRecordIsVoidedInTheLog) {
+  RecordingAudit audit;
+  engine_->set_audit(&audit);
+  store_.Put("b", "k", "data");
+  engine_->Apply(Create("k"));
+  engine_->DrainJobs();
+  cache_.fail_remove = Status::Io("unlink k: Read-only file system");
+  ApplyResult r = engine_->Apply(Remove("k", "0A", true));
+  EXPECT_EQ(r.outcome, Outcome::kFailed);
+  EXPECT_TRUE(cache_.Has("k"));
+  EXPECT_TRUE(state_.Key("b", "k").present);
+  std::vector<std::string> outcomes;
+  for (const RemovalRecord& rec : audit.records) outcomes.push_back(rec.key + ":" + rec.outcome);
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"k:removed", "k:failed"}));
+  cache_.fail_remove = Status::Ok();
+  EXPECT_EQ(engine_->Apply(Remove("k", "0A", true)).outcome, Outcome::kRemoved);
+  EXPECT_FALSE(cache_.Has("k"));
+  EXPECT_EQ(audit.records.back().outcome, "removed");
 }
 
 class EngineGroupTest : public EngineTest {
@@ -528,7 +750,12 @@ TEST_F(EngineGroupTest, OneFailedUnlinkFailsOnlyItsEvent) {
   EXPECT_NE(rs[1].message.find("Input/output"), std::string::npos);
   EXPECT_TRUE(state_.Key("b", "k2").present);
   EXPECT_EQ(state_.Key("b", "k2").removal_gen, 0);
-  EXPECT_EQ(audit_.records.size(), 2u);
+  EXPECT_TRUE(cache_.Has("k2"));
+  // Recorded before the unlinks; k2's record is voided by a "failed" one.
+  std::vector<std::string> audited;
+  for (const RemovalRecord& r : audit_.records) audited.push_back(r.key + ":" + r.outcome);
+  EXPECT_EQ(audited,
+            (std::vector<std::string>{"k1:removed", "k2:removed", "k3:removed", "k2:failed"}));
   EXPECT_EQ(engine_->counters().failed, 1);
 }
 
@@ -541,7 +768,9 @@ TEST_F(EngineGroupTest, FolderSyncOrAuditFailureFailsTheWholeGroup) {
             (std::vector<Outcome>{Outcome::kFailed, Outcome::kIgnored, Outcome::kFailed}));
   EXPECT_NE(rs[0].message.find("fsync folder"), std::string::npos);
   EXPECT_EQ(state_.Key("b", "k1").removal_gen, 0);  // rolled back: the senders retry
-  EXPECT_TRUE(audit_.records.empty());
+  // The unlink happened after its record: the record names it.
+  ASSERT_EQ(audit_.records.size(), 1u);
+  EXPECT_EQ(audit_.records[0].key, "k1");
   cache_.fail_commit = Status::Ok();
 
   audit_.fail = Status::Io("disk full");
@@ -549,11 +778,13 @@ TEST_F(EngineGroupTest, FolderSyncOrAuditFailureFailsTheWholeGroup) {
   EXPECT_EQ(Outcomes(rs), (std::vector<Outcome>{Outcome::kFailed, Outcome::kFailed}));
   EXPECT_NE(rs[1].message.find("audit log: disk full"), std::string::npos);
   EXPECT_EQ(state_.Key("b", "k2").removal_gen, 0);
+  EXPECT_TRUE(cache_.Has("k2"));  // no record, no unlink
+  EXPECT_TRUE(cache_.Has("k3"));
   audit_.fail = Status::Ok();
-  // Redelivered: applied, recorded as absent (the files went with the failed group).
+  // Redelivered: k1 went with the failed group (recorded as absent now), k2 is removed now.
   rs = engine_->ApplyAll(std::vector<Event>{Remove("k1", "05", true), Remove("k2", "05", true)});
-  EXPECT_EQ(Outcomes(rs), (std::vector<Outcome>{Outcome::kAbsent, Outcome::kAbsent}));
-  EXPECT_EQ(audit_.records.size(), 2u);
+  EXPECT_EQ(Outcomes(rs), (std::vector<Outcome>{Outcome::kAbsent, Outcome::kRemoved}));
+  EXPECT_EQ(audit_.records.size(), 3u);
 }
 
 TEST_F(EngineTest, CrashBetweenTempWriteAndRenameLeavesNoVisibleFile) {

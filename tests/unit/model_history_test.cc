@@ -6,7 +6,10 @@
 //   B. never a copy of a version that a removal took out of the bucket (deleted, hidden by a
 //      delete marker, or permanently deleted) once the event of that removal has been applied
 //      or a reconcile pass has run after it;
-//   C. after the final reconcile (and its downloads), cache == bucket exactly, and no temp file.
+//   C. before any final reconcile: once every event still pending has been delivered and the
+//      downloads have run, every key none of whose events was dropped is exactly as in the
+//      bucket (a final reconcile would hide a lost creation: issue 16);
+//   D. after the final reconcile (and its downloads), cache == bucket exactly, and no temp file.
 // The schedule reorders, duplicates and drops events, interleaves bucket changes, deliveries
 // and reconcile passes *inside* a download (between the GET and the publication), injects
 // transient store failures, and crashes the service at any step (engine, state and cache
@@ -395,6 +398,7 @@ class History {
     int r = static_cast<int>(rng_() % 20);
     if (r == 0) {
       trace_.push_back("drop " + pe.ev.event_id);
+      lossy_keys_.insert(pe.ev.key);
       pending_.erase(pending_.begin() + static_cast<long>(i));
       return;
     }
@@ -494,6 +498,8 @@ class History {
     // A pass does not cancel a download already in flight (it sees neither the object nor a
     // file): a pass nested in a GET proves nothing about that key until the download ends.
     if (!s.ok() || in_get_) return;
+    // The listing showed every bucket change so far: events dropped before it no longer matter.
+    lossy_keys_.clear();
     for (auto& [key, km] : model_) {
       if (km.Current() != nullptr) continue;
       for (Version& v : km.versions) {
@@ -587,6 +593,41 @@ class History {
     store_.after_get = nullptr;  // the bucket no longer changes
     for (int w = 0; w < workers_n_ && failure_.empty(); ++w) Crash(w, "final restart");
     if (!failure_.empty()) return;
+    // C: every pending event delivered (in order, once), the downloads run, no reconcile.
+    trace_.push_back("final: deliver every pending event, drain");
+    while (!pending_.empty() && failure_.empty()) {
+      PendingEvent pe = pending_.front();
+      ApplyResult res = workers_[0].engine->Apply(pe.ev);
+      trace_.push_back("worker 0 apply " + pe.ev.event_id + " " + pe.ev.name + " " + pe.ev.key +
+                       " -> " + OutcomeName(res.outcome));
+      if (res.outcome == Outcome::kFailed) {
+        Fail("the final delivery of " + pe.ev.event_id + " failed: " + res.message);
+        return;
+      }
+      pending_.erase(pending_.begin());
+    }
+    if (!DrainAll()) return;
+    {
+      std::map<std::string, std::string> got = CacheFiles();
+      std::ostringstream o;
+      for (const auto& [key, km] : model_) {
+        if (lossy_keys_.count(key)) continue;
+        const Version* v = km.Current();
+        auto g = got.find(key);
+        if (v != nullptr && (g == got.end() || g->second != v->body)) {
+          o << " " << key << " should hold " << v->body.substr(0, v->body.find('x')) << " but "
+            << (g == got.end() ? std::string("is missing")
+                               : "holds " + g->second.substr(0, g->second.find('x')))
+            << ";";
+        } else if (v == nullptr && g != got.end()) {
+          o << " " << key << " is deleted in the bucket but cached;";
+        }
+      }
+      if (!o.str().empty()) {
+        Fail("every event delivered, before any final reconcile, the cache differs:" + o.str());
+        return;
+      }
+    }
     Reconcile(true);
     if (!failure_.empty()) return;
     Check("after the final reconcile");
@@ -634,6 +675,7 @@ class History {
   std::map<std::string, KeyModel> model_;
   std::map<std::string, uint64_t> seq_;
   std::vector<PendingEvent> pending_;
+  std::set<std::string> lossy_keys_;  // keys with a dropped event: only reconcile heals them
   std::vector<std::string> trace_;
   std::string failure_;
   int64_t next_event_ = 1;

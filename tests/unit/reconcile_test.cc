@@ -108,6 +108,22 @@ TEST_F(ReconcileTest, ManyMissingKeysAreAllQueuedAcrossBatches) {
   EXPECT_TRUE(cache_.Has("m/1599"));
 }
 
+// Issue 16, item 7: with its state lost, reconcile judged a file "matching" by its size alone.
+// A file the service has no record of publishing is downloaded again instead.
+TEST_F(ReconcileTest, FileWithoutARecordIsDownloadedAgainNotTrustedBySize) {
+  store_.Put("b", "k", "bucket");
+  cache_.PutFile("k", "cached");  // same size, other bytes, no record (the state was lost)
+  ReconcileReport r = Run({});
+  EXPECT_EQ(r.matching, 0);
+  EXPECT_EQ(r.unverified, 1);
+  EXPECT_EQ(r.queued, 1);
+  engine_->DrainJobs();
+  EXPECT_EQ(cache_.Read("k"), "bucket");
+  ReconcileReport again = Run({});
+  EXPECT_EQ(again.matching, 1);
+  EXPECT_EQ(again.unverified, 0);
+}
+
 TEST_F(ReconcileTest, SameSizeDifferentEtagIsStale) {
   Mirror("k", "aaaa");
   store_.Put("b", "k", "bbbb");

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/engine.h"
@@ -114,7 +115,7 @@ TEST_F(SqliteStateTest, RetryFailAndFinish) {
                 }).ok());
   auto jobs = *db->ClaimJobs(0, 10);
   ASSERT_EQ(jobs.size(), 2u);
-  ASSERT_TRUE(db->RetryJob(jobs[0].id, 1000, "Unavailable: boom").ok());
+  ASSERT_TRUE(db->RetryJob(jobs[0].id, 1000, "Unavailable: boom", 1).ok());
   ASSERT_TRUE(db->FailJob(jobs[1].id, "PermissionDenied: AccessDenied").ok());
   EXPECT_TRUE(db->ClaimJobs(999, 10)->empty());
   auto again = *db->ClaimJobs(1000, 10);
@@ -187,6 +188,130 @@ TEST_F(SqliteStateTest, JobsClaimedByADeadProcessAreReleasedAtOpen) {
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   auto db = OpenDb();
   EXPECT_EQ(db->ClaimJobs(0, 10)->size(), 1u);
+}
+
+// Issue 16, item 5: a job claimed by a process that is still alive when the next one starts
+// (a hung worker, a reused pid, another host's process) stayed claimed until another restart.
+// Claims are leases now: taken over once expired, at any time, and kept while renewed.
+TEST_F(SqliteStateTest, ClaimOfALiveProcessIsTakenOverWhenItsLeaseExpires) {
+  {
+    auto db = OpenDb();
+    ASSERT_TRUE(db->Transact([&](StateTxn& t) { return t.Enqueue(Job("k")); }).ok());
+  }
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    auto db = SqliteState::Open(path_);
+    auto jobs = (*db)->ClaimJobs(1000, 10);
+    char c = jobs.ok() && jobs->size() == 1 ? 'y' : 'n';
+    (void)!write(ready[1], &c, 1);
+    pause();  // alive, holding the claim, never finishing it
+    _exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  close(ready[1]);
+  ASSERT_EQ(c, 'y');
+  auto db = OpenDb();  // the claimant is alive: its claim is not released at open
+  EXPECT_TRUE(db->ClaimJobs(1000 + kClaimLeaseMs - 1, 10)->empty());
+  auto taken = db->ClaimJobs(1000 + kClaimLeaseMs, 10);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  ASSERT_TRUE(taken.ok());
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ((*taken)[0].key, "k");
+  // Taken over: held by this process's lease now.
+  EXPECT_TRUE(db->ClaimJobs(1000 + kClaimLeaseMs + 1, 10)->empty());
+}
+
+TEST_F(SqliteStateTest, RenewedClaimIsKeptAndFinishedOrRetriedClaimReleasesItsLease) {
+  auto db = OpenDb();
+  ASSERT_TRUE(db->Transact([&](StateTxn& t) {
+                  DS_RETURN_IF_ERROR(t.Enqueue(Job("a")));
+                  return t.Enqueue(Job("b"));
+                }).ok());
+  auto jobs = *db->ClaimJobs(0, 10);
+  ASSERT_EQ(jobs.size(), 2u);
+  ASSERT_TRUE(db->RenewClaim(jobs[0].id, 60'000).ok());
+  // At the first lease's end only the job that was not renewed is handed out again.
+  auto again = *db->ClaimJobs(kClaimLeaseMs, 10);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].key, "b");
+  auto later = *db->ClaimJobs(60'000 + kClaimLeaseMs, 10);
+  ASSERT_EQ(later.size(), 1u);  // "a": "b" was claimed again at kClaimLeaseMs
+  EXPECT_EQ(later[0].key, "a");
+  // A finished job is gone; a retried job has no lease: it is due at its time, not at a
+  // lease's end.
+  ASSERT_TRUE(db->FinishJob(again[0].id).ok());
+  ASSERT_TRUE(db->RetryJob(later[0].id, 500'000, "Unavailable: boom", 1).ok());
+  EXPECT_EQ(db->ClaimJobs(499'999, 10)->size(), 0u);
+  EXPECT_EQ(db->ClaimJobs(500'000, 10)->size(), 1u);
+}
+
+// A database made before leases (claims by pid only, no lease columns) is migrated at open: its
+// claims are released, the columns added.
+TEST_F(SqliteStateTest, DatabaseOfAnEarlierVersionIsMigrated) {
+  std::filesystem::create_directories(dir_ + "/sub");
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+  const char* old_schema =
+      "CREATE TABLE keys (bucket TEXT NOT NULL, key BLOB NOT NULL, seq TEXT NOT NULL DEFAULT '', "
+      "removal_gen INTEGER NOT NULL DEFAULT 0, fetch_ticket INTEGER NOT NULL DEFAULT 0, "
+      "published_ticket INTEGER NOT NULL DEFAULT 0, tombstone INTEGER NOT NULL DEFAULT 0, "
+      "present INTEGER NOT NULL DEFAULT 0, etag TEXT NOT NULL DEFAULT '', version_id TEXT NOT "
+      "NULL DEFAULT '', size INTEGER NOT NULL DEFAULT -1, updated_ms INTEGER NOT NULL DEFAULT 0, "
+      "PRIMARY KEY (bucket, key)) WITHOUT ROWID;"
+      "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, bucket TEXT NOT NULL, key BLOB "
+      "NOT NULL, seq TEXT NOT NULL DEFAULT '', ordered INTEGER NOT NULL DEFAULT 0, event_id TEXT "
+      "NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '', attempts INTEGER NOT NULL DEFAULT "
+      "0, not_before_ms INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '', "
+      "claimed_pid INTEGER, failed INTEGER NOT NULL DEFAULT 0);"
+      "INSERT INTO keys (bucket, key, removal_gen, present) VALUES ('b', X'6B', 3, 1);"
+      "INSERT INTO jobs (bucket, key, claimed_pid) VALUES ('b', X'6A', 1);";
+  ASSERT_EQ(sqlite3_exec(raw, old_schema, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+  auto db = OpenDb();
+  ASSERT_NE(db, nullptr);
+  Result<KeyState> k = db->Lookup("b", "k");
+  ASSERT_TRUE(k.ok());
+  EXPECT_EQ(k->removal_gen, 3);
+  EXPECT_EQ(k->unordered_removal_gen, 0);
+  EXPECT_EQ(db->ClaimJobs(0, 10)->size(), 1u);  // pid 1 is alive, but its claim had no lease
+}
+
+TEST_F(SqliteStateTest, FailedJobsAreRequeuedClearedAndKeepTheirFirstError) {
+  auto db = OpenDb();
+  ASSERT_TRUE(db->Transact([&](StateTxn& t) {
+                  for (const char* k : {"a", "a/b", "a/b/c", "a0", "x"}) {
+                    DS_RETURN_IF_ERROR(t.Enqueue(Job(k)));
+                  }
+                  return Status::Ok();
+                }).ok());
+  auto jobs = *db->ClaimJobs(0, 10);
+  ASSERT_EQ(jobs.size(), 5u);
+  ASSERT_TRUE(db->RetryJob(jobs[4].id, 10, "Unavailable: boom", 7).ok());
+  for (size_t i = 0; i < 4; ++i) ASSERT_TRUE(db->FailJob(jobs[i].id, "Conflict: a").ok());
+  auto x = *db->ClaimJobs(10, 10);
+  ASSERT_EQ(x.size(), 1u);
+  EXPECT_EQ(x[0].first_error_ms, 7);
+  // Removing "a/b" frees its path for its parent "a" and for "a/b/c", not for "a0".
+  ASSERT_TRUE(db->Transact([&](StateTxn& t) { return t.RequeueShadowed("b", "a/b", 20); }).ok());
+  auto requeued = *db->ClaimJobs(20, 10);
+  std::vector<std::string> keys;
+  for (const FetchJob& j : requeued) keys.push_back(j.key);
+  std::sort(keys.begin(), keys.end());
+  EXPECT_EQ(keys, (std::vector<std::string>{"a", "a/b/c"}));
+  EXPECT_EQ(db->JobCounts()->second, 2);  // "a/b" and "a0" still failed
+  ASSERT_TRUE(db->Transact([&](StateTxn& t) { return t.ClearFailed("b", "a0"); }).ok());
+  EXPECT_EQ(db->JobCounts()->second, 1);
+  EXPECT_EQ(*db->RetryFailed(30), 1);
+  EXPECT_EQ(db->JobCounts()->second, 0);
+  auto again = *db->ClaimJobs(30, 10);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].key, "a/b");
+  EXPECT_EQ(again[0].attempts, 0);
 }
 
 // The engine's ordering decisions hold on the real store as on the fake.

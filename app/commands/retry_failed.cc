@@ -1,0 +1,64 @@
+// delete-sync retry-failed: makes the downloads kept as failed (retries exhausted, a conflict,
+// access denied) due again, for a running `serve` (or the next one) to download.
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "runtime.h"
+
+namespace ds::app {
+namespace {
+
+class RetryFailedCommand : public Command {
+ public:
+  CLI::App* Register(CLI::App& parent) override {
+    cmd_ = parent.add_subcommand(
+        "retry-failed",
+        "Queue the failed downloads of a cache again (a running serve downloads them at once)");
+    settings_ = std::make_unique<Settings>(cmd_);
+    settings_->Add("cache", &cache_, "cache folder");
+    settings_->Add("state", &state_, "state database [default: <cache>/.delete-sync/state.db]");
+    settings_->AddFlag("json", &json_, "print the result as JSON");
+    return cmd_;
+  }
+
+  int Run() override {
+    Status s = settings_->Resolve();
+    if (!s.ok()) return Fail(s, kExitUsage);
+    if (state_.empty()) {
+      if (cache_.empty()) {
+        return Fail(Status::Invalid("--cache or --state is required"), kExitUsage);
+      }
+      state_ = cache_ + "/" + kReservedDir + "/state.db";
+    }
+    if (!std::filesystem::exists(state_)) {
+      return Fail(Status::NotFound("no state database at " + state_ + " (wrong --cache?)"),
+                  kExitFailed);
+    }
+    Result<std::unique_ptr<SqliteState>> db = SqliteState::Open(state_);
+    if (!db.ok()) return Fail(db.status(), kExitFailed);
+    Result<int64_t> n = (*db)->RetryFailed(SystemClock().NowMillis());
+    if (!n.ok()) return Fail(n.status(), kExitFailed);
+    if (json_) {
+      std::cout << nlohmann::json{{"state", state_}, {"requeued", *n}}.dump() << "\n";
+    } else {
+      std::cout << "re-queued " << *n
+                << " failed download(s); a running `delete-sync serve` on this cache downloads "
+                   "them now, otherwise its next start does\n";
+    }
+    return kExitOk;
+  }
+
+ private:
+  static int Fail(const Status& s, int code) { return app::Fail("retry-failed", s, code); }
+  CLI::App* cmd_ = nullptr;
+  std::unique_ptr<Settings> settings_;
+  std::string cache_, state_;
+  bool json_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> MakeRetryFailedCommand() { return std::make_unique<RetryFailedCommand>(); }
+
+}  // namespace ds::app
