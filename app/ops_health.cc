@@ -76,6 +76,33 @@ ReadyReport ReadinessChecker::Check(bool stopping) const {
   }
   r.checks.push_back({"cache", cache_ok, cache_detail, MillisSince(t0)});
 
+  if (disk_cache_ != nullptr && reserve_ > 0) {
+    t0 = std::chrono::steady_clock::now();
+    Result<bool> has = disk_cache_->HasReserve();
+    Result<uint64_t> free_bytes = disk_cache_->FreeBytes();
+    const std::string free_text =
+        free_bytes.ok() ? std::to_string(*free_bytes) + " bytes free" : "free space unknown";
+    if (!has.ok()) {
+      r.checks.push_back({"disk", false, has.status().ToString(), MillisSince(t0)});
+    } else if (*has && free_bytes.ok() && *free_bytes < reserve_ / 4) {
+      r.checks.push_back({"disk", false,
+                          "the cache's file system is nearly full (" + free_text +
+                              "): downloads fail until space returns; the reserve of " +
+                              std::to_string(reserve_) + " bytes keeps removals working",
+                          MillisSince(t0)});
+    } else if (*has) {
+      r.checks.push_back(
+          {"disk", true, free_text + "; reserve of " + std::to_string(reserve_) + " bytes in place",
+           MillisSince(t0)});
+    } else {
+      r.checks.push_back({"disk", false,
+                          "the cache's file system is full (" + free_text + "): its reserve of " +
+                              std::to_string(reserve_) +
+                              " bytes is released for removals; downloads wait until space returns",
+                          MillisSince(t0)});
+    }
+  }
+
   t0 = std::chrono::steady_clock::now();
   if (!probe_ || bucket_.empty()) {
     r.checks.push_back({"s3", false,

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cache_fs.h"
 #include "core/state_store.h"
 #include "s3/client.h"
 
@@ -39,7 +40,17 @@ class ReadinessChecker {
 
   ReadyReport Check(bool stopping) const;
 
+  // Adds the "disk" check: ready only while the cache's disk-space reserve of `reserve` bytes
+  // is in place and a quarter of it is free besides (0: no reserve, no check). A released
+  // reserve means the file system filled up.
+  void set_disk(CacheFs* cache, uint64_t reserve) {
+    disk_cache_ = cache;
+    reserve_ = reserve;
+  }
+
  private:
+  CacheFs* disk_cache_ = nullptr;
+  uint64_t reserve_ = 0;
   StateStore& state_;
   std::string cache_root_;
   std::unique_ptr<S3Client> probe_;

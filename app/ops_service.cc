@@ -15,6 +15,10 @@ void OpsService::Register(Settings& s) {
         "status page; on a loopback address it needs no token");
   s.Add("readyz-timeout", &readyz_timeout_,
         "how long /readyz waits for the object store (e.g. 2s, 500ms)", "5s");
+  s.Add("disk-reserve", &disk_reserve_,
+        "space kept in <cache>/.delete-sync/reserve so that removals can still be recorded and "
+        "committed when the cache's file system fills up (0 or off: none)",
+        "16MiB");
   log_.Register(s);
 }
 
@@ -26,6 +30,13 @@ Status OpsService::Configure() {
   if (!t.ok()) return t.status();
   if (*t <= 0) return Status::Invalid("--readyz-timeout must be more than 0");
   readyz_timeout_ms_ = *t;
+  if (disk_reserve_ == "off") {
+    disk_reserve_bytes_ = 0;
+  } else {
+    Result<uint64_t> r = ParseBytes("disk-reserve", disk_reserve_);
+    if (!r.ok()) return r.status();
+    disk_reserve_bytes_ = *r;
+  }
   return ApplyLogSettings(log_);
 }
 
@@ -53,10 +64,25 @@ void OpsService::Attach(Runtime& rt, const CommonSettings& common, WebhookServer
       "delete_sync_audit_records",
       "Records in the audit chain (sequence number of the last record; 0 without an audit log)",
       [audit] { return audit ? static_cast<double>(audit->last_position().seq) : 0.0; });
+  CacheFs* cache = rt.cache.get();
+  metrics_->AddSampledGauge("delete_sync_cache_free_bytes",
+                            "Bytes free on the cache's file system (-1: unknown)", [cache] {
+                              auto f = cache->FreeBytes();
+                              return f.ok() ? static_cast<double>(*f) : -1.0;
+                            });
+  const uint64_t reserve = disk_reserve_bytes_;
+  metrics_->AddSampledGauge(
+      "delete_sync_disk_reserve_bytes",
+      "Bytes of the disk-space reserve in place (0: released because the disk filled up, or off)",
+      [cache, reserve] {
+        auto h = cache->HasReserve();
+        return h.ok() && *h ? static_cast<double>(reserve) : 0.0;
+      });
   ready_ = std::make_unique<ReadinessChecker>(
       *rt.state, common.cache,
       MakeProbeClient(rt.s3.get(), std::chrono::milliseconds(readyz_timeout_ms_)), common.bucket,
       common.prefix);
+  ready_->set_disk(cache, disk_reserve_bytes_);
   server.set_ops_routes(Routes());
 }
 

@@ -35,12 +35,15 @@ class OpsService {
     if (metrics_) metrics_->OnReconcile(report, s);
   }
   void Stop();
+  // The disk-space reserve to keep in the cache (bytes; 0: none).
+  uint64_t disk_reserve() const { return disk_reserve_bytes_; }
 
   StatusSummary Summary() const;
   std::vector<OpsRoute> Routes();
 
  private:
-  std::string metrics_listen_, readyz_timeout_;
+  std::string metrics_listen_, readyz_timeout_, disk_reserve_;
+  uint64_t disk_reserve_bytes_ = 0;
   LogSettings log_;
   std::string metrics_host_;
   int metrics_port_ = 0;

@@ -171,6 +171,18 @@ class ServeCommand : public Command {
     // A bucket that cannot be reached (missing, wrong credentials) is logged as an error at
     // once; events are still accepted (removals need no S3) and /readyz says not ready.
     (void)LogBucketReachability(*rt, common_);
+    // The disk-space reserve: removals can still be recorded when the file system fills up.
+    const uint64_t reserve = ops_.disk_reserve();
+    if (reserve > 0) {
+      if (Status rs = rt->cache->EnsureReserve(reserve); !rs.ok()) return Fail(rs, kExitFailed);
+      Result<bool> has = rt->cache->HasReserve();
+      if (has.ok() && !*has) {
+        spdlog::warn(
+            "the cache's file system has no room for the disk-space reserve of {} bytes: it is "
+            "full, and removals may fail until space returns",
+            reserve);
+      }
+    }
     // A damaged database is refused with the way out, not served from.
     if (Status is = rt->state->CheckIntegrity(); !is.ok()) return Fail(is, kExitFailed);
     if (state_lost) {
@@ -339,6 +351,25 @@ class ServeCommand : public Command {
         }
       });
     }
+    // Puts the reserve back once the file system has room again (twice the reserve free).
+    std::thread disk_thread;
+    if (reserve > 0) {
+      disk_thread = std::thread([&] {
+        while (!work.stopped()) {
+          work.WaitStop(2000);
+          Result<bool> has = rt->cache->HasReserve();
+          if (!has.ok() || *has) continue;
+          Result<uint64_t> free_bytes = rt->cache->FreeBytes();
+          if (!free_bytes.ok() || *free_bytes < 2 * reserve) continue;
+          Status rs = rt->cache->EnsureReserve(reserve);
+          has = rt->cache->HasReserve();
+          if (rs.ok() && has.ok() && *has) {
+            spdlog::info("the cache's file system has room again: disk-space reserve restored");
+            work.Notify();  // downloads that waited for space
+          }
+        }
+      });
+    }
     spdlog::info("delete-sync serving: cache {}, bucket {}, prefix '{}', {} fetch worker(s)",
                  common_.cache, common_.bucket.empty() ? "(any)" : common_.bucket, common_.prefix,
                  *workers);
@@ -363,6 +394,7 @@ class ServeCommand : public Command {
     work.Stop();
     for (std::thread& t : fetchers) t.join();
     if (reconciler_thread.joinable()) reconciler_thread.join();
+    if (disk_thread.joinable()) disk_thread.join();
     ops_.Stop();
     if (Status ms = (*marker)->Release(); !ms.ok()) spdlog::error("{}", ms.message());
     const EngineCounters& c = engine.counters();

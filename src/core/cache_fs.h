@@ -78,6 +78,18 @@ class CacheFs {
   // A batch of removals. The default makes each removal durable on its own (Remove).
   virtual std::unique_ptr<RemovalBatch> BeginRemovals();
 
+  // The disk-space reserve (issue 16, full disk): a file in the reserved folder holding space
+  // that only removals may use. EnsureReserve makes it `bytes` long when it is missing (kept
+  // missing, without error, when the space is not there); ReleaseReserve frees it and says
+  // whether there was one; FreeBytes is the space left for an unprivileged writer. The
+  // defaults have no reserve.
+  virtual Status EnsureReserve(uint64_t bytes) {
+    (void)bytes;
+    return Status::Ok();
+  }
+  virtual Result<bool> ReleaseReserve() { return false; }
+  virtual Result<bool> HasReserve() { return false; }
+  virtual Result<uint64_t> FreeBytes() { return Status::Internal("free space unknown"); }
   // Removes temp files left in the reserved folder by an earlier crash. Returns how many.
   virtual Result<size_t> CleanTemp() = 0;
 

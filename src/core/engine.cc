@@ -183,6 +183,18 @@ Status Engine::Audit(const std::string& bucket, const std::string& key, const Ke
   return s;
 }
 
+Status Engine::TransactRemoval(const std::function<Status(StateTxn&)>& fn) {
+  Status s = state_.Transact(fn);
+  if (s.ok() || s.code() != Code::kIoError) return s;
+  Result<bool> released = cache_.ReleaseReserve();
+  if (!released.ok() || !*released) return s;
+  spdlog::warn(
+      "a removal failed ({}); released the cache's disk-space reserve and trying again: the "
+      "cache's file system is probably full",
+      s.ToString());
+  return state_.Transact(fn);
+}
+
 void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& staged,
                          std::vector<ApplyResult>& results) {
   // One transaction for the whole group. Every removal is decided first (the state updated,
@@ -194,7 +206,13 @@ void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& 
   // records and the unlinks leaves the copies and an uncommitted state, so the unacknowledged
   // events are applied again when redelivered (and the start pass of `serve` removes copies
   // whose objects are gone).
-  Status s = state_.Transact([&](StateTxn& txn) -> Status {
+  bool has_removal = false;
+  for (size_t i : staged) has_removal = has_removal || evs[i].action == EventAction::kRemove;
+  // Only removals may use the disk-space reserve: creations fail (and are retried) instead.
+  auto transact = [&](const std::function<Status(StateTxn&)>& fn) {
+    return has_removal ? TransactRemoval(fn) : state_.Transact(fn);
+  };
+  Status s = transact([&](StateTxn& txn) -> Status {
     GroupRemovals group;
     for (size_t i : staged) {
       const Event& ev = evs[i];
@@ -662,7 +680,7 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
 Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std::string& key,
                                            int64_t pass_started_ms, const std::string& request_id) {
   OrphanOutcome outcome = OrphanOutcome::kAbsent;
-  Status s = state_.Transact([&](StateTxn& txn) -> Status {
+  Status s = TransactRemoval([&](StateTxn& txn) -> Status {
     Result<KeyState> got = txn.Get(bucket, key);
     if (!got.ok()) return got.status();
     KeyState st = *got;
@@ -700,7 +718,7 @@ Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std:
 Result<bool> Engine::RemoveForErasure(const std::string& bucket, const std::string& key,
                                       const std::string& request_id) {
   bool removed = false;
-  Status s = state_.Transact([&](StateTxn& txn) -> Status {
+  Status s = TransactRemoval([&](StateTxn& txn) -> Status {
     Result<KeyState> got = txn.Get(bucket, key);
     if (!got.ok()) return got.status();
     KeyState st = *got;

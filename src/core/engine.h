@@ -213,6 +213,11 @@ class Engine {
     int64_t removal_gen = 0;
     int64_t unordered_removal_gen = 0;
   };
+  // Runs a transaction that removes copies; when it fails with an I/O error while the cache's
+  // disk-space reserve exists, the reserve is released (the disk is presumably full: the audit
+  // append or the state commit found no space) and the transaction runs once more, so that
+  // removals still complete on a full disk (CacheFs::EnsureReserve).
+  Status TransactRemoval(const std::function<Status(StateTxn&)>& fn);
   // Step 3's check: whether the download that started as `start` may be published over the
   // key's current state `st` (no removal or later download came first, see MayPublish).
   static bool MayPublish(const FetchJob& job, const JobStart& start, const KeyState& st);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -875,5 +876,72 @@ Status PosixCache::Walk(const std::string& prefix, const CacheWalkVisitor& visit
 std::string HostToken() { return MakeHostToken(); }
 
 bool ProcessOnThisHostAlive(pid_t pid) { return ProcessAlive(pid); }
+
+Status PosixCache::EnsureReserve(uint64_t bytes) {
+  const State& st = *state_;
+  if (bytes == 0) return Status::Ok();
+  struct stat sb;
+  if (::fstatat(st.reserved.get(), "reserve", &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISREG(sb.st_mode) && static_cast<uint64_t>(sb.st_size) >= bytes) {
+    return Status::Ok();
+  }
+  const std::string what = st.root_path + "/" + kReservedDir + "/reserve";
+  posix_cache_internal::Fd fd(::openat(st.reserved.get(), "reserve.new",
+                                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                                       0600));
+  if (fd.get() < 0) return ErrnoStatus(errno, "create " + what);
+  int rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes));
+  if (rc == EOPNOTSUPP || rc == EINVAL) {
+    // No fallocate here (some NFS servers): write the bytes.
+    std::string zeros(64 * 1024, '\0');
+    rc = 0;
+    for (uint64_t done = 0; done < bytes && rc == 0;) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(zeros.size(), bytes - done));
+      ssize_t w = ::write(fd.get(), zeros.data(), n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0)
+        rc = errno;
+      else
+        done += static_cast<uint64_t>(w);
+    }
+  }
+  if (rc == 0 && ::fsync(fd.get()) != 0) rc = errno;
+  if (rc != 0) {
+    ::unlinkat(st.reserved.get(), "reserve.new", 0);
+    // Not enough space for it: the reserve stays missing (HasReserve says so).
+    if (rc == ENOSPC || rc == EDQUOT) return Status::Ok();
+    return ErrnoStatus(rc, "allocate " + what);
+  }
+  if (::renameat(st.reserved.get(), "reserve.new", st.reserved.get(), "reserve") != 0) {
+    int err = errno;
+    ::unlinkat(st.reserved.get(), "reserve.new", 0);
+    return ErrnoStatus(err, "rename into " + what);
+  }
+  return Status::Ok();
+}
+
+Result<bool> PosixCache::ReleaseReserve() {
+  const State& st = *state_;
+  if (::unlinkat(st.reserved.get(), "reserve", 0) == 0) return true;
+  if (errno == ENOENT) return false;
+  return ErrnoStatus(errno, "remove " + st.root_path + "/" + kReservedDir + "/reserve");
+}
+
+Result<bool> PosixCache::HasReserve() {
+  const State& st = *state_;
+  struct stat sb;
+  if (::fstatat(st.reserved.get(), "reserve", &sb, AT_SYMLINK_NOFOLLOW) == 0) return true;
+  if (errno == ENOENT) return false;
+  return ErrnoStatus(errno, "stat " + st.root_path + "/" + kReservedDir + "/reserve");
+}
+
+Result<uint64_t> PosixCache::FreeBytes() {
+  const State& st = *state_;
+  struct statvfs vfs;
+  if (::fstatvfs(st.reserved.get(), &vfs) != 0) {
+    return ErrnoStatus(errno, "statvfs " + st.root_path);
+  }
+  return static_cast<uint64_t>(vfs.f_bavail) * static_cast<uint64_t>(vfs.f_frsize);
+}
 
 }  // namespace ds

@@ -118,6 +118,14 @@ class PosixCache : public CacheFs {
   // Returns kInvalidArgument for a prefix whose folder part is not a valid relative path.
   Status Walk(const std::string& prefix, const CacheWalkVisitor& visit) const override;
 
+  // The reserve is <root>/.delete-sync/reserve, allocated with posix_fallocate (so it really
+  // holds blocks; a file system without fallocate gets a written file). FreeBytes: statvfs's
+  // f_bavail * f_frsize of the cache's file system.
+  Status EnsureReserve(uint64_t bytes) override;
+  Result<bool> ReleaseReserve() override;
+  Result<bool> HasReserve() override;
+  Result<uint64_t> FreeBytes() override;
+
   // The root as given to Open.
   const std::string& root() const;
 

@@ -236,5 +236,150 @@ TEST(FaultTest, DamagedStateDatabaseIsRefusedAndRebuilt) {
   h.Stop();
 }
 
+// Issue 16, item 3: the cache on a small file system (a 16 MiB tmpfs) that fills up. A removal
+// still completes, is recorded and answered 200 (the disk-space reserve makes room for its audit
+// record and state); /readyz says why it is not ready; once space returns the reserve comes back
+// and new creations are downloaded again, with no restart.
+TEST(FaultTest, FullDiskStillRemovesAndRecordsAndResumesWhenSpaceReturns) {
+  if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
+  const std::map<std::string, std::string> env = ReadRgwEnv();
+  ASSERT_FALSE(env.empty()) << "run `scripts/rgw-local.sh start` first";
+  Result<S3Config> cfg = S3Config::FromVariables(env);
+  ASSERT_TRUE(cfg.ok());
+  S3Client s3(*cfg);
+  const std::string bucket = "ds-full-" + RandomSuffix();
+  ASSERT_TRUE(s3.CreateBucket(bucket).ok());
+  const std::string dir = std::filesystem::temp_directory_path() / ("ds-full-" + RandomSuffix());
+  const std::string cache = dir + "/cache";
+  std::filesystem::create_directories(cache);
+  std::string out;
+  ASSERT_EQ(RunCommand({"mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", cache}, {}, &out), 0)
+      << out;
+  struct Unmount {
+    std::string path;
+    ~Unmount() {
+      std::string o;
+      RunCommand({"umount", "-l", path}, {}, &o);
+    }
+  } unmount{cache};
+
+  const int port = FreePort();
+  const std::string token = "tok-" + RandomSuffix();
+  const std::string log = dir + "/serve.log";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    execl(DS_BINARY, DS_BINARY, "serve", "--cache", cache.c_str(), "--bucket", bucket.c_str(),
+          "--webhook-listen", ("127.0.0.1:" + std::to_string(port)).c_str(), "--webhook-token",
+          token.c_str(), "--disk-reserve", "1MiB", "--log-level", "debug", nullptr);
+    _exit(127);
+  }
+  struct Stop {
+    pid_t pid;
+    ~Stop() {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+    }
+  } stop{pid};
+  httplib::Client c("127.0.0.1", port);
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = c.Get("/healthz");
+    return r && r->status == 200;
+  })) << ReadFile(log);
+  ASSERT_TRUE(Exists(cache + "/.delete-sync/reserve")) << ReadFile(log);
+  // One document with one record per key.
+  auto post = [&](const std::string& name, const std::vector<std::string>& keys) {
+    std::string records;
+    for (const std::string& key : keys) {
+      records += std::string(records.empty() ? "" : ",") +
+                 R"({"eventVersion":"2.2","eventSource":"ceph:s3","eventName":")" + name +
+                 R"(","s3":{"bucket":{"name":")" + bucket + R"("},"object":{"key":")" + key +
+                 R"("}}})";
+    }
+    auto r = c.Post("/?token=" + token, R"({"Records":[)" + records + "]}", "application/json");
+    return r ? r->status : -1;
+  };
+
+  std::vector<std::string> small;
+  for (int i = 0; i < 40; ++i) {
+    small.push_back("small/s" + std::to_string(i));
+    ASSERT_TRUE(s3.PutObject(bucket, small.back(), std::string(1024, 's')).ok());
+  }
+  ASSERT_EQ(post("ObjectCreated:Put", small), 200);
+  ASSERT_TRUE(WaitFor([&] {
+    for (const std::string& k : small) {
+      if (!Exists(cache + "/" + k)) return false;
+    }
+    return true;
+  })) << ReadFile(log);
+  // Fill the file system: downloads of 6 objects of 2.6 MiB that do not fit in what the
+  // reserve and the state's WAL (up to 4 MiB before a checkpoint) leave, then another writer
+  // takes every block left.
+  std::vector<std::string> big;
+  for (int i = 0; i < 6; ++i) {
+    big.push_back("big" + std::to_string(i));
+    ASSERT_TRUE(s3.PutObject(bucket, big.back(), std::string(2600 * 1024, 'x')).ok());
+  }
+  post("ObjectCreated:Put", big);
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("No space left") != std::string::npos; },
+                      std::chrono::seconds(60)))
+      << "the file system never filled up: " << ReadFile(log);
+  {
+    std::ofstream filler(cache + "/.delete-sync/filler", std::ios::binary);
+    std::string block(4096, 'f');
+    while (filler.write(block.data(), static_cast<std::streamsize>(block.size())) &&
+           filler.flush()) {
+    }
+  }
+  auto ready = c.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503) << ready->body;
+  EXPECT_NE(ready->body.find("\"name\":\"disk\",\"ok\":false"), std::string::npos) << ready->body;
+
+  // The removals on the full disk: answered 200, the copies gone, every removal recorded.
+  for (const std::string& k : small) ASSERT_TRUE(s3.DeleteObject(bucket, k).ok());
+  EXPECT_EQ(post("ObjectRemoved:Delete", small), 200) << ReadFile(log);
+  for (const std::string& k : small) EXPECT_FALSE(Exists(cache + "/" + k)) << k;
+  EXPECT_EQ(RunCommand({DS_BINARY, "audit", "verify", "--log", cache + "/.delete-sync/audit.log"},
+                       {}, &out),
+            0)
+      << out;
+  const std::string audit = ReadFile(cache + "/.delete-sync/audit.log");
+  for (const std::string& k : small) {
+    EXPECT_NE(audit.find("\"key\":\"" + k + "\""), std::string::npos) << k;
+  }
+
+  // Space returns (the big objects are deleted): the reserve comes back, /readyz is ready, and
+  // a new creation is downloaded, with no restart.
+  std::filesystem::remove(cache + "/.delete-sync/filler");
+  for (const std::string& k : big) ASSERT_TRUE(s3.DeleteObject(bucket, k).ok());
+  EXPECT_EQ(post("ObjectRemoved:Delete", big), 200) << ReadFile(log);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        auto r = c.Get("/readyz");
+        return r && r->status == 200;
+      },
+      std::chrono::seconds(30)))
+      << [&] {
+           auto r = c.Get("/readyz");
+           std::string u;
+           RunCommand({"du", "-a", cache}, {}, &u);
+           return (r ? r->body : std::string("no answer")) + "\n" + u;
+         }();
+  ASSERT_TRUE(s3.PutObject(bucket, "after", "space is back").ok());
+  EXPECT_EQ(post("ObjectCreated:Put", {"after"}), 200);
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(cache + "/after") == "space is back"; },
+                      std::chrono::seconds(60)))
+      << ReadFile(log);
+  if (!::testing::Test::HasFailure()) {
+    std::filesystem::remove_all(dir + "/serve.log");
+  } else {
+    std::fprintf(stderr, "---- serve log ----\n%s\n", ReadFile(log).c_str());
+  }
+}
+
 }  // namespace
 }  // namespace ds::itest

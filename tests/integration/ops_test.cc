@@ -158,7 +158,7 @@ TEST(OpsTest, MetricsAndJsonLogsAfterAPutAndADelete) {
   EXPECT_TRUE(rj["ready"].get<bool>());
   std::set<std::string> names;
   for (const auto& c : rj["checks"]) names.insert(c["name"].get<std::string>());
-  EXPECT_EQ(names, (std::set<std::string>{"state", "cache", "s3"}));
+  EXPECT_EQ(names, (std::set<std::string>{"state", "cache", "disk", "s3"}));
 
   // `delete-sync status` prints the removal from the audit log.
   std::string out;
