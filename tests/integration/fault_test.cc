@@ -253,8 +253,9 @@ TEST(FaultTest, FullDiskStillRemovesAndRecordsAndResumesWhenSpaceReturns) {
   const std::string cache = dir + "/cache";
   std::filesystem::create_directories(cache);
   std::string out;
-  ASSERT_EQ(RunCommand({"mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", cache}, {}, &out), 0)
-      << out;
+  if (RunCommand({"mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", cache}, {}, &out) != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (a container without CAP_SYS_ADMIN?): " << out;
+  }
   struct Unmount {
     std::string path;
     ~Unmount() {
