@@ -328,20 +328,30 @@ TEST(FaultTest, FullDiskStillRemovesAndRecordsAndResumesWhenSpaceReturns) {
   ASSERT_TRUE(WaitFor([&] { return ReadFile(log).find("No space left") != std::string::npos; },
                       std::chrono::seconds(60)))
       << "the file system never filled up: " << ReadFile(log);
-  {
-    std::ofstream filler(cache + "/.delete-sync/filler", std::ios::binary);
+  // Another writer takes every block left; filled again while failed downloads give back the
+  // space of their temp files.
+  auto fill = [&] {
+    std::ofstream filler(cache + "/.delete-sync/filler", std::ios::binary | std::ios::app);
     std::string block(4096, 'f');
     while (filler.write(block.data(), static_cast<std::streamsize>(block.size())) &&
            filler.flush()) {
     }
-  }
-  auto ready = c.Get("/readyz");
-  ASSERT_TRUE(ready);
-  EXPECT_EQ(ready->status, 503) << ready->body;
-  EXPECT_NE(ready->body.find("\"name\":\"disk\",\"ok\":false"), std::string::npos) << ready->body;
+  };
+  std::string ready_body;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        fill();
+        auto r = c.Get("/readyz");
+        ready_body = r ? r->body : "no answer";
+        return r && r->status == 503 &&
+               r->body.find("\"name\":\"disk\",\"ok\":false") != std::string::npos;
+      },
+      std::chrono::seconds(20)))
+      << ready_body;
 
   // The removals on the full disk: answered 200, the copies gone, every removal recorded.
   for (const std::string& k : small) ASSERT_TRUE(s3.DeleteObject(bucket, k).ok());
+  fill();
   EXPECT_EQ(post("ObjectRemoved:Delete", small), 200) << ReadFile(log);
   for (const std::string& k : small) EXPECT_FALSE(Exists(cache + "/" + k)) << k;
   EXPECT_EQ(RunCommand({DS_BINARY, "audit", "verify", "--log", cache + "/.delete-sync/audit.log"},
