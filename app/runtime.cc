@@ -139,6 +139,16 @@ int64_t DrainAllJobs(Runtime& rt, int workers, std::chrono::milliseconds max_wai
   }
 }
 
+Result<std::string> ExistingStatePath(const std::string& cache, const std::string& state) {
+  if (state.empty() && cache.empty()) return Status::Invalid("--cache or --state is required");
+  std::string path = state.empty() ? cache + "/" + kReservedDir + "/state.db" : state;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return Status::NotFound("no state database at " + path + " (wrong --cache?)");
+  }
+  return path;
+}
+
 int Fail(const char* command, const Status& s, int exit_code) {
   std::fprintf(stderr, "delete-sync %s: %s\n", command, s.message().c_str());
   return exit_code;

@@ -56,6 +56,11 @@ Status CheckBucketReachable(const S3Client& s3, const std::string& bucket,
 // Does nothing without a store or a bucket. Returns the check's Status.
 Status LogBucketReachability(const Runtime& rt, const CommonSettings& s);
 
+// The state database of a command given --cache and/or --state (the default is
+// <cache>/.delete-sync/state.db), which must exist: kInvalidArgument when neither is given,
+// kNotFound when there is no database there.
+Result<std::string> ExistingStatePath(const std::string& cache, const std::string& state);
+
 // Exit codes shared by the subcommands.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailed = 1;  // some events failed / the run failed

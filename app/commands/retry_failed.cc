@@ -25,16 +25,12 @@ class RetryFailedCommand : public Command {
   int Run() override {
     Status s = settings_->Resolve();
     if (!s.ok()) return Fail(s, kExitUsage);
-    if (state_.empty()) {
-      if (cache_.empty()) {
-        return Fail(Status::Invalid("--cache or --state is required"), kExitUsage);
-      }
-      state_ = cache_ + "/" + kReservedDir + "/state.db";
+    Result<std::string> path = ExistingStatePath(cache_, state_);
+    if (!path.ok()) {
+      return Fail(path.status(),
+                  path.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
     }
-    if (!std::filesystem::exists(state_)) {
-      return Fail(Status::NotFound("no state database at " + state_ + " (wrong --cache?)"),
-                  kExitFailed);
-    }
+    state_ = *path;
     Result<std::unique_ptr<SqliteState>> db = SqliteState::Open(state_);
     if (!db.ok()) return Fail(db.status(), kExitFailed);
     Result<int64_t> n = (*db)->RetryFailed(SystemClock().NowMillis());

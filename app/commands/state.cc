@@ -41,16 +41,12 @@ class StateCommand : public Command {
     const bool rebuild = rebuild_->parsed();
     Status s = settings_[rebuild ? 1 : 0]->Resolve();
     if (!s.ok()) return Fail(s, kExitUsage);
-    if (state_.empty()) {
-      if (cache_.empty()) {
-        return Fail(Status::Invalid("--cache or --state is required"), kExitUsage);
-      }
-      state_ = cache_ + "/" + kReservedDir + "/state.db";
+    Result<std::string> path = ExistingStatePath(cache_, state_);
+    if (!path.ok()) {
+      return Fail(path.status(),
+                  path.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
     }
-    if (!std::filesystem::exists(state_)) {
-      return Fail(Status::NotFound("no state database at " + state_ + " (wrong --cache?)"),
-                  kExitFailed);
-    }
+    state_ = *path;
     return rebuild ? Rebuild() : Check();
   }
 
