@@ -82,6 +82,8 @@ Result<std::unique_ptr<RunMarker>> RunMarker::Create(const std::string& dir,
   return std::unique_ptr<RunMarker>(new RunMarker(path));
 }
 
+RunMarker::~RunMarker() { (void)Release(); }
+
 Status RunMarker::Release() {
   if (released_) return Status::Ok();
   if (::unlink(path_.c_str()) != 0 && errno != ENOENT) {

@@ -30,8 +30,13 @@ class RunMarker {
   // markers are removed: they are reported once). `what` names the process in the marker.
   static Result<std::unique_ptr<RunMarker>> Create(const std::string& dir, const std::string& what,
                                                    std::vector<UncleanRun>* unclean);
-  // Removes the marker: the run stopped cleanly. The destructor does not remove it.
+  // Removes the marker: the run stopped cleanly. The destructor does the same (a process that
+  // returns, also after an error at start, stopped cleanly; only a killed or crashed process
+  // leaves its marker).
   Status Release();
+  ~RunMarker();
+  RunMarker(const RunMarker&) = delete;
+  RunMarker& operator=(const RunMarker&) = delete;
   const std::string& path() const { return path_; }
 
  private:
