@@ -174,7 +174,10 @@ class ServeCommand : public Command {
     // The disk-space reserve: removals can still be recorded when the file system fills up.
     const uint64_t reserve = ops_.disk_reserve();
     if (reserve > 0) {
-      if (Status rs = rt->cache->EnsureReserve(reserve); !rs.ok()) return Fail(rs, kExitFailed);
+      // A safety margin, not a reason to stop: without it, removals may fail on a full disk.
+      if (Status rs = rt->cache->EnsureReserve(reserve); !rs.ok()) {
+        spdlog::error("cannot make the disk-space reserve: {}", rs.ToString());
+      }
       Result<bool> has = rt->cache->HasReserve();
       if (has.ok() && !*has) {
         spdlog::warn(

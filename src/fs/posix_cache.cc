@@ -886,7 +886,9 @@ Status PosixCache::EnsureReserve(uint64_t bytes) {
     return Status::Ok();
   }
   const std::string what = st.root_path + "/" + kReservedDir + "/reserve";
-  posix_cache_internal::Fd fd(::openat(st.reserved.get(), "reserve.new",
+  // A name of this process's own: several processes (and hosts) may make the reserve at once.
+  const std::string temp = MakeTempName(st.host_token) + ".reserve";
+  posix_cache_internal::Fd fd(::openat(st.reserved.get(), temp.c_str(),
                                        O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
                                        0600));
   if (fd.get() < 0) return ErrnoStatus(errno, "create " + what);
@@ -907,14 +909,14 @@ Status PosixCache::EnsureReserve(uint64_t bytes) {
   }
   if (rc == 0 && ::fsync(fd.get()) != 0) rc = errno;
   if (rc != 0) {
-    ::unlinkat(st.reserved.get(), "reserve.new", 0);
+    ::unlinkat(st.reserved.get(), temp.c_str(), 0);
     // Not enough space for it: the reserve stays missing (HasReserve says so).
     if (rc == ENOSPC || rc == EDQUOT) return Status::Ok();
     return ErrnoStatus(rc, "allocate " + what);
   }
-  if (::renameat(st.reserved.get(), "reserve.new", st.reserved.get(), "reserve") != 0) {
+  if (::renameat(st.reserved.get(), temp.c_str(), st.reserved.get(), "reserve") != 0) {
     int err = errno;
-    ::unlinkat(st.reserved.get(), "reserve.new", 0);
+    ::unlinkat(st.reserved.get(), temp.c_str(), 0);
     return ErrnoStatus(err, "rename into " + what);
   }
   return Status::Ok();
