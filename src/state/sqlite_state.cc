@@ -462,33 +462,31 @@ Status SqliteState::Migrate() {
       {"jobs", "first_error_ms",
        "ALTER TABLE jobs ADD COLUMN first_error_ms INTEGER NOT NULL DEFAULT 0"},
   };
-  for (const Column& c : kAdded) {
-    DS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-    bool have = false;
-    {
+  // One write transaction for the whole migration (every open runs it, a Lambda cold start
+  // included): it changes nothing on a database that is up to date.
+  DS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  auto migrate = [&]() -> Status {
+    for (const Column& c : kAdded) {
       Stmt q(db_,
              (std::string("SELECT 1 FROM pragma_table_info('") + c.table + "') WHERE name = ?1")
                  .c_str());
-      if (!q.ok()) {
-        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-        return Error("read the columns of " + std::string(c.table));
-      }
+      if (!q.ok()) return Error("read the columns of " + std::string(c.table));
       q.Text(1, c.name);
-      have = q.Step() == SQLITE_ROW;
+      if (q.Step() != SQLITE_ROW) DS_RETURN_IF_ERROR(Exec(c.ddl));
     }
-    Status s = have ? Status::Ok() : Exec(c.ddl);
-    if (!s.ok()) {
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      return s;
-    }
-    DS_RETURN_IF_ERROR(Exec("COMMIT"));
+    // Claims without a lease (made by a version before leases) are released; expired leases
+    // are found through this index.
+    DS_RETURN_IF_ERROR(
+        Exec("UPDATE jobs SET claimed_pid = NULL, claim_owner = '' WHERE claimed_pid IS NOT NULL "
+             "AND lease_until_ms IS NULL"));
+    return Exec("CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (failed, lease_until_ms)");
+  };
+  Status s = migrate();
+  if (!s.ok()) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return s;
   }
-  // Claims without a lease (made by a version before leases) are released; expired leases are
-  // found through this index.
-  DS_RETURN_IF_ERROR(
-      Exec("UPDATE jobs SET claimed_pid = NULL, claim_owner = '' WHERE claimed_pid IS NOT NULL "
-           "AND lease_until_ms IS NULL"));
-  return Exec("CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (failed, lease_until_ms)");
+  return Exec("COMMIT");
 }
 
 SqliteState::~SqliteState() {
