@@ -57,6 +57,11 @@ void OpsService::Attach(Runtime& rt, const CommonSettings& common, WebhookServer
     auto c = state->JobCounts();
     return c.ok() ? static_cast<double>(c->second) : -1.0;
   });
+  metrics_->AddSampledCounter(
+      "delete_sync_state_lock_wait_seconds_total",
+      "Seconds spent waiting for the state database's lock held by another process or host "
+      "(a host that died holding it keeps it until the file system evicts that host)",
+      [state] { return static_cast<double>(state->lock_wait_ms()) / 1000.0; });
   metrics_->AddSampledGauge("delete_sync_inflight_requests", "Webhook requests being handled now",
                             [&server] { return static_cast<double>(server.inflight()); });
   AuditLog* audit = rt.audit.get();

@@ -34,6 +34,11 @@ void CommonSettings::Register(Settings& s) {
         "how long a download that fails with transient errors (the store unreachable, 5xx, "
         "timeouts) is retried before it is kept as failed (e.g. 30m, 1h, 1d)",
         "1h");
+  s.Add("claim-lease", &claim_lease,
+        "how long a download's claim holds without renewal (renewed every quarter of it while "
+        "the data flows): a process or host that dies holding downloads delays them by this "
+        "much; a temp file not written to for this long is removed by any process (5s to 1h)",
+        "2m");
   s.Add("require-mount", &require_mount,
         "refuse to start unless the cache folder is a mount point (true/false): an EFS/NFS "
         "volume that failed to mount must not turn into a cache on the local disk",
@@ -168,6 +173,18 @@ Status SetupLogging(const std::string& level) {
   return Status::Ok();
 }
 
+void SweepStaleTemp(Runtime& rt) {
+  Result<size_t> cleaned = rt.cache->CleanTemp();
+  if (!cleaned.ok()) {
+    spdlog::warn("cannot clean the cache's temp files: {}", cleaned.status().message());
+  } else if (*cleaned > 0) {
+    spdlog::info(
+        "removed {} temp file(s) of downloads that died (a process gone, or nothing written for "
+        "a claim lease)",
+        *cleaned);
+  }
+}
+
 Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   if (s.cache.empty()) {
     return Status::Invalid(
@@ -193,6 +210,13 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   }
   Result<bool> resync = ParseBool("resync-after-removal", s.resync_after_removal);
   if (!resync.ok()) return resync.status();
+  Result<int64_t> lease =
+      ParseDurationMs("claim-lease", s.claim_lease.empty() ? "2m" : s.claim_lease);
+  if (!lease.ok()) return lease.status();
+  if (*lease < 5000 || *lease > 3600 * 1000) {
+    return Status::Invalid("--claim-lease must be from 5s to 1h, not '" + s.claim_lease + "'");
+  }
+  copts.stale_temp_age = std::chrono::seconds((*lease + 999) / 1000);
   S3Config timeouts;  // checked whether or not a store is configured
   DS_RETURN_IF_ERROR(ApplyS3Timeouts(s, &timeouts));
 
@@ -221,6 +245,7 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   Result<size_t> cleaned = rt.cache->CleanTemp();
   if (!cleaned.ok()) return cleaned.status();
   if (*cleaned > 0) spdlog::info("removed {} temp file(s) left by an earlier run", *cleaned);
+  rt.claim_lease_ms = *lease;
 
   std::string state_path = s.state.empty() ? s.cache + "/" + kReservedDir + "/state.db" : s.state;
   Result<StateJournal> journal =
@@ -229,6 +254,7 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   Result<std::unique_ptr<SqliteState>> state = SqliteState::Open(state_path, *journal);
   if (!state.ok()) return state.status();
   rt.state = std::move(state).value();
+  rt.state->set_claim_lease_ms(*lease);
 
   Result<S3Config> s3 = S3Config::FromEnvironment();
   if (s3.ok()) DS_RETURN_IF_ERROR(ApplyS3Timeouts(s, &s3.value()));

@@ -23,16 +23,26 @@ struct CommonSettings {
   // Timeouts of S3 requests (durations: "5s", "500ms"; S3Config's connect_timeout,
   // request_timeout, low_speed_time).
   std::string s3_connect_timeout, s3_request_timeout, s3_low_speed_timeout;
+  // How long a download job's claim holds without renewal (a duration): a process or host that
+  // dies holding claims delays those downloads by this much; temp files not written to for
+  // this long are removed by any process.
+  std::string claim_lease;
   void Register(Settings& s);
 };
 
 struct Runtime {
+  int64_t claim_lease_ms = 0;  // the claim-lease setting
   std::unique_ptr<PosixCache> cache;
   std::unique_ptr<SqliteState> state;
   std::unique_ptr<S3Client> s3;  // null when no credentials and not required
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<Engine> engine;
 };
+
+// Removes temp files of downloads that are dead: of a process of this host that is gone, or not
+// written to for a claim lease (their claim has expired, whichever host made them). Logs what
+// it removed or why it could not. Run at start and every half lease by serve and Lambda mode.
+void SweepStaleTemp(Runtime& rt);
 
 // Sets the log level ("trace".."off"); logs go to stderr.
 Status SetupLogging(const std::string& level);

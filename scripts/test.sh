@@ -50,7 +50,9 @@ deploy/aws-cdk/test.sh
 # Servers this run started are stopped at the end, also on failure; running ones are reused.
 started_rgw=0
 started_rmq=0
+started_cephfs=0
 cleanup() {
+  if ((started_cephfs)); then scripts/cephfs-local.sh stop >/dev/null 2>&1 || true; fi
   if ((started_rmq)); then scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true; fi
   if ((started_rgw)); then scripts/rgw-local.sh stop >/dev/null 2>&1 || true; fi
 }
@@ -64,7 +66,11 @@ step "local RabbitMQ (AMQP transport tests)"
 if ! scripts/rabbitmq-local.sh status >/dev/null 2>&1; then started_rmq=1; fi
 scripts/rabbitmq-local.sh start >/dev/null
 
-step "integration tests (real RGW, real notifications, real RabbitMQ)"
+step "local CephFS with a metadata server (multi-host tests: hosts are namespaces with ceph-fuse)"
+if ! scripts/cephfs-local.sh status >/dev/null 2>&1; then started_cephfs=1; fi
+scripts/cephfs-local.sh start >/dev/null
+
+step "integration tests (real RGW, real notifications, real RabbitMQ, CephFS shared by hosts)"
 ctest --test-dir build/ci -L integration --output-on-failure
 
 step "benchmark smoke run: every bench/*.sh with tiny sizes, one run (bench/run --smoke)"

@@ -59,8 +59,15 @@ class LambdaCommand : public Command {
     }
     spdlog::info("delete-sync lambda: cache {}, bucket {}, prefix '{}', state journal {}",
                  common_.cache, common_.bucket, common_.prefix, common_.state_journal);
-    s = lambda::RunLoop(client,
-                        [this](const lambda::Invocation& inv) { return dispatcher_->Handle(inv); });
+    s = lambda::RunLoop(client, [this](const lambda::Invocation& inv) {
+      // Temp files of downloads that died on any host (their claims expired), every half lease.
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_sweep_ >= std::chrono::milliseconds(rt_.claim_lease_ms / 2)) {
+        last_sweep_ = now;
+        SweepStaleTemp(rt_);
+      }
+      return dispatcher_->Handle(inv);
+    });
     return app::Fail("lambda", s, kExitFailed);
   }
 
@@ -179,6 +186,7 @@ class LambdaCommand : public Command {
   ReconcileOptions ro_;
   Runtime rt_;
   std::unique_ptr<lambda::Dispatcher> dispatcher_;
+  std::chrono::steady_clock::time_point last_sweep_ = std::chrono::steady_clock::now();
 };
 
 }  // namespace

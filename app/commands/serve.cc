@@ -84,7 +84,9 @@ class ServeCommand : public Command {
                    "10m");
     settings_->Add("reconcile-at-start", &reconcile_at_start_,
                    "run a reconcile pass as soon as the service starts (on/off); after an "
-                   "unclean stop it runs whatever this says",
+                   "unclean stop or a lost state database it runs whatever this says, unless "
+                   "'never' (e.g. several hosts on one cache, where one host or a scheduled "
+                   "`delete-sync reconcile` runs the passes)",
                    "on");
     reconcile_.Register(*settings_);
     ops_.Register(*settings_);
@@ -133,8 +135,14 @@ class ServeCommand : public Command {
     if (!workers.ok()) return Fail(workers.status(), kExitUsage);
     Result<int64_t> reconcile_every = ParseDurationMs("reconcile-every", reconcile_every_);
     if (!reconcile_every.ok()) return Fail(reconcile_every.status(), kExitUsage);
-    Result<bool> reconcile_at_start = ParseBool("reconcile-at-start", reconcile_at_start_);
-    if (!reconcile_at_start.ok()) return Fail(reconcile_at_start.status(), kExitUsage);
+    const bool never_at_start = reconcile_at_start_ == "never";
+    Result<bool> reconcile_at_start =
+        never_at_start ? Result<bool>(false) : ParseBool("reconcile-at-start", reconcile_at_start_);
+    if (!reconcile_at_start.ok()) {
+      return Fail(Status::Invalid("--reconcile-at-start must be on, off or never, not '" +
+                                  reconcile_at_start_ + "'"),
+                  kExitUsage);
+    }
     ReconcileOptions ro;
     ro.bucket = common_.bucket;
     ro.prefix = common_.prefix;
@@ -218,10 +226,12 @@ class ServeCommand : public Command {
           common_.bucket.empty()
               ? "without --bucket no reconcile pass can run: run `delete-sync reconcile "
                 "--bucket ...` on this cache now"
-              : "a reconcile pass starts now");
+          : never_at_start ? "reconcile-at-start is 'never': run `delete-sync reconcile` on this "
+                             "cache now"
+                           : "a reconcile pass starts now");
     }
-    const bool start_pass =
-        !common_.bucket.empty() && (*reconcile_at_start || !unclean.empty() || !verify->empty());
+    const bool start_pass = !common_.bucket.empty() && !never_at_start &&
+                            (*reconcile_at_start || !unclean.empty() || !verify->empty());
     if (common_.bucket.empty()) {
       spdlog::warn(
           "no --bucket: no reconcile pass runs, so a removal event that is lost (service down, "
@@ -373,6 +383,13 @@ class ServeCommand : public Command {
         }
       });
     }
+    // Temp files of downloads that died on any host (their claims expired) are removed.
+    std::thread temp_thread([&] {
+      while (!work.stopped()) {
+        work.WaitStop(std::max<int64_t>(rt->claim_lease_ms / 2, 2000));
+        if (!work.stopped()) SweepStaleTemp(*rt);
+      }
+    });
     spdlog::info("delete-sync serving: cache {}, bucket {}, prefix '{}', {} fetch worker(s)",
                  common_.cache, common_.bucket.empty() ? "(any)" : common_.bucket, common_.prefix,
                  *workers);
@@ -398,6 +415,7 @@ class ServeCommand : public Command {
     for (std::thread& t : fetchers) t.join();
     if (reconciler_thread.joinable()) reconciler_thread.join();
     if (disk_thread.joinable()) disk_thread.join();
+    temp_thread.join();
     ops_.Stop();
     if (Status ms = (*marker)->Release(); !ms.ok()) spdlog::error("{}", ms.message());
     const EngineCounters& c = engine.counters();

@@ -171,6 +171,19 @@ void Registry::AddGaugeCallback(const std::string& name, const std::string& help
   entries_.push_back(std::move(e));
 }
 
+void Registry::AddCounterCallback(const std::string& name, const std::string& help,
+                                  std::function<double()> sample) {
+  CheckNames(name, {});
+  std::lock_guard<std::mutex> l(mu_);
+  Entry e;
+  e.kind = Entry::kCallback;
+  e.sampled_counter = true;
+  e.name = name;
+  e.help = help;
+  e.sample = std::move(sample);
+  entries_.push_back(std::move(e));
+}
+
 std::string Registry::Render() const {
   std::lock_guard<std::mutex> l(mu_);
   std::string out;
@@ -211,7 +224,7 @@ std::string Registry::Render() const {
         break;
       }
       case Entry::kCallback:
-        Header(out, e.name, e.help, "gauge");
+        Header(out, e.name, e.help, e.sampled_counter ? "counter" : "gauge");
         out += e.name + " " + FormatValue(e.sample()) + "\n";
         break;
     }

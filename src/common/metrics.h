@@ -99,6 +99,10 @@ class Registry {
   // A gauge sampled when rendering (e.g. a queue length read from the state store).
   void AddGaugeCallback(const std::string& name, const std::string& help,
                         std::function<double()> sample);
+  // A counter sampled when rendering (a total kept elsewhere, e.g. by the state store); the
+  // sample must never decrease.
+  void AddCounterCallback(const std::string& name, const std::string& help,
+                          std::function<double()> sample);
 
   // The text exposition format 0.0.4, families in registration order.
   std::string Render() const;
@@ -111,6 +115,7 @@ class Registry {
     Family<Histogram>* histogram = nullptr;
     std::string name, help;
     std::function<double()> sample;
+    bool sampled_counter = false;  // kCallback rendered as a counter
   };
   mutable std::mutex mu_;
   std::vector<Entry> entries_;

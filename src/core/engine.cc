@@ -579,7 +579,7 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
   Result<ObjectInfo> info =
       store_->GetObject(job.bucket, job.key, "", [&](const char* d, size_t n) -> Status {
         DS_RETURN_IF_ERROR(ensure_temp());
-        if (int64_t now = clock_.NowMillis(); now - renewed_ms >= kClaimLeaseMs / 4) {
+        if (int64_t now = clock_.NowMillis(); now - renewed_ms >= state_.claim_lease_ms() / 4) {
           renewed_ms = now;
           Status rs = state_.RenewClaim(job.id, now);
           if (!rs.ok()) spdlog::warn("cannot renew the claim of job {}: {}", job.id, rs.ToString());

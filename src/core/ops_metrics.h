@@ -66,6 +66,11 @@ class OpsMetrics : public EngineObserver {
                        std::function<double()> sample) {
     registry_.AddGaugeCallback(name, help, std::move(sample));
   }
+  // Counters sampled at each scrape (totals kept by adapters).
+  void AddSampledCounter(const std::string& name, const std::string& help,
+                         std::function<double()> sample) {
+    registry_.AddCounterCallback(name, help, std::move(sample));
+  }
 
   std::string Render() const { return registry_.Render(); }
 

@@ -98,6 +98,8 @@ enum class Durability {
 class StateStore {
  public:
   virtual ~StateStore() = default;
+  // How long a claim holds without renewal; a worker renews it every quarter of this.
+  virtual int64_t claim_lease_ms() const { return kClaimLeaseMs; }
   // Runs `fn` in one exclusive transaction (across threads and, for SQLite, across
   // processes on this host). Commits when `fn` returns OK, rolls back otherwise; returns fn's
   // status or the commit's error.
@@ -127,6 +129,10 @@ class StateStore {
   virtual Result<int64_t> RetryFailed(int64_t now_ms) = 0;
   // Counts: jobs waiting (claimed or not) and failed.
   virtual Result<std::pair<int64_t, int64_t>> JobCounts() = 0;
+  // Whether a key has a job in the journal: none (never had one, or it finished: published,
+  // gone, discarded, in this process or any other), one waiting (claimed or not), or failed.
+  enum class JobPresence { kNone, kWaiting, kFailed };
+  virtual Result<JobPresence> JobOf(const std::string& bucket, const std::string& key) = 0;
 
   // The data-subject index (delete-sync erase --subject): which keys of a bucket carry a
   // subject in their metadata. Rows are added when an event or a download shows the field,

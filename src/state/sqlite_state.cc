@@ -1,5 +1,6 @@
 #include "state/sqlite_state.h"
 
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "core/event.h"
 #include "fs/posix_cache.h"
@@ -143,9 +145,13 @@ FetchJob ReadJob(Stmt& q) {
 
 class SqliteTxn : public StateTxn {
  public:
-  SqliteTxn(sqlite3* db, StmtCache* cache, std::string owner,
+  SqliteTxn(sqlite3* db, StmtCache* cache, std::string owner, int64_t lease_ms,
             std::function<Status(const std::string&)> err)
-      : db_(db), cache_(cache), owner_(std::move(owner)), err_(std::move(err)) {}
+      : db_(db),
+        cache_(cache),
+        owner_(std::move(owner)),
+        lease_ms_(lease_ms),
+        err_(std::move(err)) {}
 
   Result<KeyState> Get(const std::string& bucket, const std::string& key) override {
     Stmt q(cache_, db_,
@@ -254,7 +260,7 @@ class SqliteTxn : public StateTxn {
     Stmt u(cache_, db_,
            "UPDATE jobs SET claimed_pid = ?2, claim_owner = ?3, lease_until_ms = ?4 WHERE id = ?1");
     if (!u.ok()) return err_("prepare job claim");
-    u.Int(1, job->id).Int(2, getpid()).Text(3, owner_).Int(4, now_ms + kClaimLeaseMs);
+    u.Int(1, job->id).Int(2, getpid()).Text(3, owner_).Int(4, now_ms + lease_ms_);
     if (u.Step() != SQLITE_DONE) return err_("claim job");
     return job;
   }
@@ -300,6 +306,7 @@ class SqliteTxn : public StateTxn {
   sqlite3* db_;
   StmtCache* cache_;
   std::string owner_;  // this process's claim owner: "<host token>-<pid>"
+  int64_t lease_ms_;   // how long a claim holds
   std::function<Status(const std::string&)> err_;
 };
 
@@ -307,6 +314,42 @@ class SqliteTxn : public StateTxn {
 
 SqliteState::SqliteState(sqlite3* db, std::string path)
     : db_(db), path_(std::move(path)), owner_(HostToken() + "-" + std::to_string(getpid())) {}
+
+int SqliteState::OnBusy(void* self, int count) {
+  return static_cast<SqliteState*>(self)->WaitForLock(count);
+}
+
+int SqliteState::WaitForLock(int count) {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  const auto now = std::chrono::steady_clock::now();
+  if (count == 0) {
+    busy_since_ = now;
+    busy_warned_ = now;
+    busy_warned_once_ = false;
+  }
+  const int64_t waited = duration_cast<milliseconds>(now - busy_since_).count();
+  if (waited >= kBusyTimeoutMs) {
+    spdlog::error("state database {} is locked by another process: gave up after {} s", path_,
+                  waited / 1000);
+    return 0;
+  }
+  if (waited >= 5000 && (!busy_warned_once_ || now - busy_warned_ >= std::chrono::seconds(10))) {
+    busy_warned_ = now;
+    busy_warned_once_ = true;
+    spdlog::warn(
+        "state database {} is locked by another process for {} s; waiting up to {} s (a host "
+        "that died holding the lock keeps it until the shared file system evicts that host: "
+        "about 30 s on CephFS, 90 s or more on NFS/EFS)",
+        path_, waited / 1000, kBusyTimeoutMs / 1000);
+  }
+  // Short sleeps: a waiter that polls often gets the lock soon after it is released (SQLite's
+  // own handler sleeps up to 100 ms, and waits of 13-17 s were seen between two hosts).
+  const int sleep_ms = count < 10 ? 1 : (count < 50 ? 5 : 20);
+  std::this_thread::sleep_for(milliseconds(sleep_ms));
+  lock_wait_ms_.fetch_add(sleep_ms, std::memory_order_relaxed);
+  return 1;
+}
 
 Status SqliteState::Error(const std::string& what) {
   int rc = sqlite3_extended_errcode(db_) & 0xFF;
@@ -386,7 +429,7 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path,
     return Status::Io("cannot open state database " + path + ": " + m);
   }
   std::unique_ptr<SqliteState> s(new SqliteState(db, path));
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  sqlite3_busy_handler(db, &SqliteState::OnBusy, s.get());
   {
     // Rollback mode is sticky: a database once shared by several hosts stays in it whatever a
     // later opener asks (e.g. `status` on another host), because one WAL opener would make
@@ -504,7 +547,8 @@ Status SqliteState::SetDurability(Durability d) {
 
 Result<KeyState> SqliteState::Lookup(const std::string& bucket, const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  SqliteTxn reader(db_, &cache_, owner_, [this](const std::string& what) { return Error(what); });
+  SqliteTxn reader(db_, &cache_, owner_, claim_lease_ms_,
+                   [this](const std::string& what) { return Error(what); });
   return reader.Get(bucket, key);
 }
 
@@ -514,7 +558,8 @@ Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn, Durabil
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Error("begin transaction");
   }
-  SqliteTxn txn(db_, &cache_, owner_, [this](const std::string& what) { return Error(what); });
+  SqliteTxn txn(db_, &cache_, owner_, claim_lease_ms_,
+                [this](const std::string& what) { return Error(what); });
   Status s = fn(txn);
   if (!s.ok()) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -554,7 +599,7 @@ Status SqliteState::RenewClaim(int64_t id, int64_t now_ms) {
   std::lock_guard<std::mutex> lock(mu_);
   DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
   Stmt q(db_, "UPDATE jobs SET lease_until_ms = ?2 WHERE id = ?1 AND claim_owner = ?3");
-  q.Int(1, id).Int(2, now_ms + kClaimLeaseMs).Text(3, owner_);
+  q.Int(1, id).Int(2, now_ms + claim_lease_ms_).Text(3, owner_);
   if (q.Step() != SQLITE_DONE) return Error("renew the claim of a job");
   return Status::Ok();
 }
@@ -599,6 +644,16 @@ Result<std::pair<int64_t, int64_t>> SqliteState::JobCounts() {
   Stmt q(db_, "SELECT COALESCE(SUM(failed = 0), 0), COALESCE(SUM(failed = 1), 0) FROM jobs");
   if (q.Step() != SQLITE_ROW) return Error("count jobs");
   return std::make_pair(q.ColInt(0), q.ColInt(1));
+}
+
+Result<StateStore::JobPresence> SqliteState::JobOf(const std::string& bucket,
+                                                   const std::string& key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt q(db_, "SELECT MIN(failed) FROM jobs WHERE bucket = ?1 AND key = ?2");
+  q.Text(1, bucket).Blob(2, key);
+  if (q.Step() != SQLITE_ROW) return Error("look up the jobs of a key");
+  if (q.ColNull(0)) return JobPresence::kNone;
+  return q.ColInt(0) == 0 ? JobPresence::kWaiting : JobPresence::kFailed;
 }
 
 Status SqliteState::IndexSubject(const std::string& subject, const std::string& bucket,

@@ -7,6 +7,8 @@
 // Writers that find the database locked wait (busy timeout) rather than fail.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,8 +36,12 @@ Result<StateJournal> ParseStateJournal(const std::string& value);
 
 class SqliteState : public StateStore {
  public:
-  // How long a transaction waits for another connection's lock before failing.
-  static constexpr int kBusyTimeoutMs = 30000;
+  // How long a statement waits for another connection's lock before failing with "database is
+  // locked". Longer than a shared file system takes to free the locks of a host that died
+  // holding them (CephFS evicts a dead client after about 30 s; NFSv4/EFS leases last 90 s), so
+  // that a crashed host delays the others but fails nothing. Waits of more than 5 s are logged
+  // as warnings (every 10 s) and counted in lock_wait_ms().
+  static constexpr int kBusyTimeoutMs = 180000;
 
   // Opens or creates the database (and its folder), applies the schema, and releases jobs
   // claimed by processes that are no longer alive. Switching an existing database between
@@ -57,11 +63,21 @@ class SqliteState : public StateStore {
   Result<int64_t> RetryFailed(int64_t now_ms) override;
   Status FailJob(int64_t id, const std::string& error) override;
   Result<std::pair<int64_t, int64_t>> JobCounts() override;
+  Result<JobPresence> JobOf(const std::string& bucket, const std::string& key) override;
   Status IndexSubject(const std::string& subject, const std::string& bucket,
                       const std::string& key) override;
   Result<std::vector<std::string>> SubjectKeys(const std::string& subject,
                                                const std::string& bucket) override;
   Status UnindexKey(const std::string& bucket, const std::string& key) override;
+
+  // How long a claim of a job holds without renewal (state_store.h): kClaimLeaseMs unless set
+  // (the claim-lease setting). Set before the store is shared between threads.
+  void set_claim_lease_ms(int64_t ms) { claim_lease_ms_ = ms; }
+  int64_t claim_lease_ms() const override { return claim_lease_ms_; }
+
+  // Milliseconds this store's connection has spent waiting for locks held by other processes
+  // (or hosts), since it was opened.
+  int64_t lock_wait_ms() const { return lock_wait_ms_.load(std::memory_order_relaxed); }
 
   // PRAGMA quick_check: OK, or kInternal naming the damage and the recovery command. Reads the
   // whole database (about a second per 100 MB): `serve` runs it at start.
@@ -90,6 +106,9 @@ class SqliteState : public StateStore {
   // Sets PRAGMA synchronous for the next commits (FULL for kDurable, NORMAL for kRelaxed).
   Status SetDurability(Durability d);
   Status Error(const std::string& what);
+  // SQLite's busy handler: sleeps briefly and returns 1 (try again) until kBusyTimeoutMs.
+  static int OnBusy(void* self, int count);
+  int WaitForLock(int count);
 
   sqlite3* db_;
   std::string path_;
@@ -97,6 +116,11 @@ class SqliteState : public StateStore {
   std::mutex mu_;
   StmtCache cache_;
   Durability durability_ = Durability::kDurable;
+  int64_t claim_lease_ms_ = kClaimLeaseMs;
+  std::atomic<int64_t> lock_wait_ms_{0};
+  // The lock wait in progress (the busy handler runs under mu_).
+  std::chrono::steady_clock::time_point busy_since_{}, busy_warned_{};
+  bool busy_warned_once_ = false;
 };
 
 }  // namespace ds

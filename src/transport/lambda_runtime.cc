@@ -235,7 +235,21 @@ void Dispatcher::DrainFor(int64_t deadline_ms, std::map<KeyId, bool>* pending) {
       return;
     }
     if (jobs->empty()) {
-      // Downloads of this invocation are waiting for a retry or run by another process.
+      // Downloads of this invocation are waiting for a retry or run by another process (another
+      // invocation, or a serve or apply on another host of the shared cache). A key whose job
+      // has left the journal was finished there: published, gone or discarded.
+      for (auto it = open.begin(); it != open.end();) {
+        Result<StateStore::JobPresence> p = state_.JobOf(it->first, it->second);
+        if (p.ok() && *p == StateStore::JobPresence::kNone) {
+          (*pending)[*it] = true;
+          it = open.erase(it);
+        } else if (p.ok() && *p == StateStore::JobPresence::kFailed) {
+          it = open.erase(it);  // stays false
+        } else {
+          ++it;
+        }
+      }
+      if (open.empty()) break;
       sleep(opts_.poll_ms);
       continue;
     }

@@ -403,6 +403,18 @@ Result<std::pair<int64_t, int64_t>> FakeStateStore::JobCounts() {
   return std::make_pair(waiting, failed);
 }
 
+Result<StateStore::JobPresence> FakeStateStore::JobOf(const std::string& bucket,
+                                                      const std::string& key) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  JobPresence p = JobPresence::kNone;
+  for (auto& [id, row] : jobs_) {
+    if (row.job.bucket != bucket || row.job.key != key) continue;
+    if (!row.failed) return JobPresence::kWaiting;
+    p = JobPresence::kFailed;
+  }
+  return p;
+}
+
 KeyState FakeStateStore::Key(const std::string& bucket, const std::string& key) {
   std::lock_guard<std::recursive_mutex> l(mu_);
   auto it = keys_.find({bucket, key});

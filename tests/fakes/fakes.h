@@ -136,6 +136,7 @@ class FakeStateStore : public StateStore {
   Result<int64_t> RetryFailed(int64_t now_ms) override;
   Status FailJob(int64_t id, const std::string& error) override;
   Result<std::pair<int64_t, int64_t>> JobCounts() override;
+  Result<JobPresence> JobOf(const std::string& bucket, const std::string& key) override;
   Status IndexSubject(const std::string& subject, const std::string& bucket,
                       const std::string& key) override {
     std::lock_guard<std::recursive_mutex> l(mu_);

@@ -224,6 +224,41 @@ TEST_F(LambdaDispatchTest, DownloadNotDoneByTheDeadlineFailsItsRecordAndStaysJou
   EXPECT_EQ(state_.JobCounts()->first, 1);  // kept for the retry / the next invocation
 }
 
+// Several hosts share the journal (docs/SEMANTICS.md section 9): while this invocation waits for
+// the retry of its download, another process (a serve on another host) runs the job. The
+// invocation sees the job leave the journal and succeeds, instead of waiting to its deadline.
+TEST_F(LambdaDispatchTest, DownloadFinishedByAnotherProcessSucceedsTheInvocation) {
+  store_.Put("b", "k", "v");
+  store_.fail_with = Status::Unavailable("503 slow down");
+  store_.fail_times = 1;
+  EngineOptions o;
+  o.bucket = "b";
+  Engine other(&store_, cache_, state_, clock_, o);
+  int other_ran = 0;
+  dispatcher_->sleep = [&](int64_t ms) {
+    ++sleeps_;
+    if (other_ran == 0) {
+      // The other process claims the job ahead of its backoff (its lease expired, say) and
+      // publishes it.
+      auto jobs = state_.ClaimJobs(clock_.NowMillis() + 3600 * 1000, 1);
+      ASSERT_TRUE(jobs.ok());
+      ASSERT_EQ(jobs->size(), 1u);
+      EXPECT_EQ(other.RunJob(jobs->front()), JobOutcome::kPublished);
+      ++other_ran;
+    }
+    clock_.Advance(ms);
+  };
+  json batch = {{"Records", json::array({SqsRecord("m1", S3Doc("ObjectCreated:Put", "k"))})}};
+  const int64_t start = clock_.NowMillis();
+  InvocationResult r = dispatcher_->Handle(Inv(batch.dump(), /*seconds_left=*/600));
+  ASSERT_TRUE(r.ok);
+  EXPECT_TRUE(FailedIds(r).empty()) << r.body;
+  EXPECT_EQ(other_ran, 1);
+  EXPECT_EQ(cache_.Read("k"), "v");
+  // Answered at the next poll, not at the deadline.
+  EXPECT_LT(clock_.NowMillis() - start, 60 * 1000);
+}
+
 TEST_F(LambdaDispatchTest, RecordsPastTheDeadlineMarginAreNotStartedButReported) {
   cache_.PutFile("k", "x");
   json batch = {{"Records", json::array({SqsRecord("m1", S3Doc("ObjectRemoved:Delete", "k"))})}};
