@@ -62,6 +62,7 @@ class SqliteState : public StateStore {
   Result<std::vector<std::string>> SubjectKeys(const std::string& subject,
                                                const std::string& bucket) override;
   Status UnindexKey(const std::string& bucket, const std::string& key) override;
+  Result<CollectStats> CollectExpired(int64_t cutoff_ms, size_t batch) override;
 
   // PRAGMA quick_check: OK, or kInternal naming the damage and the recovery command. Reads the
   // whole database (about a second per 100 MB): `serve` runs it at start.
