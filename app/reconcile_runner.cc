@@ -101,6 +101,7 @@ std::string ReportJson(const ReconcileOptions& o, const ReconcileReport& r, cons
       {"queued", r.queued},
       {"downloaded", c.published.load()},
       {"download_failed", c.fetch_failed.load()},
+      {"state_rows_collected", c.state_rows_collected.load()},
       {"max_delete_refused", r.max_delete_refused},
       {"removed_keys", r.removed_keys},
       {"orphan_keys", r.orphan_keys},

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -61,6 +62,12 @@ void CommonSettings::Register(Settings& s) {
         "deadline of one attempt of an S3 request other than a download (listings, HEAD, "
         "deletions); 'off' for none",
         "30s");
+  s.Add("state-horizon", &state_horizon,
+        "the state of a key without a copy (a tombstone) is kept this long after its last "
+        "change, then collected; a download of an event older than this is checked against the "
+        "bucket (HEAD) before it is published. At least 1d (SNS retries for 23 days, SQS keeps "
+        "messages 14), or off to keep every row for ever",
+        "45d");
   s.Add("s3-low-speed-timeout", &s3_low_speed_timeout,
         "abort an S3 transfer (downloads included) that moves less than 1 KiB/s for this long; "
         "'off' for never",
@@ -144,6 +151,30 @@ int64_t DrainAllJobs(Runtime& rt, int workers, std::chrono::milliseconds max_wai
   }
 }
 
+Result<int64_t> ParseStateHorizonMs(const std::string& value) {
+  Result<int64_t> ms = ParseDurationMs("state-horizon", value);
+  if (!ms.ok()) return ms.status();
+  if (*ms == 0) return ms;  // off
+  const char* test = std::getenv(kShortHorizonTestEnv);
+  if (test != nullptr && std::string(test) == "1") {
+    spdlog::warn("{}=1: --state-horizon {} is allowed below 1d (for tests only)",
+                 kShortHorizonTestEnv, value);
+    return ms;
+  }
+  if (*ms < kMinStateHorizonMs) {
+    return Status::Invalid(
+        "--state-horizon must be at least 1d (or off), not '" + value +
+        "': a tombstone must outlive every late delivery of the events it orders (SNS retries "
+        "for up to 23 days, SQS keeps messages up to 14); the default is 45d");
+  }
+  return ms;
+}
+
+void CollectStateOnce(Runtime& rt) {
+  // Engine::CollectState logs what it did, and its failure.
+  (void)rt.engine->CollectState();
+}
+
 Result<std::string> ExistingStatePath(const std::string& cache, const std::string& state) {
   if (state.empty() && cache.empty()) return Status::Invalid("--cache or --state is required");
   std::string path = state.empty() ? cache + "/" + kReservedDir + "/state.db" : state;
@@ -217,6 +248,8 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
     return Status::Invalid("--claim-lease must be from 5s to 1h, not '" + s.claim_lease + "'");
   }
   copts.stale_temp_age = std::chrono::seconds((*lease + 999) / 1000);
+  Result<int64_t> horizon = ParseStateHorizonMs(s.state_horizon);
+  if (!horizon.ok()) return horizon.status();
   S3Config timeouts;  // checked whether or not a store is configured
   DS_RETURN_IF_ERROR(ApplyS3Timeouts(s, &timeouts));
 
@@ -290,6 +323,7 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   eo.limits.root_length = std::filesystem::absolute(s.cache).lexically_normal().string().size();
   eo.max_fetch_attempts = static_cast<int>(*attempts);
   eo.fetch_retry_for_ms = *retry_for;
+  eo.state_horizon_ms = *horizon;
   eo.subject_field = s.subject_field == "off" ? "" : s.subject_field;
   // Without a store there is nothing to check a removal against.
   eo.resync_after_removal = *resync && rt.s3 != nullptr;

@@ -27,8 +27,17 @@ struct CommonSettings {
   // dies holding claims delays those downloads by this much; temp files not written to for
   // this long are removed by any process.
   std::string claim_lease;
+  // The state horizon (EngineOptions::state_horizon_ms): a duration of at least 1 day, or off.
+  std::string state_horizon;
   void Register(Settings& s);
 };
+
+// The state-horizon setting in milliseconds (0: off). A usage error (kInvalidArgument) below
+// kMinStateHorizonMs, unless the environment variable kShortHorizonTestEnv is "1": for tests
+// and benchmarks only, it allows any positive duration (e.g. 2s).
+inline constexpr int64_t kMinStateHorizonMs = int64_t{24} * 3600 * 1000;
+inline constexpr const char* kShortHorizonTestEnv = "DS_TEST_ALLOW_SHORT_STATE_HORIZON";
+Result<int64_t> ParseStateHorizonMs(const std::string& value);
 
 struct Runtime {
   int64_t claim_lease_ms = 0;  // the claim-lease setting
@@ -49,6 +58,10 @@ Status SetupLogging(const std::string& level);
 
 // Opens everything; when `require_s3` the AWS variables must be set.
 Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3);
+
+// Runs Engine::CollectState once; it logs what it did and a failure (commands that end: apply,
+// reconcile).
+void CollectStateOnce(Runtime& rt);
 
 // Whether `bucket` can be listed under `prefix` with the store's credentials: one
 // ListObjectsV2 with max-keys=1, one attempt, the store's connect timeout, at most

@@ -131,6 +131,8 @@ class ApplyCommand : public Command {
     // Run the downloads the events queued (and any left by an earlier run), waiting for
     // retries that are due later.
     const int64_t waiting = DrainAllJobs(*rt, static_cast<int>(*workers));
+    // Keep the state bounded (--state-horizon), as serve does hourly.
+    CollectStateOnce(*rt);
 
     const EngineCounters& c = engine.counters();
     int64_t applied = c.removed + c.absent + c.published + c.gone + c.discarded;
@@ -138,13 +140,14 @@ class ApplyCommand : public Command {
         c.ignored + c.out_of_scope + c.stale + c.other_version + tally.test_events + tally.non_s3;
     int64_t failed = c.failed + c.fetch_failed + tally.malformed;
     if (json_) {
-      nlohmann::json out = {{"documents", tally.documents}, {"events", tally.events},
-                            {"applied", applied},           {"ignored", ignored},
-                            {"refused", c.refused.load()},  {"failed", failed},
-                            {"removed", c.removed.load()},  {"downloaded", c.published.load()},
-                            {"downloads_waiting", waiting}, {"stale", c.stale.load()},
-                            {"malformed", tally.malformed}, {"refusals", engine.RefusalCounts()},
-                            {"errors", tally.errors}};
+      nlohmann::json out = {
+          {"documents", tally.documents}, {"events", tally.events},
+          {"applied", applied},           {"ignored", ignored},
+          {"refused", c.refused.load()},  {"failed", failed},
+          {"removed", c.removed.load()},  {"downloaded", c.published.load()},
+          {"downloads_waiting", waiting}, {"stale", c.stale.load()},
+          {"malformed", tally.malformed}, {"refusals", engine.RefusalCounts()},
+          {"errors", tally.errors},       {"state_rows_collected", c.state_rows_collected.load()}};
       std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     } else {
       std::cout << "applied " << applied << ", ignored " << ignored << ", refused "

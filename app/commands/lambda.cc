@@ -135,6 +135,8 @@ class LambdaCommand : public Command {
     ReconcileReport report;
     Status pass = reconciler.Run(o, &report);
     size_t ran = pass.ok() ? dispatcher_->DrainDue(inv.deadline_ms) : 0;
+    // Keep the state bounded (--state-horizon): batches of short transactions.
+    if (dispatcher_->HaveTime(inv.deadline_ms)) CollectStateOnce(rt_);
     Result<std::pair<int64_t, int64_t>> counts = rt_.state->JobCounts();
     json out = json::parse(ReportJson(o, report, pass, rt_.engine->counters()), nullptr, false);
     if (out.is_discarded()) out = json::object();

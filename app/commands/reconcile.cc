@@ -78,6 +78,9 @@ class ReconcileCommand : public Command {
     if (pass.ok() && report.queued > 0) {
       waiting = DrainAllJobs(*rt, o.concurrency);
     }
+    // Keep the state bounded (--state-horizon), as serve does hourly; also after a dry run
+    // (it changes no copy, only forgets tombstones older than the horizon).
+    CollectStateOnce(*rt);
     const EngineCounters& c = engine.counters();
     if (json_) {
       std::cout << ReportJson(o, report, pass, c) << "\n";
@@ -119,6 +122,8 @@ class ReconcileCommand : public Command {
                 r.skipped_changed ? " (some left alone: changed during the pass)" : "",
                 static_cast<long long>(r.queued), static_cast<long long>(c.published.load()),
                 static_cast<long long>(c.fetch_failed.load()));
+    std::printf("  state rows collected (older than --state-horizon) %lld\n",
+                static_cast<long long>(c.state_rows_collected.load()));
     for (const std::string& k : r.removed_keys)
       std::cout << "  removed: " << PrintableKey(k) << "\n";
     if (o.dry_run) {

@@ -390,6 +390,13 @@ class ServeCommand : public Command {
         if (!work.stopped()) SweepStaleTemp(*rt);
       }
     });
+    // State collection (--state-horizon): a minute after the start, then every hour.
+    std::thread collector_thread([&] {
+      for (int64_t wait = 60 * 1000; !work.stopped(); wait = 60 * 60 * 1000) {
+        work.WaitStop(wait);
+        if (!work.stopped()) (void)engine.CollectState();
+      }
+    });
     spdlog::info("delete-sync serving: cache {}, bucket {}, prefix '{}', {} fetch worker(s)",
                  common_.cache, common_.bucket.empty() ? "(any)" : common_.bucket, common_.prefix,
                  *workers);
@@ -416,6 +423,7 @@ class ServeCommand : public Command {
     if (reconciler_thread.joinable()) reconciler_thread.join();
     if (disk_thread.joinable()) disk_thread.join();
     temp_thread.join();
+    collector_thread.join();
     ops_.Stop();
     if (Status ms = (*marker)->Release(); !ms.ok()) spdlog::error("{}", ms.message());
     const EngineCounters& c = engine.counters();

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "common/crash_point.h"
+#include "core/ops_metrics.h"  // ParseEventTimeMillis
 
 namespace ds {
 
@@ -47,6 +48,20 @@ const char* JobOutcomeName(JobOutcome o) {
     case JobOutcome::kRetry:
       return "retry";
     case JobOutcome::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+const char* HorizonCheckName(HorizonCheck c) {
+  switch (c) {
+    case HorizonCheck::kCurrent:
+      return "current";
+    case HorizonCheck::kGone:
+      return "gone";
+    case HorizonCheck::kChanged:
+      return "changed";
+    case HorizonCheck::kFailed:
       return "failed";
   }
   return "unknown";
@@ -406,6 +421,7 @@ Status Engine::StageRemove(StateTxn& txn, const Event& ev, ApplyResult& result,
     job.event_id = ev.event_id;
     job.reason = "resync-after-removal";
     job.not_before_ms = clock_.NowMillis();
+    job.event_ms = job.not_before_ms;  // it asks for the bucket's state from now on
     DS_RETURN_IF_ERROR(txn.Enqueue(job));
   }
   result = {removed ? Outcome::kRemoved : Outcome::kAbsent, "", Status::Ok()};
@@ -428,6 +444,12 @@ Status Engine::StageCreate(StateTxn& txn, const Event& ev, ApplyResult& result) 
   job.event_id = ev.event_id;
   job.reason = "event " + ev.name;
   job.not_before_ms = clock_.NowMillis();
+  // The event's own time when it says one (a late redelivery carries its original eventTime),
+  // else when it was journaled; never later than that.
+  job.event_ms = job.not_before_ms;
+  if (std::optional<int64_t> t = ParseEventTimeMillis(ev.event_time)) {
+    job.event_ms = std::min(*t, job.event_ms);
+  }
   DS_RETURN_IF_ERROR(txn.Enqueue(job));
   result = {Outcome::kQueued, "", Status::Ok()};
   return Status::Ok();
@@ -486,6 +508,11 @@ Status Engine::StartJob(StateTxn& txn, const FetchJob& job, JobStart& start) {
 }
 
 bool Engine::MayPublish(const FetchJob& job, const JobStart& start, const KeyState& st) {
+  // Tickets only grow: a lower one means that the key's row was collected (or the database
+  // rebuilt) since the download started, so what it started under is unknown. Not published;
+  // only a download running past its lease can see this (the row of a key with a job is never
+  // collected).
+  if (st.fetch_ticket < start.ticket) return false;
   // A download that started later has been published: this one's data may be older.
   if (st.published_ticket > start.ticket) return false;
   if (st.removal_gen == start.removal_gen) return true;  // no removal since the start
@@ -587,8 +614,8 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
         return temp->Write(d, n);
       });
 
-  if (!info.ok() && info.status().code() == Code::kNotFound) {
-    // The source of truth says the object is gone: no copy may stay.
+  // The source of truth says the object is gone: no copy may stay.
+  auto gone = [&]() -> JobOutcome {
     bool removed = false;
     Status rs = state_.Transact([&](StateTxn& txn) -> Status {
       Result<KeyState> got = txn.Get(job.bucket, job.key);
@@ -618,7 +645,8 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
       spdlog::info("download of {}: the store no longer has it", where);
     }
     return finish(JobOutcome::kGone);
-  }
+  };
+  if (!info.ok() && info.status().code() == Code::kNotFound) return gone();
   if (!info.ok()) return retry_or_fail(info.status());
   if (Status ts = ensure_temp(); !ts.ok()) return retry_or_fail(ts);  // an empty object
   TempFile& tf = *temp;
@@ -626,6 +654,38 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
   // The data's fsync happens here, outside the transaction that serialises the key's state.
   if (Status ss = tf.Sync(); !ss.ok()) return retry_or_fail(ss);
   CrashPoint("download-written");
+
+  // An event older than the state horizon may be older than removals whose state was collected
+  // since: it is published only if the bucket's current object, asked now, after the GET, is the
+  // one downloaded (docs/SEMANTICS.md 3.6). Outside any transaction: a HEAD is a network call.
+  if (OlderThanHorizon(job)) {
+    Status head_error;
+    HorizonCheck check = CheckAgainstBucket(job, *info, &head_error);
+    counters_.horizon_checked++;
+    if (observer_ != nullptr) observer_->OnHorizonCheck(job, check);
+    switch (check) {
+      case HorizonCheck::kCurrent:
+        break;
+      case HorizonCheck::kGone:
+        counters_.horizon_refused++;
+        spdlog::warn(
+            "download of {} not published: its event is older than the state horizon and the "
+            "bucket no longer has the object",
+            where);
+        return gone();
+      case HorizonCheck::kChanged:
+        counters_.horizon_refused++;
+        spdlog::warn(
+            "download of {} not published: its event is older than the state horizon and the "
+            "bucket's current object is not the one downloaded (etag {}); downloading again",
+            where, info->etag);
+        return retry_or_fail(Status::Unavailable(
+            "the object changed during the download (checked against the bucket: its event is "
+            "older than the state horizon)"));
+      case HorizonCheck::kFailed:
+        return retry_or_fail(head_error);
+    }
+  }
 
   // 3. Publish only if no removal and no later download got there first.
   bool published = false;
@@ -675,6 +735,46 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
   counters_.bytes_fetched += static_cast<int64_t>(tf.bytes_written());
   spdlog::info("materialised {} ({} bytes, etag {})", where, tf.bytes_written(), info->etag);
   return finish(JobOutcome::kPublished);
+}
+
+bool Engine::OlderThanHorizon(const FetchJob& job) {
+  if (opts_.state_horizon_ms <= 0) return false;
+  return job.event_ms < clock_.NowMillis() - opts_.state_horizon_ms + kHorizonClockSkewMs;
+}
+
+HorizonCheck Engine::CheckAgainstBucket(const FetchJob& job, const ObjectInfo& got, Status* error) {
+  Result<ObjectInfo> head = store_->HeadObject(job.bucket, job.key, "");
+  if (!head.ok()) {
+    if (head.status().code() == Code::kNotFound) return HorizonCheck::kGone;
+    *error = head.status();
+    return HorizonCheck::kFailed;
+  }
+  // The same object: the same ETag and, when both name one, the same version.
+  if (head->etag != got.etag) return HorizonCheck::kChanged;
+  if (!head->version_id.empty() && !got.version_id.empty() && head->version_id != got.version_id) {
+    return HorizonCheck::kChanged;
+  }
+  return HorizonCheck::kCurrent;
+}
+
+Result<CollectStats> Engine::CollectState() {
+  if (opts_.state_horizon_ms <= 0) return CollectStats{};
+  const int64_t started = clock_.NowMillis();
+  Result<CollectStats> got =
+      state_.CollectExpired(started - opts_.state_horizon_ms, opts_.collect_batch);
+  if (!got.ok()) {
+    spdlog::error("state collection failed: {}", got.status().ToString());
+    return got.status();
+  }
+  counters_.state_rows_collected += got->keys;
+  if (observer_ != nullptr) observer_->OnStateCollected(*got);
+  if (got->keys > 0) {
+    spdlog::info(
+        "state collection: {} row(s) of keys without a copy unchanged for {} s or more deleted "
+        "in {} transaction(s), {} ms",
+        got->keys, opts_.state_horizon_ms / 1000, got->transactions, clock_.NowMillis() - started);
+  }
+  return got;
 }
 
 Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std::string& key,
@@ -767,6 +867,7 @@ Status Engine::QueueFetches(const std::string& bucket, std::span<const FetchRequ
           job.event_id = request_id;
           job.reason = r.reason;
           job.not_before_ms = now;
+          job.event_ms = now;  // from a listing taken now
           DS_RETURN_IF_ERROR(txn.Enqueue(job));
         }
         return Status::Ok();

@@ -51,7 +51,29 @@ struct EngineOptions {
   int max_fetch_attempts = 0;
   int64_t retry_base_ms = 500;
   int64_t retry_max_ms = 5 * 60 * 1000;
+  // The state horizon (docs/SEMANTICS.md 3.6): the rows of keys without a copy (tombstones and
+  // absent keys) whose state last changed longer ago than this are collected (CollectState),
+  // and a download whose event (FetchJob::event_ms) is older than this, less
+  // kHorizonClockSkewMs, is checked against the bucket's current object (HEAD) before it is
+  // published. 0: off (nothing is collected, nothing is checked).
+  int64_t state_horizon_ms = kDefaultStateHorizonMs;
+  static constexpr int64_t kDefaultStateHorizonMs = int64_t{45} * 24 * 3600 * 1000;
+  // Rows deleted per state transaction by a collection.
+  size_t collect_batch = 1000;
 };
+
+// How much the store's clock (eventTime) and this host's clock (the state's updated_ms) may
+// disagree: downloads of events older than the horizon less this are checked against the bucket.
+inline constexpr int64_t kHorizonClockSkewMs = 60 * 60 * 1000;
+
+// What the check against the bucket of a download older than the state horizon found.
+enum class HorizonCheck {
+  kCurrent,  // the bucket's current object is the downloaded one: published
+  kGone,     // the bucket has no such object any more: not published (a copy is removed)
+  kChanged,  // the bucket's current object is another one: not published; downloaded again
+  kFailed,   // the HEAD failed: not published; retried
+};
+const char* HorizonCheckName(HorizonCheck c);
 
 enum class Outcome {
   kRemoved,       // a cached copy was unlinked
@@ -93,6 +115,10 @@ struct EngineCounters {
       other_version{0}, refused{0}, failed{0};
   std::atomic<int64_t> published{0}, discarded{0}, gone{0}, retried{0}, fetch_failed{0},
       bytes_fetched{0};
+  // Downloads older than the state horizon checked against the bucket, and those of them that
+  // were not published because the bucket's current object was gone or another one.
+  std::atomic<int64_t> horizon_checked{0}, horizon_refused{0};
+  std::atomic<int64_t> state_rows_collected{0};
 };
 
 // Told about every event outcome, download outcome and removal, for metrics and logs
@@ -107,6 +133,10 @@ class EngineObserver {
   // "store-not-found").
   virtual void OnRemoved(const std::string& bucket, const std::string& key,
                          const std::string& cause) = 0;
+  // A download older than the state horizon was checked against the bucket.
+  virtual void OnHorizonCheck(const FetchJob& /*job*/, HorizonCheck /*result*/) {}
+  // A state collection ended (Engine::CollectState).
+  virtual void OnStateCollected(const CollectStats& /*stats*/) {}
 };
 
 class Engine {
@@ -157,6 +187,12 @@ class Engine {
   // `stop`, when given, is asked before each claim: true ends the drain (the job that is done
   // is still finished).
   size_t DrainJobs(size_t max_jobs = SIZE_MAX, const std::function<bool()>& stop = {});
+
+  // Collects the state rows of keys without a copy whose state last changed longer ago than
+  // the state horizon (StateStore::CollectExpired, in batches of collect_batch rows per
+  // transaction); nothing when the horizon is off. `serve` runs it hourly, `apply` and
+  // `reconcile` at their end.
+  Result<CollectStats> CollectState();
 
   // Every removal from the cache is recorded here (durably) before it is acknowledged. Null:
   // no audit log. Set before the engine is used.
@@ -221,6 +257,11 @@ class Engine {
   // Step 3's check: whether the download that started as `start` may be published over the
   // key's current state `st` (no removal or later download came first, see MayPublish).
   static bool MayPublish(const FetchJob& job, const JobStart& start, const KeyState& st);
+  // Whether the job's event is older than the state horizon (less kHorizonClockSkewMs): its
+  // download is then checked against the bucket before it is published.
+  bool OlderThanHorizon(const FetchJob& job);
+  // That check: HEAD of the key's current object, compared with what the GET returned.
+  HorizonCheck CheckAgainstBucket(const FetchJob& job, const ObjectInfo& got, Status* error);
   Status StartJob(StateTxn& txn, const FetchJob& job, JobStart& start);
   // Steps 2 and 3 of RunJob. With `finish_later`, a finished job is left in the journal and
   // its id stored there, for the caller to finish (with its next claim).

@@ -120,7 +120,18 @@ OpsMetrics::OpsMetrics(Clock& clock, EventLogger log)
                                            {"kind"})),
       reconcile_last_(
           registry_.AddGauge("delete_sync_reconcile_last_success_timestamp_seconds",
-                             "Unix time of the end of the last successful reconcile pass")) {
+                             "Unix time of the end of the last successful reconcile pass")),
+      state_collected_(registry_.AddCounter(
+          "delete_sync_state_rows_collected_total",
+          "State rows of keys without a copy deleted by state collection (older than the "
+          "state horizon)",
+          {})),
+      horizon_checks_(registry_.AddCounter(
+          "delete_sync_horizon_checks_total",
+          "Downloads of events older than the state horizon checked against the bucket before "
+          "publication, by result (current: published; gone, changed: not published; failed: "
+          "retried)",
+          {"result"})) {
   // Children that should read 0 before anything happened (so that rate() and alerts work).
   for (const char* o : {"removed", "absent", "queued"}) applied_.With({o});
   for (const char* a : {"remove", "create"}) {
@@ -130,6 +141,8 @@ OpsMetrics::OpsMetrics(Clock& clock, EventLogger log)
   for (const char* c : {"event", "reconcile", "erase", "store-not-found"}) removals_.With({c});
   for (const char* o : {"published", "discarded", "gone", "retry", "failed"}) downloads_.With({o});
   for (const char* r : {"ok", "failed"}) reconcile_runs_.With({r});
+  state_collected_.With({});
+  for (const char* r : {"current", "gone", "changed", "failed"}) horizon_checks_.With({r});
   auto& build = registry_.AddGauge("delete_sync_build_info", "The running version", {"version"});
   build.With({Version()}).Set(1);
   auto& start = registry_.AddGauge("delete_sync_start_time_seconds", "Unix time of the start");
@@ -219,6 +232,14 @@ void OpsMetrics::OnJob(const FetchJob& job, JobOutcome o) {
     }
   }
   if (o == JobOutcome::kPublished && event_ms) ObserveDelay("create", *event_ms);
+}
+
+void OpsMetrics::OnHorizonCheck(const FetchJob&, HorizonCheck result) {
+  horizon_checks_.With({HorizonCheckName(result)}).Inc();
+}
+
+void OpsMetrics::OnStateCollected(const CollectStats& stats) {
+  state_collected_.With({}).Inc(stats.keys);
 }
 
 void OpsMetrics::OnRemoved(const std::string&, const std::string&, const std::string& cause) {

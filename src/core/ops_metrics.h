@@ -57,6 +57,8 @@ class OpsMetrics : public EngineObserver {
   void OnJob(const FetchJob& job, JobOutcome o) override;
   void OnRemoved(const std::string& bucket, const std::string& key,
                  const std::string& cause) override;
+  void OnHorizonCheck(const FetchJob& job, HorizonCheck result) override;
+  void OnStateCollected(const CollectStats& stats) override;
 
   // A reconcile pass ended (serve's periodic reconcile).
   void OnReconcile(const ReconcileReport& report, const Status& s);
@@ -99,6 +101,8 @@ class OpsMetrics : public EngineObserver {
   metrics::Family<metrics::Counter>& reconcile_runs_;
   metrics::Family<metrics::Counter>& reconcile_keys_;
   metrics::Family<metrics::Gauge>& reconcile_last_;
+  metrics::Family<metrics::Counter>& state_collected_;
+  metrics::Family<metrics::Counter>& horizon_checks_;
 
   mutable std::mutex mu_;
   std::deque<RefusedKeyEntry> refusals_;

@@ -52,6 +52,18 @@ struct FetchJob {
   // When the first of its failed attempts failed (0: none failed yet). Retries end, and the
   // job is kept as failed, once this is longer ago than EngineOptions::fetch_retry_for_ms.
   int64_t first_error_ms = 0;
+  // How old the newest data this job may publish must be at least: the event's eventTime, or
+  // when the job was journaled if that is earlier or unknown (reconcile, resync). Jobs merged
+  // into one keep the oldest. 0: unknown (a job journaled by an earlier version), which counts
+  // as older than any horizon. A download whose event_ms is older than the state horizon is
+  // checked against the bucket before it is published (EngineOptions::state_horizon_ms).
+  int64_t event_ms = 0;
+};
+
+// What one StateStore::CollectExpired removed.
+struct CollectStats {
+  int64_t keys = 0;          // key rows deleted
+  int64_t transactions = 0;  // write transactions it took (batches)
 };
 
 // A claim of a job is a lease: it holds until `now + kClaimLeaseMs`, and the worker renews it
@@ -144,6 +156,15 @@ class StateStore {
                                                        const std::string& bucket) = 0;
   // Drops every index row of one key.
   virtual Status UnindexKey(const std::string& bucket, const std::string& key) = 0;
+
+  // State collection (docs/SEMANTICS.md 3.6): deletes the rows of keys whose copy is not
+  // present (tombstones included: a tombstone is never present) and whose state last changed
+  // (updated_ms) before `cutoff_ms`, unless the key has a job in the journal (waiting, claimed
+  // or failed): a download only ever runs under its claimed job, so no download is in flight
+  // for a collected key. At most `batch` rows per write transaction, so that a collection never
+  // holds the write lock for long. A collected key is afterwards exactly a key never seen. The
+  // subject index and failed jobs are not collected. Returns what was deleted.
+  virtual Result<CollectStats> CollectExpired(int64_t cutoff_ms, size_t batch) = 0;
 };
 
 }  // namespace ds

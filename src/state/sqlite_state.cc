@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   failed INTEGER NOT NULL DEFAULT 0,
   claim_owner TEXT NOT NULL DEFAULT '',
   lease_until_ms INTEGER,
-  first_error_ms INTEGER NOT NULL DEFAULT 0
+  first_error_ms INTEGER NOT NULL DEFAULT 0,
+  event_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (failed, claimed_pid, not_before_ms);
 CREATE INDEX IF NOT EXISTS jobs_key ON jobs (bucket, key);
@@ -134,6 +135,7 @@ FetchJob ReadJob(Stmt& q) {
   j.not_before_ms = q.ColInt(8);
   j.last_error = q.ColText(9);
   j.first_error_ms = q.ColInt(10);
+  j.event_ms = q.ColInt(11);
   return j;
 }
 
@@ -141,7 +143,7 @@ FetchJob ReadJob(Stmt& q) {
 // each query is one string literal).
 #define DS_JOB_COLUMNS                                                                     \
   "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error, " \
-  "first_error_ms"
+  "first_error_ms, event_ms"
 
 class SqliteTxn : public StateTxn {
  public:
@@ -202,8 +204,8 @@ class SqliteTxn : public StateTxn {
 
   Status Enqueue(const FetchJob& job) override {
     Stmt find(cache_, db_,
-              "SELECT id, seq, ordered, not_before_ms FROM jobs WHERE bucket = ?1 AND key = ?2 "
-              "AND claimed_pid IS NULL AND failed = 0 LIMIT 1");
+              "SELECT id, seq, ordered, not_before_ms, event_ms FROM jobs WHERE bucket = ?1 AND "
+              "key = ?2 AND claimed_pid IS NULL AND failed = 0 LIMIT 1");
     if (!find.ok()) return err_("prepare job lookup");
     find.Text(1, job.bucket).Blob(2, job.key);
     int rc = find.Step();
@@ -212,6 +214,9 @@ class SqliteTxn : public StateTxn {
       std::string seq = find.ColText(1);
       bool ordered = find.ColInt(2) != 0 && job.ordered;
       int64_t not_before = std::min(find.ColInt(3), job.not_before_ms);
+      // The oldest event of the merged ones decides whether the download is checked against
+      // the bucket before it is published (0, unknown, is the oldest).
+      int64_t event_ms = std::min(find.ColInt(4), job.event_ms);
       if (!ordered) {
         seq.clear();
       } else {
@@ -220,20 +225,20 @@ class SqliteTxn : public StateTxn {
       }
       Stmt upd(cache_, db_,
                "UPDATE jobs SET seq = ?2, ordered = ?3, not_before_ms = ?4, event_id = ?5, "
-               "reason = ?6 WHERE id = ?1");
+               "reason = ?6, event_ms = ?7 WHERE id = ?1");
       if (!upd.ok()) return err_("prepare job merge");
       upd.Int(1, id).Text(2, seq).Int(3, ordered ? 1 : 0).Int(4, not_before);
-      upd.Text(5, job.event_id).Text(6, job.reason);
+      upd.Text(5, job.event_id).Text(6, job.reason).Int(7, event_ms);
       if (upd.Step() != SQLITE_DONE) return err_("merge job");
       return Status::Ok();
     }
     if (rc != SQLITE_DONE) return err_("look up job");
     Stmt ins(cache_, db_,
-             "INSERT INTO jobs (bucket, key, seq, ordered, event_id, reason, not_before_ms) "
-             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+             "INSERT INTO jobs (bucket, key, seq, ordered, event_id, reason, not_before_ms, "
+             "event_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!ins.ok()) return err_("prepare job insert");
     ins.Text(1, job.bucket).Blob(2, job.key).Text(3, job.seq).Int(4, job.ordered ? 1 : 0);
-    ins.Text(5, job.event_id).Text(6, job.reason).Int(7, job.not_before_ms);
+    ins.Text(5, job.event_id).Text(6, job.reason).Int(7, job.not_before_ms).Int(8, job.event_ms);
     if (ins.Step() != SQLITE_DONE) return err_("insert job");
     return Status::Ok();
   }
@@ -455,6 +460,9 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path,
     }
   }
   DS_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
+  // A WAL (or a persisted journal) grown by a burst, e.g. a big state collection, is truncated
+  // back to this size when it is next reset, so that the files stay bounded with the rows.
+  DS_RETURN_IF_ERROR(s->Exec("PRAGMA journal_size_limit=4194304"));
   DS_RETURN_IF_ERROR(s->Exec(kSchema));
   DS_RETURN_IF_ERROR(s->Migrate());
   if (journal == StateJournal::kRollback) {
@@ -504,6 +512,9 @@ Status SqliteState::Migrate() {
       {"jobs", "lease_until_ms", "ALTER TABLE jobs ADD COLUMN lease_until_ms INTEGER"},
       {"jobs", "first_error_ms",
        "ALTER TABLE jobs ADD COLUMN first_error_ms INTEGER NOT NULL DEFAULT 0"},
+      // 0 (unknown) for jobs journaled before: they are checked against the bucket before
+      // they publish, as events older than the state horizon are.
+      {"jobs", "event_ms", "ALTER TABLE jobs ADD COLUMN event_ms INTEGER NOT NULL DEFAULT 0"},
   };
   // One write transaction for the whole migration (every open runs it, a Lambda cold start
   // included): it changes nothing on a database that is up to date.
@@ -522,7 +533,12 @@ Status SqliteState::Migrate() {
     DS_RETURN_IF_ERROR(
         Exec("UPDATE jobs SET claimed_pid = NULL, claim_owner = '' WHERE claimed_pid IS NOT NULL "
              "AND lease_until_ms IS NULL"));
-    return Exec("CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (failed, lease_until_ms)");
+    DS_RETURN_IF_ERROR(
+        Exec("CREATE INDEX IF NOT EXISTS jobs_lease ON jobs (failed, lease_until_ms)"));
+    // State collection's range scan (CollectExpired): only rows of keys without a copy, which
+    // are the rows it may delete; a present key's row is not in the index at all.
+    return Exec(
+        "CREATE INDEX IF NOT EXISTS keys_absent_since ON keys (updated_ms) WHERE present = 0");
   };
   Status s = migrate();
   if (!s.ok()) {
@@ -685,6 +701,53 @@ Status SqliteState::UnindexKey(const std::string& bucket, const std::string& key
   q.Text(1, bucket).Blob(2, key);
   if (q.Step() != SQLITE_DONE) return Error("unindex key");
   return Status::Ok();
+}
+
+Result<CollectStats> SqliteState::CollectExpired(int64_t cutoff_ms, size_t batch) {
+  CollectStats stats;
+  if (batch == 0) batch = 1;
+  // One short write transaction per batch; the lock (of the connection and of the database) is
+  // released between batches so that events and downloads go on during a long collection. The
+  // partial index keys_absent_since gives the candidates in updated_ms order; the job test is a
+  // lookup in jobs_key.
+  constexpr const char* kCollect =
+      "DELETE FROM keys WHERE (bucket, key) IN (SELECT k.bucket, k.key FROM keys AS k "
+      "WHERE k.present = 0 AND k.updated_ms < ?1 AND NOT EXISTS (SELECT 1 FROM jobs AS j "
+      "WHERE j.bucket = k.bucket AND j.key = k.key) LIMIT ?2)";
+  while (true) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Bookkeeping: a collection lost to a power cut is simply done again.
+    DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      return Error("begin state collection");
+    }
+    int rc = SQLITE_ERROR;
+    {
+      Stmt q(&cache_, db_, kCollect);
+      if (q.ok()) rc = q.Int(1, cutoff_ms).Int(2, static_cast<int64_t>(batch)).Step();
+    }
+    if (rc != SQLITE_DONE) {
+      Status e = Error("collect expired key rows");
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return e;
+    }
+    const int64_t n = sqlite3_changes(db_);
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      Status e = Error("commit state collection");
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      return e;
+    }
+    stats.keys += n;
+    stats.transactions++;
+    if (n < static_cast<int64_t>(batch)) break;
+  }
+  if (stats.keys > 0) {
+    // Copy the collection's pages back into the database now (PASSIVE: it waits for nobody), so
+    // that the WAL is reset by the next writer and truncated to journal_size_limit.
+    std::lock_guard<std::mutex> lock(mu_);
+    sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+  return stats;
 }
 
 Result<std::string> SqliteState::GetMeta(const std::string& name) {

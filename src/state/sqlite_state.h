@@ -69,6 +69,7 @@ class SqliteState : public StateStore {
   Result<std::vector<std::string>> SubjectKeys(const std::string& subject,
                                                const std::string& bucket) override;
   Status UnindexKey(const std::string& bucket, const std::string& key) override;
+  Result<CollectStats> CollectExpired(int64_t cutoff_ms, size_t batch) override;
 
   // How long a claim of a job holds without renewal (state_store.h): kClaimLeaseMs unless set
   // (the claim-lease setting). Set before the store is shared between threads.

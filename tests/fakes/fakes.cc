@@ -31,9 +31,15 @@ Result<ObjectInfo> FakeObjectStore::GetObject(const std::string& bucket, const s
     }
     auto b = buckets_.find(bucket);
     if (b == buckets_.end()) return Status::NotFound("bucket '" + bucket + "' does not exist");
-    auto o = b->second.find(key);
-    if (o == b->second.end()) return Status::NotFound("s3://" + bucket + "/" + key + ": not found");
-    obj = o->second;
+    if (auto st = stale_get.find(key); st != stale_get.end()) {
+      obj = st->second;
+    } else {
+      auto o = b->second.find(key);
+      if (o == b->second.end()) {
+        return Status::NotFound("s3://" + bucket + "/" + key + ": not found");
+      }
+      obj = o->second;
+    }
   }
   // Deliver in two chunks so partial writes are exercised.
   size_t half = obj.body.size() / 2;
@@ -51,6 +57,7 @@ Result<ObjectInfo> FakeObjectStore::GetObject(const std::string& bucket, const s
 Result<ObjectInfo> FakeObjectStore::HeadObject(const std::string& bucket, const std::string& key,
                                                const std::string& /*version_id*/) {
   std::lock_guard<std::mutex> l(mu_);
+  ++heads;
   auto b = buckets_.find(bucket);
   if (b == buckets_.end() || !b->second.count(key)) return Status::NotFound(key + ": not found");
   const Object& o = b->second.at(key);
@@ -259,6 +266,7 @@ class FakeTxn : public StateTxn {
       }
       row.job.ordered = ordered;
       row.job.not_before_ms = std::min(row.job.not_before_ms, job.not_before_ms);
+      row.job.event_ms = std::min(row.job.event_ms, job.event_ms);
       return Status::Ok();
     }
     FetchJob j = job;
@@ -413,6 +421,30 @@ Result<StateStore::JobPresence> FakeStateStore::JobOf(const std::string& bucket,
     p = JobPresence::kFailed;
   }
   return p;
+}
+
+Result<CollectStats> FakeStateStore::CollectExpired(int64_t cutoff_ms, size_t batch) {
+  std::lock_guard<std::recursive_mutex> l(mu_);
+  CollectStats stats;
+  if (batch == 0) batch = 1;
+  std::set<std::pair<std::string, std::string>> with_job;
+  for (auto& [id, row] : jobs_) with_job.insert({row.job.bucket, row.job.key});
+  size_t in_batch = 0;
+  for (auto it = keys_.begin(); it != keys_.end();) {
+    if (!it->second.present && it->second.updated_ms < cutoff_ms && !with_job.count(it->first)) {
+      it = keys_.erase(it);
+      ++stats.keys;
+      if (++in_batch == batch) {
+        in_batch = 0;
+        ++stats.transactions;
+      }
+    } else {
+      ++it;
+    }
+  }
+  ++stats.transactions;
+  ++transactions_;
+  return stats;
 }
 
 KeyState FakeStateStore::Key(const std::string& bucket, const std::string& key) {

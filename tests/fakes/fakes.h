@@ -48,6 +48,11 @@ class FakeObjectStore : public ObjectStore {
 
   // Called after the body was handed to the sink, before GetObject returns.
   std::function<void(const std::string& key)> after_get;
+  // A store that serves stale reads (a lagging replica or cache in front of the store, or an
+  // eventually consistent store): GetObject of a key in this map returns this object, whatever
+  // the bucket holds now. HeadObject always answers from the bucket.
+  std::map<std::string, Object> stale_get;
+  int heads = 0;
   // When set, GetObject fails with this status this many times.
   Status fail_with;
   int fail_times = 0;
@@ -164,7 +169,14 @@ class FakeStateStore : public StateStore {
     return Status::Ok();
   }
 
+  Result<CollectStats> CollectExpired(int64_t cutoff_ms, size_t batch) override;
+
   KeyState Key(const std::string& bucket, const std::string& key);
+  // Whether the key has a row (a collected or never seen key has none).
+  bool HasRow(const std::string& bucket, const std::string& key) {
+    std::lock_guard<std::recursive_mutex> l(mu_);
+    return keys_.count({bucket, key}) > 0;
+  }
   std::vector<FetchJob> Jobs();
   // Claims up to `limit` due jobs; mu_ held.
   std::vector<FetchJob> ClaimLocked(int64_t now_ms, size_t limit);

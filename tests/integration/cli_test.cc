@@ -2,7 +2,10 @@
 // real local RGW.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
 
 #include "service_harness.h"
 
@@ -104,6 +107,69 @@ TEST_F(CliTest, BadSettingsGiveClearErrors) {
             1);
   EXPECT_NE(out.find("is not a mount point"), std::string::npos) << out;
   EXPECT_FALSE(Exists(dir_ + "/mnt/.delete-sync"));
+}
+
+// state-horizon: a duration of at least a day (or off), from a flag, the environment or the
+// file; below a day only with the test switch. No S3 needed.
+TEST_F(CliTest, StateHorizonIsAtLeastADayAndCollectsThroughApply) {
+  std::string events = Write("ev.json", RgwRemoval("b", "x.txt"));
+  std::string out;
+  EXPECT_EQ(Run({"apply", "--cache", dir_ + "/h", "--state-horizon", "12h", "--events", events}, {},
+                &out),
+            2);
+  EXPECT_NE(out.find("--state-horizon must be at least 1d (or off), not '12h'"), std::string::npos)
+      << out;
+  EXPECT_FALSE(Exists(dir_ + "/h"));
+  EXPECT_EQ(Run({"apply", "--cache", dir_ + "/h", "--state-horizon", "soon", "--events", events},
+                {}, &out),
+            2);
+  EXPECT_NE(out.find("--state-horizon must be a duration"), std::string::npos) << out;
+  EXPECT_EQ(Run({"apply", "--cache", dir_ + "/h", "--events", events},
+                {{"DELETE_SYNC_STATE_HORIZON", "23h"}}, &out),
+            2);
+  std::string toml = Write("h.toml", "state-horizon = \"2h\"\n");
+  EXPECT_EQ(Run({"apply", "--config", toml, "--cache", dir_ + "/h", "--events", events}, {}, &out),
+            2);
+  EXPECT_FALSE(Exists(dir_ + "/h"));
+  toml = Write("ok.toml", "state-horizon = \"30d\"\n");
+  EXPECT_EQ(Run({"apply", "--config", toml, "--cache", dir_ + "/h", "--events", events}, {}, &out),
+            0)
+      << out;
+  for (const char* ok : {"1d", "45d", "off"}) {
+    EXPECT_EQ(
+        Run({"apply", "--cache", dir_ + "/h", "--state-horizon", ok, "--events", events}, {}, &out),
+        0)
+        << ok << ": " << out;
+  }
+  EXPECT_EQ(Run({"serve", "--help"}, {}, &out), 0);
+  EXPECT_NE(out.find("--state-horizon"), std::string::npos) << out;
+
+  // With the test switch a horizon of a second is allowed, and apply collects at its end: the
+  // tombstone of x.txt, older than a second, goes; y.txt's, just made, stays.
+  const std::map<std::string, std::string> test_env = {{"DS_TEST_ALLOW_SHORT_STATE_HORIZON", "1"}};
+  EXPECT_EQ(Run({"apply", "--cache", dir_ + "/s", "--state-horizon", "1s", "--events", events},
+                test_env, &out),
+            0)
+      << out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  std::string events_y = Write("ev-y.json", RgwRemoval("b", "y.txt"));
+  EXPECT_EQ(Run({"apply", "--cache", dir_ + "/s", "--state-horizon", "1s", "--json", "--events",
+                 events_y},
+                test_env, &out),
+            0)
+      << out;
+  // The summary is the line of JSON among the log lines (stdout and stderr are one here).
+  nlohmann::json j = nlohmann::json::object();
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind('{', 0) == 0) j = nlohmann::json::parse(line, nullptr, false);
+  }
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(j.value("state_rows_collected", -1), 1) << out;
+  // Without the switch the same second is a usage error.
+  EXPECT_EQ(Run({"apply", "--cache", dir_ + "/s", "--state-horizon", "1s", "--events", events_y},
+                {}, &out),
+            2);
 }
 
 TEST_F(CliTest, ReconcileAgainstAStoreThatNeverAnswersStopsAtTheRequestTimeout) {
