@@ -204,8 +204,11 @@ class SqliteTxn : public StateTxn {
 
   Status Enqueue(const FetchJob& job) override {
     Stmt find(cache_, db_,
-              "SELECT id, seq, ordered, not_before_ms, event_ms FROM jobs WHERE bucket = ?1 AND "
-              "key = ?2 AND claimed_pid IS NULL AND failed = 0 LIMIT 1");
+              // INDEXED BY: without statistics SQLite prefers jobs_due (failed, claimed_pid),
+              // which scans every waiting job: a start pass that journals 100,000 downloads
+              // took quadratic time (bench/restart.sh).
+              "SELECT id, seq, ordered, not_before_ms, event_ms FROM jobs INDEXED BY jobs_key "
+              "WHERE bucket = ?1 AND key = ?2 AND claimed_pid IS NULL AND failed = 0 LIMIT 1");
     if (!find.ok()) return err_("prepare job lookup");
     find.Text(1, job.bucket).Blob(2, job.key);
     int rc = find.Step();
