@@ -294,6 +294,8 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   if (s3.ok()) {
     spdlog::info("object store: {}", s3->Describe());
     rt.s3 = std::make_unique<S3Client>(*s3);
+    rt.store_watch = std::make_unique<StoreWatch>(SystemClock(), s3->endpoint);
+    rt.store = std::make_unique<WatchedStore>(*rt.s3, *rt.store_watch);
   } else if (require_s3) {
     return Status::Invalid("object store not configured: " + s3.status().message());
   } else {
@@ -327,9 +329,30 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   eo.subject_field = s.subject_field == "off" ? "" : s.subject_field;
   // Without a store there is nothing to check a removal against.
   eo.resync_after_removal = *resync && rt.s3 != nullptr;
-  rt.engine = std::make_unique<Engine>(rt.s3.get(), *rt.cache, *rt.state, SystemClock(), eo);
+  rt.engine = std::make_unique<Engine>(rt.store.get(), *rt.cache, *rt.state, SystemClock(), eo);
   rt.engine->set_audit(rt.audit.get());
   return rt;
+}
+
+StoreWaitLogger::StoreWaitLogger(StoreWatch* watch, std::string context) {
+  if (watch == nullptr) return;
+  thread_ = std::thread([this, watch, context = std::move(context)] {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_; })) {
+      for (const StoreWait& w : watch->Due(kStoreWaitNoticeAfterMs, kStoreWaitNoticeEveryMs)) {
+        spdlog::warn("{}: waiting on the store: {}", context, DescribeStoreWait(w));
+      }
+    }
+  });
+}
+
+StoreWaitLogger::~StoreWaitLogger() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace ds::app

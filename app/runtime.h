@@ -2,12 +2,16 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "audit/chain.h"
 #include "config.h"
 #include "core/engine.h"
+#include "core/store_watch.h"
 #include "fs/posix_cache.h"
 #include "s3/client.h"
 #include "state/sqlite_state.h"
@@ -44,6 +48,10 @@ struct Runtime {
   std::unique_ptr<PosixCache> cache;
   std::unique_ptr<SqliteState> state;
   std::unique_ptr<S3Client> s3;  // null when no credentials and not required
+  // `s3` as the engine and reconcile passes use it: every request recorded in `store_watch`,
+  // so that a wait on the store can be reported (StoreWaitLogger). Null without `s3`.
+  std::unique_ptr<StoreWatch> store_watch;
+  std::unique_ptr<WatchedStore> store;
   std::unique_ptr<AuditLog> audit;
   std::unique_ptr<Engine> engine;
 };
@@ -83,6 +91,24 @@ Status LogBucketReachability(const Runtime& rt, const CommonSettings& s);
 // <cache>/.delete-sync/state.db), which must exist: kInvalidArgument when neither is given,
 // kNotFound when there is no database there.
 Result<std::string> ExistingStatePath(const std::string& cache, const std::string& state);
+
+// While alive, logs a warning for each request to the store that has had no answer for
+// kStoreWaitNoticeAfterMs, and again every kStoreWaitNoticeEveryMs while it still waits:
+// "<context>: waiting on the store: ListObjectsV2 s3://b/ (...): no answer from <endpoint> for
+// 15 s". Looks once a second. Does nothing for a null watch.
+class StoreWaitLogger {
+ public:
+  StoreWaitLogger(StoreWatch* watch, std::string context);
+  ~StoreWaitLogger();
+  StoreWaitLogger(const StoreWaitLogger&) = delete;
+  StoreWaitLogger& operator=(const StoreWaitLogger&) = delete;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
 
 // Exit codes shared by the subcommands.
 inline constexpr int kExitOk = 0;

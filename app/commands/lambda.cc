@@ -131,7 +131,7 @@ class LambdaCommand : public Command {
     }
     ReconcileOptions o = ro_;
     o.request_id = "reconcile-" + FormatUtcMillis(SystemClock().NowMillis());
-    Reconciler reconciler(*rt_.s3, *rt_.cache, *rt_.state, *rt_.engine, SystemClock());
+    Reconciler reconciler(*rt_.store, *rt_.cache, *rt_.state, *rt_.engine, SystemClock());
     ReconcileReport report;
     Status pass = reconciler.Run(o, &report);
     size_t ran = pass.ok() ? dispatcher_->DrainDue(inv.deadline_ms) : 0;

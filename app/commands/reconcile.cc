@@ -54,6 +54,7 @@ class ReconcileCommand : public Command {
     if (!lock.ok()) return Fail(lock.status(), kExitFailed);
 
     const bool tty = isatty(STDERR_FILENO) && !json_;
+    o.store_watch = rt->store_watch.get();
     if (tty) {
       o.progress = [](const ReconcileReport& r) {
         double secs = static_cast<double>(r.duration_ms) / 1000.0;
@@ -65,10 +66,17 @@ class ReconcileCommand : public Command {
                      static_cast<long long>(r.orphans + r.untracked_orphans),
                      static_cast<long long>(r.missing), static_cast<long long>(r.stale),
                      static_cast<long long>(r.removed));
+        if (!r.waiting.empty()) {
+          std::fprintf(stderr, "; waiting on the store: %s, %lld s", r.waiting.front().op.c_str(),
+                       static_cast<long long>(r.waiting.front().waited_ms / 1000));
+        }
       };
     }
+    // A warning line when a request to the store has had no answer for a few seconds (the
+    // pass's listing, or the downloads after it), then every 10 s while it waits.
+    StoreWaitLogger wait_logger(rt->store_watch.get(), o.request_id);
     Engine& engine = *rt->engine;
-    Reconciler reconciler(*rt->s3, *rt->cache, *rt->state, engine, SystemClock());
+    Reconciler reconciler(*rt->store, *rt->cache, *rt->state, engine, SystemClock());
     ReconcileReport report;
     Status pass = reconciler.Run(o, &report);
     if (tty) std::fputc('\n', stderr);

@@ -242,6 +242,11 @@ class ServeCommand : public Command {
           "topic) leaves its copy in the cache until a pass runs");
     }
 
+    ro.store_watch = rt->store_watch.get();
+    // A warning line when a request to the store (a pass's listing, a download) has had no
+    // answer for a few seconds, then every 10 s while it waits.
+    StoreWaitLogger wait_logger(rt->store_watch.get(), "serve");
+
     WorkSignal work;
     WebhookServer server(engine, wo, [&] { work.Notify(); });
     // Metrics, /readyz, the status page, one log line per event (app/ops_service.h).
@@ -327,7 +332,7 @@ class ServeCommand : public Command {
     std::thread reconciler_thread;
     if (start_pass || *reconcile_every > 0) {
       reconciler_thread = std::thread([&] {
-        Reconciler reconciler(*rt->s3, *rt->cache, *rt->state, engine, SystemClock());
+        Reconciler reconciler(*rt->store, *rt->cache, *rt->state, engine, SystemClock());
         for (bool first = true;; first = false) {
           const bool at_start = first && start_pass;
           if (!at_start) {

@@ -46,10 +46,16 @@ class Channel {
     status_ = std::move(s);
     not_empty_.notify_all();
   }
-  // nullopt when the producer finished and everything was taken.
-  std::optional<T> Pop() {
+  // nullopt when the producer finished and everything was taken. While nothing arrives,
+  // `idle` runs every `idle_ms` (without the lock held).
+  std::optional<T> Pop(const std::function<void()>& idle, int64_t idle_ms) {
     std::unique_lock<std::mutex> l(mu_);
-    not_empty_.wait(l, [&] { return !items_.empty() || done_; });
+    while (!not_empty_.wait_for(l, std::chrono::milliseconds(idle_ms),
+                                [&] { return !items_.empty() || done_; })) {
+      l.unlock();
+      idle();
+      l.lock();
+    }
     if (items_.empty()) return std::nullopt;
     T item = std::move(items_.front());
     items_.pop_front();
@@ -107,14 +113,15 @@ class BatchWriter {
   std::vector<T> batch_;
 };
 
-// The consumer side: one item at a time out of the batches.
+// The consumer side: one item at a time out of the batches; `idle` runs while it waits.
 template <typename T>
 class BatchReader {
  public:
-  explicit BatchReader(Channel<std::vector<T>>& ch) : ch_(ch) {}
+  BatchReader(Channel<std::vector<T>>& ch, std::function<void()> idle, int64_t idle_ms)
+      : ch_(ch), idle_(std::move(idle)), idle_ms_(idle_ms) {}
   std::optional<T> Next() {
     while (pos_ >= batch_.size()) {
-      std::optional<std::vector<T>> b = ch_.Pop();
+      std::optional<std::vector<T>> b = ch_.Pop(idle_, idle_ms_);
       if (!b) return std::nullopt;
       batch_ = std::move(*b);
       pos_ = 0;
@@ -124,6 +131,8 @@ class BatchReader {
 
  private:
   Channel<std::vector<T>>& ch_;
+  std::function<void()> idle_;
+  int64_t idle_ms_;
   std::vector<T> batch_;
   size_t pos_ = 0;
 };
@@ -159,8 +168,21 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
     if (s.ok()) out.Flush();
     cache_q.Finish(std::move(s));
   });
-  BatchReader<ObjectInfo> bucket_in(bucket_q);
-  BatchReader<CacheItem> cache_in(cache_q);
+  int64_t next_progress = r.started_ms + opts.progress_every_ms;
+  // A progress call when one is due: also while the merge waits for the listing or the walk,
+  // naming the store's requests that have waited too long.
+  auto maybe_progress = [&] {
+    if (!opts.progress) return;
+    const int64_t now = clock_.NowMillis();
+    if (now < next_progress) return;
+    r.duration_ms = now - r.started_ms;
+    if (opts.store_watch) r.waiting = opts.store_watch->Waiting(opts.store_wait_after_ms);
+    opts.progress(r);
+    next_progress = clock_.NowMillis() + opts.progress_every_ms;
+  };
+  const int64_t idle_ms = std::max<int64_t>(1, opts.idle_poll_ms);
+  BatchReader<ObjectInfo> bucket_in(bucket_q, maybe_progress, idle_ms);
+  BatchReader<CacheItem> cache_in(cache_q, maybe_progress, idle_ms);
   auto stop_producers = [&] {
     bucket_q.Close();
     cache_q.Close();
@@ -174,7 +196,6 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
   std::optional<CacheItem> c = cache_in.Next();
   std::string last_b, last_c;
   bool have_last_b = false, have_last_c = false;
-  int64_t next_progress = r.started_ms + opts.progress_every_ms;
 
   auto lookup = [&](const std::string& key) { return state_.Lookup(opts.bucket, key); };
   // Downloads are journaled in groups of kBatch keys, one state transaction each.
@@ -252,13 +273,10 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
       have_last_c = true;
       c = cache_in.Next();
     }
-    if (opts.progress && clock_.NowMillis() >= next_progress) {
-      r.duration_ms = clock_.NowMillis() - r.started_ms;
-      opts.progress(r);
-      next_progress = clock_.NowMillis() + opts.progress_every_ms;
-    }
+    maybe_progress();
   }
   stop_producers();
+  r.waiting.clear();
   if (merge_status.ok()) merge_status = flush_fetches();
   r.duration_ms = clock_.NowMillis() - r.started_ms;
   if (merge_status.ok()) merge_status = bucket_q.status();

@@ -20,6 +20,7 @@
 #include "core/engine.h"
 #include "core/object_store.h"
 #include "core/state_store.h"
+#include "core/store_watch.h"
 
 namespace ds {
 
@@ -31,9 +32,16 @@ struct ReconcileOptions {
   // Refuse to remove anything when more than this many removals would be needed; -1 = no limit.
   int64_t max_delete = -1;
   int concurrency = 4;  // parallel removals
-  // Called about every `progress_every_ms` while comparing, and once at the end.
+  // Called about every `progress_every_ms` while comparing (also while the pass waits on the
+  // store or the cache walk), and once at the end.
   std::function<void(const struct ReconcileReport&)> progress;
   int64_t progress_every_ms = 500;
+  // The watch of the store's requests (the store passed to the Reconciler wrapped in a
+  // WatchedStore): the progress names the requests that have waited `store_wait_after_ms`.
+  StoreWatch* store_watch = nullptr;
+  int64_t store_wait_after_ms = kStoreWaitNoticeAfterMs;
+  // While nothing arrives, the pass looks at the clock this often (a wake-up, not a timeout).
+  int64_t idle_poll_ms = 200;
   std::string request_id;  // for logs and audit records
 };
 
@@ -56,6 +64,9 @@ struct ReconcileReport {
   bool max_delete_refused = false;
   std::vector<std::string> removed_keys;
   std::vector<std::string> orphan_keys;  // every orphan found (removed or, in dry run, not)
+  // At a progress call: the store's requests that have waited longer than
+  // ReconcileOptions::store_wait_after_ms (longest first); empty when the store keeps up.
+  std::vector<StoreWait> waiting;
   int64_t started_ms = 0;
   int64_t duration_ms = 0;
 };
