@@ -12,20 +12,34 @@ namespace ds::app {
 
 void ReconcileSettings::Register(Settings& s) {
   s.Add("max-delete", &max_delete,
-        "refuse to remove anything when a pass would remove more files than this "
-        "('unlimited' for no limit)",
-        "1000");
+        "refuse to remove anything when a pass would remove more files than this: a number, "
+        "a percentage of the cached files ('50%': passes removing 100 files or fewer are never "
+        "refused), or 'unlimited'",
+        "50%");
   s.Add("concurrency", &concurrency, "parallel removals and downloads of a reconcile pass", "4");
 }
 
 Status ReconcileSettings::Apply(ReconcileOptions* o) const {
+  o->max_delete = -1;
+  o->max_delete_percent = -1;
   if (max_delete == "unlimited" || max_delete == "none" || max_delete == "-1") {
-    o->max_delete = -1;
+    // no limit
+  } else if (!max_delete.empty() && max_delete.back() == '%') {
+    Result<int64_t> p = ParseInt("max-delete", max_delete.substr(0, max_delete.size() - 1), 0, 100);
+    if (!p.ok()) {
+      return Status::Invalid(
+          "--max-delete must be a whole number, a percentage from 0% to 100% "
+          "or 'unlimited', not '" +
+          max_delete + "'");
+    }
+    o->max_delete_percent = static_cast<int>(*p);
   } else {
     Result<int64_t> n = ParseInt("max-delete", max_delete, 0, INT64_MAX);
     if (!n.ok()) {
-      return Status::Invalid("--max-delete must be a whole number or 'unlimited', not '" +
-                             max_delete + "'");
+      return Status::Invalid(
+          "--max-delete must be a whole number, a percentage (e.g. 50%) or "
+          "'unlimited', not '" +
+          max_delete + "'");
     }
     o->max_delete = *n;
   }
@@ -84,7 +98,9 @@ std::string ReportJson(const ReconcileOptions& o, const ReconcileReport& r, cons
       {"prefix", o.prefix},
       {"dry_run", o.dry_run},
       {"delete_only", o.delete_only},
-      {"max_delete", o.max_delete},
+      {"max_delete", o.max_delete_percent >= 0
+                         ? nlohmann::json(std::to_string(o.max_delete_percent) + "%")
+                         : nlohmann::json(o.max_delete)},
       {"ok", s.ok()},
       {"compared", r.compared},
       {"bucket_objects", r.bucket_objects},

@@ -297,6 +297,17 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
                             " (a wrong prefix or endpoint can make a bucket look empty); "
                             "nothing was removed");
   }
+  if (opts.max_delete_percent >= 0 && to_remove > kMaxDeleteFloor &&
+      to_remove * 100 > static_cast<int64_t>(opts.max_delete_percent) * r.cache_files) {
+    r.max_delete_refused = true;
+    if (opts.progress) opts.progress(r);
+    return Status::Conflict(
+        "refusing to remove " + std::to_string(to_remove) + " of the " +
+        std::to_string(r.cache_files) + " cached file(s): more than --max-delete " +
+        std::to_string(opts.max_delete_percent) +
+        "% (a wrong prefix, endpoint or bucket makes every file look deleted); nothing was "
+        "removed. If the deletions are real: delete-sync reconcile --max-delete unlimited");
+  }
   if (!opts.dry_run && !orphans.empty()) {
     std::atomic<size_t> next{0};
     std::mutex mu;

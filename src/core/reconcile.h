@@ -24,6 +24,9 @@
 
 namespace ds {
 
+// Under a percentage limit, a pass that removes this many files or fewer is never refused.
+inline constexpr int64_t kMaxDeleteFloor = 100;
+
 struct ReconcileOptions {
   std::string bucket;
   std::string prefix;
@@ -31,6 +34,10 @@ struct ReconcileOptions {
   bool delete_only = false;  // remove orphans only: no downloads
   // Refuse to remove anything when more than this many removals would be needed; -1 = no limit.
   int64_t max_delete = -1;
+  // Refuse to remove anything when the removals would be more than this percentage of the files
+  // walked in the cache (and more than kMaxDeleteFloor); -1 = no such limit. A wrong prefix,
+  // endpoint or bucket makes every file an orphan; a restart after deletions does not.
+  int max_delete_percent = -1;
   int concurrency = 4;  // parallel removals
   // Called about every `progress_every_ms` while comparing (also while the pass waits on the
   // store or the cache walk), and once at the end.

@@ -177,6 +177,38 @@ TEST_F(ReconcileTest, MaxDeleteRefusesToRemoveAnything) {
   EXPECT_EQ(r.removed, 5);
 }
 
+// The default limit is a share of the cache: a bucket that looks empty (wrong prefix, endpoint
+// or bucket) is refused, a restart after a tenth of the objects were deleted is not, and a small
+// cache is never refused.
+TEST_F(ReconcileTest, MaxDeletePercentRefusesABucketThatLooksEmptyButNotATenthDeleted) {
+  for (int i = 0; i < 1000; ++i) Mirror("k" + std::to_string(i), "v");
+  for (int i = 0; i < 100 + 1; ++i) store_.Delete("b", "k" + std::to_string(i));
+  ReconcileOptions o;
+  o.max_delete_percent = 50;
+  ReconcileReport r = Run(o);
+  EXPECT_FALSE(r.max_delete_refused);
+  EXPECT_EQ(r.removed, 101);  // 10% of the cache: removed
+  for (int i = 101; i < 1000; ++i) store_.Delete("b", "k" + std::to_string(i));
+  Status s;
+  r = Run(o, &s);  // 899 of 899: the bucket looks empty
+  EXPECT_EQ(s.code(), Code::kConflict);
+  EXPECT_NE(s.message().find("refusing to remove 899 of the 899 cached file(s)"), std::string::npos)
+      << s.message();
+  EXPECT_TRUE(r.max_delete_refused);
+  EXPECT_EQ(r.removed, 0);
+  EXPECT_EQ(cache_.Files().size(), 899u);
+}
+
+TEST_F(ReconcileTest, MaxDeletePercentNeverRefusesASmallPass) {
+  for (int i = 0; i < 100; ++i) Mirror("k" + std::to_string(i), "v");
+  for (int i = 0; i < 100; ++i) store_.Delete("b", "k" + std::to_string(i));
+  ReconcileOptions o;
+  o.max_delete_percent = 50;
+  ReconcileReport r = Run(o);
+  EXPECT_FALSE(r.max_delete_refused);
+  EXPECT_EQ(r.removed, 100);
+}
+
 TEST_F(ReconcileTest, ListingErrorRemovesNothing) {
   Mirror("k", "v");
   ReconcileOptions o;
