@@ -8,6 +8,9 @@ WORK="$(mktemp -d /tmp/ds-bench-XXXXXX)"
 # DS_BENCH_BUILD: an already configured build folder (with -DDS_BUILD_BENCH=ON) to use
 # instead of the Release build in build/perf (the CI smoke run uses its own build).
 BUILD="${DS_BENCH_BUILD:-$ROOT/build/perf}"
+# Absolute: some benchmarks run the binary from another working directory (bench/multihost.sh
+# runs it inside a lab host, whose working directory is /).
+case "$BUILD" in /*) ;; *) BUILD="$PWD/$BUILD" ;; esac
 DS="$BUILD/delete-sync"
 # Where the reports go (bench/run --smoke points it at a scratch folder).
 OUT_DIR="${DS_BENCH_OUT_DIR:-$ROOT/docs/bench}"
