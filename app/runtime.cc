@@ -241,8 +241,7 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   }
   Result<bool> resync = ParseBool("resync-after-removal", s.resync_after_removal);
   if (!resync.ok()) return resync.status();
-  Result<int64_t> lease =
-      ParseDurationMs("claim-lease", s.claim_lease.empty() ? "2m" : s.claim_lease);
+  Result<int64_t> lease = ParseDurationMs("claim-lease", s.claim_lease);
   if (!lease.ok()) return lease.status();
   if (*lease < 5000 || *lease > 3600 * 1000) {
     return Status::Invalid("--claim-lease must be from 5s to 1h, not '" + s.claim_lease + "'");
@@ -278,7 +277,6 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   Result<size_t> cleaned = rt.cache->CleanTemp();
   if (!cleaned.ok()) return cleaned.status();
   if (*cleaned > 0) spdlog::info("removed {} temp file(s) left by an earlier run", *cleaned);
-  rt.claim_lease_ms = *lease;
 
   std::string state_path = s.state.empty() ? s.cache + "/" + kReservedDir + "/state.db" : s.state;
   Result<StateJournal> journal =

@@ -44,7 +44,6 @@ inline constexpr const char* kShortHorizonTestEnv = "DS_TEST_ALLOW_SHORT_STATE_H
 Result<int64_t> ParseStateHorizonMs(const std::string& value);
 
 struct Runtime {
-  int64_t claim_lease_ms = 0;  // the claim-lease setting
   std::unique_ptr<PosixCache> cache;
   std::unique_ptr<SqliteState> state;
   std::unique_ptr<S3Client> s3;  // null when no credentials and not required

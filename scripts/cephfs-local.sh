@@ -140,10 +140,10 @@ write_env() {
     mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
-# spawn NAME CMD...: start CMD detached (new session, no inherited descriptors), output to
-# $DIR/log/NAME.out; records its pid in $FS_DIR/pids/NAME.pid.
+# spawn NAME PIDFILE CMD...: start CMD detached (new session, no inherited descriptors), output
+# to $DIR/log/NAME.out; records its pid in PIDFILE.
 spawn() {
-    local name=$1; shift
+    local name=$1 pidfile=$2; shift 2
     (
         for fd in "/proc/$BASHPID/fd/"*; do
             fd=${fd##*/}
@@ -153,7 +153,7 @@ spawn() {
         exec env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY setsid "$@" \
             </dev/null >>"$DIR/log/$name.out" 2>&1
     ) &
-    echo $! >"$FS_DIR/pids/$name.pid"
+    echo $! >"$pidfile"
     disown $!
 }
 
@@ -183,7 +183,7 @@ cmd_start() {
     # The monitor refuses less than 30 s.
     ceph_cli fs set cephfs session_timeout 30 >/dev/null 2>&1 || true
     ceph_cli fs set cephfs session_autoclose 30 >/dev/null 2>&1 || true
-    spawn mds /usr/bin/ceph-mds --conf "$CONF" -i a -f
+    spawn mds "$FS_DIR/pids/mds.pid" /usr/bin/ceph-mds --conf "$CONF" -i a -f
     local i
     for ((i = 0; i < 300; i++)); do
         mds_active && break
@@ -244,18 +244,9 @@ cmd_host_start() {
     fi
     host_stop_quiet "$name"
     local t0; t0=$(now)
-    (
-        for fd in "/proc/$BASHPID/fd/"*; do
-            fd=${fd##*/}
-            if [ "$fd" -gt 2 ] 2>/dev/null; then eval "exec $fd>&-" 2>/dev/null || true; fi
-        done
-        cd /
-        exec setsid unshare -p -f -u -m --mount-proc --propagation private \
-            /bin/bash -c "$HOST_INIT" "cephfs-host" "$name" "$CONF" "$MNT" \
-            </dev/null >>"$DIR/log/host-$name.out" 2>&1
-    ) &
-    echo $! >"$FS_DIR/hosts/$name.pid"
-    disown $!
+    spawn "host-$name" "$FS_DIR/hosts/$name.pid" \
+        unshare -p -f -u -m --mount-proc --propagation private \
+        /bin/bash -c "$HOST_INIT" "cephfs-host" "$name" "$CONF" "$MNT"
     local i
     for ((i = 0; i < 300; i++)); do
         if p=$(host_pid "$name") && host_mounted "$p"; then

@@ -62,7 +62,7 @@ class LambdaCommand : public Command {
     s = lambda::RunLoop(client, [this](const lambda::Invocation& inv) {
       // Temp files of downloads that died on any host (their claims expired), every half lease.
       const auto now = std::chrono::steady_clock::now();
-      if (now - last_sweep_ >= std::chrono::milliseconds(rt_.claim_lease_ms / 2)) {
+      if (now - last_sweep_ >= std::chrono::milliseconds(rt_.state->claim_lease_ms() / 2)) {
         last_sweep_ = now;
         SweepStaleTemp(rt_);
       }

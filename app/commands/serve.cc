@@ -391,7 +391,7 @@ class ServeCommand : public Command {
     // Temp files of downloads that died on any host (their claims expired) are removed.
     std::thread temp_thread([&] {
       while (!work.stopped()) {
-        work.WaitStop(std::max<int64_t>(rt->claim_lease_ms / 2, 2000));
+        work.WaitStop(std::max<int64_t>(rt->state->claim_lease_ms() / 2, 2000));
         if (!work.stopped()) SweepStaleTemp(*rt);
       }
     });
