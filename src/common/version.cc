@@ -1,4 +1,4 @@
-// Shared helpers of the HTTP transports (filled as transports land).
+// The product version, reported by --version, the User-Agent and delete_sync_build_info.
 #include "common/version.h"
 
 namespace ds {
