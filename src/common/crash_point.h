@@ -1,7 +1,8 @@
 // Crash points for the reliability suite (docs/RELIABILITY.md, "Crash points"): with
 // DELETE_SYNC_CRASH_AT=<name>[:<n>] in its environment, the process kills itself with SIGKILL
 // the n-th time (default: the first) it reaches the point called <name>, as a power cut or
-// the OOM killer would stop it there. Without the variable (always, in production) a point
+// the OOM killer would stop it there (as pid 1 of a PID namespace, which cannot signal itself,
+// it calls _exit(137) instead). Without the variable (always, in production) a point
 // costs one check of a function-local static. The names are listed in kCrashPoints.
 #pragma once
 

@@ -877,6 +877,34 @@ Status Engine::QueueFetches(const std::string& bucket, std::span<const FetchRequ
   return s;
 }
 
+void Engine::NoteClaimError(const Status& s) {
+  std::lock_guard<std::mutex> l(claim_error_mu_);
+  const int64_t now = clock_.NowMillis();
+  claim_failing_.store(true, std::memory_order_relaxed);
+  if (claim_error_reported_ms_ != 0 && now - claim_error_reported_ms_ < kClaimErrorReportMs) {
+    ++claim_errors_unreported_;
+    return;
+  }
+  if (claim_errors_unreported_ > 0) {
+    spdlog::error(
+        "cannot claim a job from the journal ({} more failed claim(s) in the last {} s): {}",
+        claim_errors_unreported_, (now - claim_error_reported_ms_) / 1000, s.ToString());
+  } else {
+    spdlog::error("cannot claim a job from the journal: {}", s.ToString());
+  }
+  claim_error_reported_ms_ = now;
+  claim_errors_unreported_ = 0;
+}
+
+void Engine::NoteClaimOk() {
+  if (!claim_failing_.load(std::memory_order_relaxed)) return;
+  std::lock_guard<std::mutex> l(claim_error_mu_);
+  if (!claim_failing_.exchange(false, std::memory_order_relaxed)) return;
+  spdlog::info("claims from the journal work again");
+  claim_error_reported_ms_ = 0;
+  claim_errors_unreported_ = 0;
+}
+
 size_t Engine::DrainJobs(size_t max_jobs, const std::function<bool()>& stop) {
   size_t ran = 0;
   // A job that is done (its file published and its folder synced, or discarded) and leaves
@@ -901,9 +929,10 @@ size_t Engine::DrainJobs(size_t max_jobs, const std::function<bool()>& stop) {
         },
         Durability::kRelaxed);
     if (!s.ok()) {
-      spdlog::error("cannot claim a job from the journal: {}", s.ToString());
+      NoteClaimError(s);
       break;
     }
+    NoteClaimOk();
     finish_id = 0;
     if (!job) break;
     JobOutcome o = RunStarted(*job, start, &finish_id);

@@ -291,6 +291,17 @@ class Engine {
   EngineCounters counters_;
   mutable std::mutex refusals_mu_;
   std::map<std::string, int64_t> refusals_;
+
+  // A journal that cannot be read (a damaged state database) fails every claim, and each fetch
+  // worker tries again every 250 ms: the error is logged once, then once every
+  // kClaimErrorReportMs with the count of failures in between, until a claim succeeds.
+  static constexpr int64_t kClaimErrorReportMs = 30000;
+  void NoteClaimError(const Status& s);
+  void NoteClaimOk();
+  std::atomic<bool> claim_failing_{false};
+  std::mutex claim_error_mu_;
+  int64_t claim_error_reported_ms_ = 0;  // guarded by claim_error_mu_
+  int64_t claim_errors_unreported_ = 0;  // guarded by claim_error_mu_
 };
 
 }  // namespace ds

@@ -275,6 +275,7 @@ class FakeTxn : public StateTxn {
     return Status::Ok();
   }
   Result<std::optional<FetchJob>> ClaimNextJob(int64_t now_ms) override {
+    if (!s_->fail_claim.ok()) return s_->fail_claim;
     std::vector<FetchJob> got = s_->ClaimLocked(now_ms, 1);
     if (got.empty()) return std::optional<FetchJob>();
     return std::optional<FetchJob>(got.front());

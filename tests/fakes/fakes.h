@@ -194,6 +194,8 @@ class FakeStateStore : public StateStore {
   int renewals = 0;
   // When non-OK, every StateTxn::Put fails with it (a damaged database).
   Status fail_put;
+  // When non-OK, every StateTxn::ClaimNextJob fails with it (a damaged journal).
+  Status fail_claim;
   std::recursive_mutex mu_;
   // Write transactions run: Transact, and each ClaimJobs/FinishJob/RetryJob/FailJob call.
   int transactions_ = 0;

@@ -191,15 +191,18 @@ class ServiceHarness {
       dup2(fd, 1);
       dup2(fd, 2);
       for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<std::string> argv = {
+      for (const auto& [k, v] : serve_env_) setenv(k.c_str(), v.c_str(), 1);
+      std::vector<std::string> argv = launcher_;
+      const std::vector<std::string> serve = {
           DS_BINARY,         "serve", "--cache",          cache_,
           "--bucket",        bucket_, "--webhook-listen", "127.0.0.1:" + std::to_string(port_),
           "--webhook-token", token_,  "--log-level",      "debug"};
+      argv.insert(argv.end(), serve.begin(), serve.end());
       argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
       args.push_back(nullptr);
-      execv(DS_BINARY, args.data());
+      execv(argv[0].c_str(), args.data());
       _exit(127);
     }
     httplib::Client c("127.0.0.1", port_);
@@ -214,12 +217,50 @@ class ServiceHarness {
   // Stops serve with SIGTERM (a clean stop) and waits for it; its exit code, -1 when none ran.
   int Terminate() {
     if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
+    if (launcher_.empty()) {
+      kill(pid_, SIGTERM);
+    } else {
+      // A launcher such as unshare --fork ignores SIGTERM while it waits: stop serve, its child.
+      std::ifstream children("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) +
+                             "/children");
+      for (pid_t child; children >> child;) kill(child, SIGTERM);
+    }
     int status = 0;
     waitpid(pid_, &status, 0);
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
+
+  // Waits up to `timeout` for serve (or its launcher) to exit by itself: its exit code (128 +
+  // the signal when killed), or -1 when it is still running.
+  int WaitExit(std::chrono::seconds timeout) {
+    if (pid_ <= 0) return -1;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) return -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  // Forgets the running serve (or launcher) process without stopping it, so that the next
+  // Restart starts another beside it; its pid, for the caller to stop.
+  pid_t Detach() {
+    pid_t pid = pid_;
+    pid_ = -1;
+    return pid;
+  }
+
+  // A variable set for serve's next starts, over the RGW lab's (e.g. AWS_ENDPOINT_URL_S3 pointed
+  // at a proxy, DELETE_SYNC_CRASH_AT); UnsetServeEnv drops it again.
+  void SetServeEnv(const std::string& name, const std::string& value) { serve_env_[name] = value; }
+  void UnsetServeEnv(const std::string& name) { serve_env_.erase(name); }
+  // A command serve's next starts run under (its full path first, e.g. /usr/bin/unshare and its
+  // flags); empty: serve is started directly. Kill signals the launcher (which must then kill
+  // serve, as unshare --kill-child does), Terminate its children (serve).
+  void SetLauncher(std::vector<std::string> prefix) { launcher_ = std::move(prefix); }
 
   void Stop() {
     Terminate();
@@ -265,6 +306,8 @@ class ServiceHarness {
   std::unique_ptr<S3Client> s3_;
   std::string bucket_, topic_, dir_, cache_, log_, token_;
   std::vector<std::string> extra_args_;
+  std::map<std::string, std::string> serve_env_;
+  std::vector<std::string> launcher_;
   int port_ = 0;
   pid_t pid_ = -1;
 };

@@ -1,10 +1,13 @@
 #include "core/engine.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <functional>
 #include <random>
+#include <sstream>
 #include <utility>
 
 #include "fakes/fakes.h"
@@ -663,6 +666,43 @@ TEST_F(EngineTest, StateErrorUnlinksNothing) {
   EXPECT_EQ(rs[0].outcome, Outcome::kRemoved);
   EXPECT_EQ(rs[1].outcome, Outcome::kRemoved);
   EXPECT_FALSE(cache_.Has("k1"));
+}
+
+// A journal that cannot be read (issue 16, item 7: `serve` logged "cannot claim a job ...
+// malformed" 16 times a second, each of 4 fetch workers retrying every 250 ms): the error is
+// logged once, then once per 30 s with the count of failures in between, and the recovery once.
+TEST_F(EngineTest, ClaimErrorsAreLoggedOncePerIntervalNotOncePerAttempt) {
+  std::ostringstream out;
+  auto saved = spdlog::default_logger();
+  auto logger = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_st>(out));
+  logger->set_pattern("%l %v");
+  spdlog::set_default_logger(logger);
+  auto count = [&](const std::string& what) {
+    const std::string text = out.str();
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  store_.Put("b", "k", "data");
+  engine_->Apply(Create("k"));
+  state_.fail_claim = Status::Internal("read jobs: database disk image is malformed");
+  for (int i = 0; i < 40; ++i) {  // 10 s of four workers' attempts, every 250 ms
+    EXPECT_EQ(engine_->DrainJobs(), 0u);
+    if (i % 4 == 3) clock_.Advance(1000);
+  }
+  EXPECT_EQ(count("cannot claim a job"), 1u) << out.str();
+  clock_.Advance(30000);
+  EXPECT_EQ(engine_->DrainJobs(), 0u);
+  EXPECT_EQ(count("cannot claim a job"), 2u) << out.str();
+  EXPECT_EQ(count("(39 more failed claim(s) in the last 40 s)"), 1u) << out.str();
+  state_.fail_claim = Status::Ok();
+  EXPECT_EQ(engine_->DrainJobs(), 1u);
+  EXPECT_TRUE(cache_.Has("k"));
+  EXPECT_EQ(count("claims from the journal work again"), 1u) << out.str();
+  EXPECT_EQ(engine_->DrainJobs(), 0u);
+  EXPECT_EQ(count("claims from the journal work again"), 1u) << out.str();
+  spdlog::set_default_logger(saved);
 }
 
 // An unlink that fails after its record is durable: the record is voided by one with outcome
