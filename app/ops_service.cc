@@ -65,6 +65,11 @@ void OpsService::Attach(Runtime& rt, const CommonSettings& common, WebhookServer
   metrics_->AddSampledGauge("delete_sync_inflight_requests", "Webhook requests being handled now",
                             [&server] { return static_cast<double>(server.inflight()); });
   AuditLog* audit = rt.audit.get();
+  metrics_->AddSampledCounter(
+      "delete_sync_audit_lock_wait_seconds_total",
+      "Seconds spent waiting for the audit log's lock held by another process or host (a host "
+      "that died holding it keeps it until the file system evicts that host)",
+      [audit] { return audit ? static_cast<double>(audit->lock_wait_ms()) / 1000.0 : 0.0; });
   metrics_->AddSampledGauge(
       "delete_sync_audit_records",
       "Records in the audit chain (sequence number of the last record; 0 without an audit log)",

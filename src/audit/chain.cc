@@ -11,10 +11,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <iterator>
 #include <string_view>
+#include <thread>
 #include <utility>
 
 #include "common/crash_point.h"
@@ -659,12 +661,42 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::string& path, const 
 }
 
 Status AuditLog::Lock() {
+  // Without waiting first; when another process or host holds the lock, polled (1 ms doubling
+  // to 20 ms, as SQLite's busy handler does) so that a long wait can be told and counted.
+  using Steady = std::chrono::steady_clock;
+  std::optional<Steady::time_point> since;
+  Steady::time_point warned;
+  int sleep_ms = 1;
   for (;;) {
-    if (::flock(lock_fd_, LOCK_EX) == 0) return Status::Ok();
-    if (errno != EINTR) {
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) break;
+    if (errno == EINTR) continue;
+    if (errno != EWOULDBLOCK) {
       return Status::Io("cannot lock " + path_ + ".lock: " + Errno(errno));
     }
+    const Steady::time_point now = Steady::now();
+    if (!since) {
+      since = now;
+      warned = now;
+    }
+    const auto waited = std::chrono::duration_cast<std::chrono::seconds>(now - *since);
+    if (waited >= std::chrono::seconds(5) &&
+        (warned == *since || now - warned >= std::chrono::seconds(10))) {
+      warned = now;
+      spdlog::warn(
+          "audit log {} is locked by another process for {} s; waiting (a host that died "
+          "holding it keeps it until the file system evicts that host: CephFS about 30 s, "
+          "NFS/EFS 90 s)",
+          path_, waited.count());
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+    sleep_ms = std::min(sleep_ms * 2, 20);
   }
+  if (since) {
+    lock_wait_ms_.fetch_add(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Steady::now() - *since).count(),
+        std::memory_order_relaxed);
+  }
+  return Status::Ok();
 }
 
 void AuditLog::Unlock() { ::flock(lock_fd_, LOCK_UN); }

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -96,6 +97,11 @@ class AuditLog : public AuditSink {
 
   // The last record this log appended or found at its tail ({0, 64 zeros} for an empty log).
   AuditPosition last_position() const;
+
+  // Milliseconds this process has waited for the log's lock ("<path>.lock") held by another
+  // process or host (a host that died holding it keeps it until the file system evicts it).
+  // A wait of more than 5 s is logged as a warning, then every 10 s while it lasts.
+  int64_t lock_wait_ms() const { return lock_wait_ms_.load(std::memory_order_relaxed); }
   const std::string& path() const { return path_; }
 
   // Checks the whole chain: the rotated files "<path>.<A>-<B>" in order of A, then `path`.
@@ -138,6 +144,7 @@ class AuditLog : public AuditSink {
   Clock& clock_;
   mutable std::mutex mu_;
   int lock_fd_ = -1;
+  std::atomic<int64_t> lock_wait_ms_{0};
   int fd_ = -1;  // the current file, O_RDWR | O_APPEND
   dev_t dev_ = 0;
   ino_t ino_ = 0;

@@ -1,13 +1,16 @@
 // The audit log (src/audit/chain.h) against its spec, docs/AUDIT_FORMAT.md: appends, reopening,
 // HMACs, every kind of tampering, rotation, concurrent appenders (threads and processes),
 // keys that are not UTF-8, the crash/truncation policy and the spec's worked example.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cstdlib>
 #include <filesystem>
@@ -207,6 +210,34 @@ TEST_F(AuditChainTest, AppendAndVerify) {
   struct stat st {};
   ASSERT_EQ(::stat(path_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 077, 0u);
+}
+
+// Issue 17: the log's lock held by another process (here another open file description of
+// "<path>.lock", as another process or host would hold it): an append waits for it, is not
+// written while it is held, and the wait is counted (delete_sync_audit_lock_wait_seconds_total).
+TEST_F(AuditChainTest, AppendWaitsForALockHeldElsewhereAndCountsTheWait) {
+  auto log = OpenLog();
+  ASSERT_TRUE(log);
+  EXPECT_EQ(log->lock_wait_ms(), 0);
+  Fill(*log, 1);
+  EXPECT_EQ(log->lock_wait_ms(), 0) << "an append with nobody else holding the lock waits not";
+  int other = ::open((path_ + ".lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(other, 0);
+  ASSERT_EQ(::flock(other, LOCK_EX), 0);
+  std::atomic<bool> done{false};
+  std::thread appender([&] {
+    EXPECT_TRUE(log->RecordRemoval(Removal(2)).ok());
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(done.load()) << "appended while another holder had the lock";
+  ASSERT_EQ(::flock(other, LOCK_UN), 0);
+  appender.join();
+  ::close(other);
+  EXPECT_TRUE(done.load());
+  EXPECT_GT(log->lock_wait_ms(), 0);
+  EXPECT_EQ(log->last_position().seq, 2);
+  ExpectIntact();
 }
 
 TEST_F(AuditChainTest, EmptyAndMissingLogs) {
