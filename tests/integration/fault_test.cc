@@ -599,6 +599,13 @@ TEST(FaultTest, AClaimOfADeadProcessWhosePidStillExistsIsTakenOver) {
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   ASSERT_TRUE(h.s3().PutObject(h.bucket(), "zombie", "by a zombie").ok());
   const pid_t holder = h.Detach();
+  struct Reap {  // the holder (and with it its zombie) goes at the end, whatever fails first
+    pid_t pid;
+    ~Reap() {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  } reap{holder};
   pid_t zombie = -1;
   EXPECT_TRUE(WaitFor([&] {
     std::ifstream children("/proc/" + std::to_string(holder) + "/task/" + std::to_string(holder) +
@@ -619,8 +626,6 @@ TEST(FaultTest, AClaimOfADeadProcessWhosePidStillExistsIsTakenOver) {
                       std::chrono::seconds(60)))
       << h.Log();
   EXPECT_EQ(kill(zombie, 0), 0) << "the zombie was reaped before the job was taken over";
-  kill(holder, SIGKILL);
-  waitpid(holder, nullptr, 0);
   h.Stop();
 }
 
