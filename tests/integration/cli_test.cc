@@ -98,6 +98,15 @@ TEST_F(CliTest, BadSettingsGiveClearErrors) {
     EXPECT_NE(out.find("--batch must be a whole number from 1 to 10000"), std::string::npos) << out;
   }
   EXPECT_FALSE(Exists(dir_ + "/b"));
+  // A claim lease outside 5 s to 1 h (issue 17): a usage error, nothing created.
+  for (const char* lease : {"4s", "2h", "soon"}) {
+    EXPECT_EQ(Run({"apply", "--cache", dir_ + "/l", "--claim-lease", lease, "--events", events}, {},
+                  &out),
+              2)
+        << lease;
+    EXPECT_NE(out.find("--claim-lease must be"), std::string::npos) << out;
+  }
+  EXPECT_FALSE(Exists(dir_ + "/l"));
   EXPECT_EQ(Run({"serve", "--cache", dir_ + "/c"}, {}, &out), 2);
   EXPECT_NE(out.find("--webhook-token"), std::string::npos) << out;
   // A plain folder is not a mount point: nothing is created in it.
