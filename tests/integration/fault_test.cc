@@ -479,6 +479,14 @@ TEST(FaultTest, StateDamagedWhileServingNeverUnlinksWithoutARecord) {
     ++claim_errors;
   }
   EXPECT_LE(claim_errors, 2u) << log;
+  EXPECT_NE(log.find("key=" + victim + " bucket=" + h.bucket() + " action=remove outcome=failed"),
+            std::string::npos)
+      << log;
+  // /readyz says not ready, and why (OPERATIONS.md, "A damaged or lost state database").
+  auto ready = h.Client().Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503) << ready->body;
+  EXPECT_NE(ready->body.find("\"name\":\"state\",\"ok\":false"), std::string::npos) << ready->body;
   h.Terminate();
 
   // The next start refuses the damaged database and names the way out.
