@@ -6,7 +6,9 @@
 #     state-journal wal and with rollback (the same journal as across hosts),
 # for removals (NREM removal events over NREM cached files of 1 KiB in 100 folders) and for
 # creations (NCRE creation events of 1 KiB objects on the local RGW, journaled, then downloaded
-# before apply exits). The events are split evenly (contiguous parts) between the processes,
+# before apply exits); and, for the removals, the floor: a bare loop (bench/unlink_floor.cc
+# --lstat --threads 16) that looks at and unlinks the same files with nothing else, run the
+# same way by 1, 2 and 3 hosts and by 1 and 2 processes on local disk. The events are split evenly (contiguous parts) between the processes,
 # which all start together; the time is from the start of the first to the end of the last.
 # The state database is created before the timed part (an apply of one removal of an absent key).
 # After every run the cache is checked: no file left after removals, every object present
@@ -29,6 +31,7 @@ TOOL="$ROOT/bench/multihost_fs.py"
 
 bench_deps
 bench_build fill_bucket
+bench_build unlink_floor
 bench_rgw
 
 MH_STARTED_CEPHFS=0
@@ -69,6 +72,7 @@ echo "== filling s3://$bucket with $NCRE objects" >&2
 for p in 1 2 3; do
   python3 "$TOOL" events remove "$NREM" "$p" "$WORK/rem$p" "$bucket"
   python3 "$TOOL" events create "$NCRE" "$p" "$WORK/cre$p" "$bucket"
+  python3 "$TOOL" events keys "$NREM" "$p" "$WORK/flo$p" "$bucket"
 done
 python3 - "$WORK/warmup.jsonl" "$bucket" <<'PY'
 import json, sys
@@ -106,7 +110,7 @@ one() {
   # A fresh cache: for removals its files, made by the hosts together (one process on local
   # disk); then its state database.
   local m=0
-  [[ "$kind" == remove ]] && m=$NREM
+  [[ "$kind" != create ]] && m=$NREM
   if [[ "$where" == CephFS ]]; then
     on CephFS 1 /usr/bin/python3 "$TOOL" clear "$cache"
     local makers=()
@@ -119,23 +123,34 @@ one() {
     python3 "$TOOL" clear "$cache"
     python3 "$TOOL" make "$cache" "$m" 0 1
   fi
-  on "$where" 1 env -u AWS_ACCESS_KEY_ID "$DS" apply --cache "$cache" --bucket "$bucket" \
-    --events "$WORK/warmup.jsonl" --log-level warn --state-journal "$journal" >"$WORK/warmup.out" 2>&1 ||
-    { echo "multihost: the warm-up apply failed:" >&2; cat "$WORK/warmup.out" >&2; exit 1; }
+  if [[ "$kind" != floor ]]; then
+    on "$where" 1 env -u AWS_ACCESS_KEY_ID "$DS" apply --cache "$cache" --bucket "$bucket" \
+      --events "$WORK/warmup.jsonl" --log-level warn --state-journal "$journal" >"$WORK/warmup.out" 2>&1 ||
+      { echo "multihost: the warm-up apply failed:" >&2; cat "$WORK/warmup.out" >&2; exit 1; }
+  fi
   [[ "$where" == local ]] && sync
   local envp=()
   [[ "$kind" == remove ]] && envp=(-u AWS_ACCESS_KEY_ID)
   local pids=()
   rm -f "$WORK"/p*.{start,end,rc,out,err}
   for ((i = 1; i <= P; i++)); do
-    on "$where" "$i" /bin/sh "$WORK/run1.sh" "$WORK/p$i" env "${envp[@]}" "$DS" apply \
-      --cache "$cache" --bucket "$bucket" --events "$WORK/${kind:0:3}$P.$i" --log-level warn \
-      --state-journal "$journal" --json "${EXTRA[@]}" &
+    if [[ "$kind" == floor ]]; then
+      on "$where" "$i" /bin/sh "$WORK/run1.sh" "$WORK/p$i" /bin/sh -c \
+        "exec '$BUILD/bench/unlink_floor' --lstat --threads 16 '$cache' < '$WORK/flo$P.$i'" &
+    else
+      on "$where" "$i" /bin/sh "$WORK/run1.sh" "$WORK/p$i" env "${envp[@]}" "$DS" apply \
+        --cache "$cache" --bucket "$bucket" --events "$WORK/${kind:0:3}$P.$i" --log-level warn \
+        --state-journal "$journal" --json "${EXTRA[@]}" &
+    fi
     pids+=($!)
   done
   wait "${pids[@]}" || true
   local n field
-  if [[ "$kind" == remove ]]; then n=$NREM field=removed; else n=$NCRE field=downloaded; fi
+  case "$kind" in
+    remove) n=$NREM field=removed ;;
+    floor) n=$NREM field=unlinked ;;
+    *) n=$NCRE field=downloaded ;;
+  esac
   for ((i = 1; i <= P; i++)); do
     [[ "$(cat "$WORK/p$i.rc" 2>/dev/null)" == 0 ]] || {
       echo "multihost: $kind $where $journal P=$P: process $i failed (exit $(cat "$WORK/p$i.rc" 2>/dev/null)):" >&2
@@ -147,7 +162,7 @@ one() {
   for ((i = 1; i <= P; i++)); do prefixes+=("$WORK/p$i"); done
   got=$(on "$where" 1 /usr/bin/python3 "$TOOL" count "$cache")
   read -r secs sum warns < <(python3 "$TOOL" tally "$field" "${prefixes[@]}")
-  if [[ "$kind" == remove ]]; then
+  if [[ "$kind" != create ]]; then
     [[ "$got" == "0 0" ]] || { echo "multihost: $kind $where $journal P=$P: files left: $got" >&2; exit 1; }
   else
     [[ "$got" == "$n 0" ]] || { echo "multihost: $kind $where $journal P=$P: files (count, wrong size): $got, want $n" >&2; exit 1; }
@@ -160,11 +175,14 @@ one() {
 
 CONFIGS=("CephFS rollback 1" "CephFS rollback 2" "CephFS rollback 3"
   "local wal 1" "local wal 2" "local rollback 1" "local rollback 2")
+FLOOR_CONFIGS=("CephFS - 1" "CephFS - 2" "CephFS - 3" "local - 1" "local - 2")
 : >"$WORK/results"
 for run in $(seq "$RUNS"); do
-  for kind in remove create; do
+  for kind in remove floor create; do
     echo "== $kind run $run/$RUNS" >&2
-    for c in "${CONFIGS[@]}"; do
+    configs=("${CONFIGS[@]}")
+    [[ "$kind" == floor ]] && configs=("${FLOOR_CONFIGS[@]}")
+    for c in "${configs[@]}"; do
       read -r where journal P <<<"$c"
       one "$kind" "$where" "$journal" "$P"
     done

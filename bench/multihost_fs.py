@@ -11,6 +11,8 @@ and the report.
                                               KIND remove: N removal events for the files of
                                               `make`; KIND create: N creation events (1 KiB)
                                               for fill_bucket's keys (d{i%1000:03d}/...);
+                                              KIND keys: the paths of `make`'s N files, one
+                                              per line (the bare loop's input);
                                               split in PARTS contiguous files OUT.1 ... OUT.PARTS
   multihost_fs.py report RESULTS NREM NCRE RUNS HEADER
 """
@@ -76,6 +78,9 @@ def events(kind, n, parts, out, bucket):
     files = [open(f"{out}.{p + 1}", "w") for p in range(parts)]
     per = -(-n // parts)
     for i in range(n):
+        if kind == "keys":
+            files[i // per].write(f"d{i % 100:03d}/obj{i:07d}.bin\n")
+            continue
         if kind == "remove":
             key, name, extra = f"d{i % 100:03d}/obj{i:07d}.bin", "ObjectRemoved:Delete", {}
         else:
@@ -90,10 +95,14 @@ def events(kind, n, parts, out, bucket):
 
 
 def tally(field, prefixes):
-    """'SECONDS SUM WARNINGS' of processes whose run1.sh files start with PREFIXES."""
+    """'SECONDS SUM WARNINGS' of processes whose run1.sh files start with PREFIXES; SUM adds
+    up FIELD of their JSON summaries (FIELD "unlinked": the bare loop's "unlinked N, ...")."""
     starts = [float(open(p + ".start").read()) for p in prefixes]
     ends = [float(open(p + ".end").read()) for p in prefixes]
-    total = sum(json.load(open(p + ".out"))[field] for p in prefixes)
+    if field == "unlinked":
+        total = sum(int(open(p + ".out").read().split()[1].rstrip(",")) for p in prefixes)
+    else:
+        total = sum(json.load(open(p + ".out"))[field] for p in prefixes)
     warns = sum(open(p + ".err", errors="replace").read().count("is locked by another process")
                 for p in prefixes)
     print(f"{max(ends) - min(starts):.3f} {total} {warns}")
@@ -108,6 +117,7 @@ def report(results, nrem, ncre, runs, header):
     print("# Applying events from several hosts on one cache\n")
     print(header + "\n")
     for kind, n, title in (("remove", nrem, f"{nrem:,} removal events over {nrem:,} cached files of 1 KiB in 100 folders"),
+                           ("floor", nrem, f"The floor: a bare loop, lstat then unlink of the same {nrem:,} files, 16 threads per host or process (bench/unlink_floor.cc --lstat --threads 16; no state, no audit record, no fsync)"),
                            ("create", ncre, f"{ncre:,} creation events (1 KiB objects on the local RGW), journaled then downloaded")):
         keys = [k for k in rows if k[0] == kind]
         if not keys:

@@ -7,6 +7,9 @@ namespace {
 class OneByOneRemovals : public RemovalBatch {
  public:
   explicit OneByOneRemovals(CacheFs& cache) : cache_(cache) {}
+  Result<CacheEntryInfo> Stat(const std::string& rel_path) override {
+    return cache_.Stat(rel_path);
+  }
   Result<bool> Remove(const std::string& rel_path) override { return cache_.Remove(rel_path); }
   Status Commit() override { return Status::Ok(); }
 
@@ -15,6 +18,21 @@ class OneByOneRemovals : public RemovalBatch {
 };
 
 }  // namespace
+
+std::vector<Result<CacheEntryInfo>> RemovalBatch::StatMany(
+    const std::vector<std::string>& rel_paths) {
+  std::vector<Result<CacheEntryInfo>> out;
+  out.reserve(rel_paths.size());
+  for (const std::string& p : rel_paths) out.push_back(Stat(p));
+  return out;
+}
+
+std::vector<Result<bool>> RemovalBatch::RemoveMany(const std::vector<std::string>& rel_paths) {
+  std::vector<Result<bool>> out;
+  out.reserve(rel_paths.size());
+  for (const std::string& p : rel_paths) out.push_back(Remove(p));
+  return out;
+}
 
 std::unique_ptr<RemovalBatch> CacheFs::BeginRemovals() {
   return std::make_unique<OneByOneRemovals>(*this);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -50,15 +51,27 @@ struct CacheEntryInfo {
 using CacheWalkVisitor =
     std::function<bool(const std::string& rel_path, const CacheEntryInfo& info)>;
 
-// Removals made durable together (a group commit): Remove unlinks at once, Commit makes every
-// unlink of the batch durable (one fsync per folder, not per file) and then prunes folders that
-// became empty. Until Commit returns OK none of the removals may be acknowledged. Not thread
-// safe; used by one thread, inside one state transaction.
+// Removals made durable together (a group commit), used by one thread inside one state
+// transaction: StatMany looks at the copies the group may remove, Remove/RemoveMany unlink at
+// once, Commit makes every unlink of the batch durable (one fsync per folder, not per file) and
+// then prunes folders that became empty. Until Commit returns OK none of the removals may be
+// acknowledged. An implementation may run the calls of one StatMany or RemoveMany in parallel
+// (a shared file system answers many at a time) and keep the folders it opened for the rest of
+// the batch; so the batch is only valid while nothing else changes the cache's folders, which
+// the state transaction around it ensures.
 class RemovalBatch {
  public:
   virtual ~RemovalBatch() = default;
+  // As CacheFs::Stat.
+  virtual Result<CacheEntryInfo> Stat(const std::string& rel_path) = 0;
+  // As Stat for each path: one result per path, in the same order. The default looks at them
+  // one after the other.
+  virtual std::vector<Result<CacheEntryInfo>> StatMany(const std::vector<std::string>& rel_paths);
   // As CacheFs::Remove, except that the unlink is durable only after Commit.
   virtual Result<bool> Remove(const std::string& rel_path) = 0;
+  // As Remove for each path: one result per path, in the same order. The default removes them
+  // one after the other.
+  virtual std::vector<Result<bool>> RemoveMany(const std::vector<std::string>& rel_paths);
   virtual Status Commit() = 0;
 };
 

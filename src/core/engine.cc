@@ -229,6 +229,23 @@ void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& 
   };
   Status s = transact([&](StateTxn& txn) -> Status {
     GroupRemovals group;
+    std::unique_ptr<RemovalBatch> removals = cache_.BeginRemovals();
+    // The copies the group's removals may unlink, looked at together (in parallel on a shared
+    // file system) before any is staged. Within the transaction only this group changes them.
+    // A key whose state already holds a later sequencer than every removal of it in the group
+    // is not looked at: those removals are stale (sequencers only rise).
+    std::vector<std::string> look;
+    for (size_t i : staged) {
+      const Event& ev = evs[i];
+      if (ev.action != EventAction::kRemove || group.looked.count(ev.key)) continue;
+      Result<KeyState> st = txn.Get(ev.bucket, ev.key);
+      if (!st.ok()) return st.status();
+      if (IsStale(ev.sequencer, ev.ordered, *st, /*is_create=*/false)) continue;
+      group.looked.emplace(ev.key, Status::Internal("not looked at"));
+      look.push_back(ev.key);
+    }
+    std::vector<Result<CacheEntryInfo>> infos = removals->StatMany(look);
+    for (size_t j = 0; j < look.size(); ++j) group.looked.at(look[j]) = std::move(infos[j]);
     for (size_t i : staged) {
       const Event& ev = evs[i];
       results[i] = ApplyResult{};
@@ -242,10 +259,13 @@ void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& 
       if (!as.ok()) return Status(as.code(), "audit log: " + as.message());
     }
     if (!group.unlinks.empty()) CrashPoint("removal-recorded");
-    std::unique_ptr<RemovalBatch> removals = cache_.BeginRemovals();
+    std::vector<std::string> unlink;
+    for (const PlannedUnlink& u : group.unlinks) unlink.push_back(u.key);
+    std::vector<Result<bool>> unlinked = removals->RemoveMany(unlink);
     std::vector<RemovalRecord> voided;
-    for (const PlannedUnlink& u : group.unlinks) {
-      Result<bool> removed = removals->Remove(u.key);
+    for (size_t u_i = 0; u_i < group.unlinks.size(); ++u_i) {
+      const PlannedUnlink& u = group.unlinks[u_i];
+      const Result<bool>& removed = unlinked[u_i];
       if (removed.ok()) continue;
       // The copy is still there: its record is voided, and the key's events fail (the sender
       // retries them) with its state as it was before the group.
@@ -320,8 +340,8 @@ void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& 
   }
 }
 
-Result<bool> Engine::CopyPresent(const std::string& bucket, const std::string& key) {
-  Result<CacheEntryInfo> info = cache_.Stat(key);
+Result<bool> Engine::CopyPresent(const std::string& bucket, const std::string& key,
+                                 const Result<CacheEntryInfo>& info) {
   if (!info.ok() && info.status().code() == Code::kConflict) {
     // A path crossing a symbolic link or a file where a folder should be: no copy of this key,
     // and nothing else may be touched.
@@ -342,7 +362,7 @@ Result<bool> Engine::RecordThenRemove(const std::string& bucket, const std::stri
                                       const KeyState& before, const std::string& cause,
                                       const std::string& event_id, const std::string& event_name,
                                       bool record_absent) {
-  Result<bool> present = CopyPresent(bucket, key);
+  Result<bool> present = CopyPresent(bucket, key, cache_.Stat(key));
   if (!present.ok()) return present.status();
   if (*present || record_absent) {
     DS_RETURN_IF_ERROR(Audit(bucket, key, before, *present, cause, event_id, event_name));
@@ -393,7 +413,9 @@ Status Engine::StageRemove(StateTxn& txn, const Event& ev, ApplyResult& result,
   // Whether there is a copy to unlink: an earlier removal of the group already unlinks it.
   bool removed = false;
   if (!group.unlinking.count(id)) {
-    Result<bool> present = CopyPresent(ev.bucket, ev.key);
+    auto looked = group.looked.find(ev.key);
+    Result<bool> present = CopyPresent(
+        ev.bucket, ev.key, looked != group.looked.end() ? looked->second : cache_.Stat(ev.key));
     if (!present.ok()) {
       // This event fails (the sender retries it); the others of the group go on.
       result = {Outcome::kFailed, present.status().ToString(), present.status()};

@@ -223,10 +223,14 @@ class Engine {
     // and all the latter fail.
     std::map<std::string, KeyState> before;
     std::map<std::string, std::vector<size_t>> events_of;
+    // What the cache held at each key a removal of the group may unlink, looked at before the
+    // group is staged (RemovalBatch::StatMany).
+    std::map<std::string, Result<CacheEntryInfo>> looked;
   };
-  // Whether the cache holds a copy of the key to unlink (a folder or a path crossing a symbolic
-  // link holds none, and is logged).
-  Result<bool> CopyPresent(const std::string& bucket, const std::string& key);
+  // Whether the cache holds a copy of the key to unlink, given what is at its path (`info`): a
+  // folder or a path crossing a symbolic link holds none, and is logged.
+  Result<bool> CopyPresent(const std::string& bucket, const std::string& key,
+                           const Result<CacheEntryInfo>& info);
   Status StageRemove(StateTxn& txn, const Event& ev, ApplyResult& result, GroupRemovals& group);
   // Appends the audit record of the removal of `key`'s copy (outcome "removed" when the cache
   // holds one, else "absent", written only when `record_absent`), and only once it is durable

@@ -53,6 +53,10 @@ struct PosixCacheOptions {
   std::optional<uint32_t> gid;
   // CleanTemp removes any temp file not written to for this long, whoever owns it.
   std::chrono::seconds stale_temp_age{3600};
+  // How many lookups, unlinks and folder fsyncs of one removal batch run at once. On a shared
+  // file system each is a round trip to its metadata server (CephFS MDS, NFS server), which
+  // answers many at a time; on a local disk they cost little either way.
+  size_t parallelism = 16;
 };
 
 namespace posix_cache_internal {
@@ -84,10 +88,11 @@ class PosixCache : public CacheFs {
   // its target): ok(true).
   Result<bool> Remove(const std::string& rel_path) override;
 
-  // Removals with one fsync per folder for the whole batch: Remove unlinks and notes the
-  // folder, Commit fsyncs each noted folder once, then prunes the folders that became empty
-  // (best effort, as Remove does). Folders are fsynced early when the batch holds many of
-  // them, to bound its open descriptors.
+  // Removals with one fsync per folder for the whole batch: StatMany and RemoveMany open each
+  // folder once and look at or unlink its files `parallelism` at a time, Commit fsyncs each
+  // folder that lost a file once (in parallel), then prunes the folders that became empty
+  // (best effort, as Remove does). Folders are fsynced and closed early when the batch holds
+  // more than 256 of them, to bound its open descriptors.
   std::unique_ptr<RemovalBatch> BeginRemovals() override;
 
   // lstat-like: never follows a symbolic link. A symbolic link or other special file at the

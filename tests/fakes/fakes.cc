@@ -177,6 +177,9 @@ class FakeRemovalBatch : public RemovalBatch {
  public:
   FakeRemovalBatch(FakeCacheFs& cache, std::function<void()> committed)
       : cache_(cache), committed_(std::move(committed)) {}
+  Result<CacheEntryInfo> Stat(const std::string& rel_path) override {
+    return cache_.Stat(rel_path);
+  }
   Result<bool> Remove(const std::string& rel_path) override { return cache_.Remove(rel_path); }
   Status Commit() override {
     if (!cache_.fail_commit.ok()) return cache_.fail_commit;
