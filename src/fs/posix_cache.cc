@@ -785,7 +785,9 @@ class PosixRemovalBatch : public RemovalBatch {
       auto segs = SplitRelPath(folder);
       if (segs.ok()) by_depth[segs->size()].push_back(std::move(*segs));
     }
-    for (const auto& [depth, folders] : by_depth) {
+    for (const auto& depth_folders : by_depth) {
+      // (not a structured binding: clang 14 cannot capture one in a lambda)
+      const std::vector<std::vector<std::string>>& folders = depth_folders.second;
       ParallelFor(folders.size(), st.opts.parallelism, [&](size_t i) {
         const std::vector<std::string>& segs = folders[i];
         const std::string rel = JoinPrefix(segs, segs.size());
