@@ -185,9 +185,15 @@ Result<std::string> ExistingStatePath(const std::string& cache, const std::strin
   return path;
 }
 
-int Fail(const char* command, const Status& s, int exit_code) {
-  std::fprintf(stderr, "delete-sync %s: %s\n", command, s.message().c_str());
-  return exit_code;
+int ExitCodeOf(const std::string& name, Command& cmd) {
+  auto fail = [&name](const Status& s, int code) {
+    std::fprintf(stderr, "delete-sync %s: %s\n", name.c_str(), s.message().c_str());
+    return code;
+  };
+  if (Status s = cmd.Check(); !s.ok()) return fail(s, kExitUsage);
+  Result<RunEnd> end = cmd.Run();
+  if (!end.ok()) return fail(end.status(), kExitFailed);
+  return *end == RunEnd::kOk ? kExitOk : kExitFailed;
 }
 
 Status SetupLogging(const std::string& level) {
@@ -216,12 +222,14 @@ void SweepStaleTemp(Runtime& rt) {
   }
 }
 
-Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
+Result<RuntimeOptions> CheckCommonSettings(const CommonSettings& s, bool require_s3) {
   if (s.cache.empty()) {
     return Status::Invalid(
         "--cache is required (or DELETE_SYNC_CACHE, or cache = \"...\" in --config)");
   }
-  PosixCacheOptions copts;
+  RuntimeOptions o;
+  o.cache = s.cache;
+  PosixCacheOptions& copts = o.cache_options;
   Result<uint32_t> fm = ParseMode("file-mode", s.file_mode);
   if (!fm.ok()) return fm.status();
   Result<uint32_t> dm = ParseMode("dir-mode", s.dir_mode);
@@ -246,78 +254,44 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   if (*lease < 5000 || *lease > 3600 * 1000) {
     return Status::Invalid("--claim-lease must be from 5s to 1h, not '" + s.claim_lease + "'");
   }
+  o.claim_lease_ms = *lease;
   copts.stale_temp_age = std::chrono::seconds((*lease + 999) / 1000);
   Result<int64_t> horizon = ParseStateHorizonMs(s.state_horizon);
   if (!horizon.ok()) return horizon.status();
   S3Config timeouts;  // checked whether or not a store is configured
   DS_RETURN_IF_ERROR(ApplyS3Timeouts(s, &timeouts));
-
   Result<bool> require_mount = ParseBool("require-mount", s.require_mount);
   if (!require_mount.ok()) return require_mount.status();
-  if (*require_mount) {
-    // A mount point has another device than its parent folder (or is the root).
-    struct stat here {
-    }, parent{};
-    std::string parent_path = s.cache + "/..";
-    if (stat(s.cache.c_str(), &here) != 0 || stat(parent_path.c_str(), &parent) != 0) {
-      return Status::Unavailable("--require-mount: cannot stat the cache folder " + s.cache + ": " +
-                                 std::strerror(errno));
-    }
-    bool is_mount = here.st_dev != parent.st_dev || here.st_ino == parent.st_ino;
-    if (!is_mount) {
-      return Status::Unavailable("--require-mount: the cache folder " + s.cache +
-                                 " is not a mount point (is the volume mounted?)");
-    }
-  }
+  o.require_mount = *require_mount;
 
-  Runtime rt;
-  Result<std::unique_ptr<PosixCache>> cache = PosixCache::Open(s.cache, copts);
-  if (!cache.ok()) return cache.status();
-  rt.cache = std::move(cache).value();
-  Result<size_t> cleaned = rt.cache->CleanTemp();
-  if (!cleaned.ok()) return cleaned.status();
-  if (*cleaned > 0) spdlog::info("removed {} temp file(s) left by an earlier run", *cleaned);
-
-  std::string state_path = s.state.empty() ? s.cache + "/" + kReservedDir + "/state.db" : s.state;
+  o.state_path = s.state.empty() ? s.cache + "/" + kReservedDir + "/state.db" : s.state;
   Result<StateJournal> journal =
       ParseStateJournal(s.state_journal.empty() ? "wal" : s.state_journal);
   if (!journal.ok()) return journal.status();
-  Result<std::unique_ptr<SqliteState>> state = SqliteState::Open(state_path, *journal);
-  if (!state.ok()) return state.status();
-  rt.state = std::move(state).value();
-  rt.state->set_claim_lease_ms(*lease);
+  o.journal = *journal;
 
   Result<S3Config> s3 = S3Config::FromEnvironment();
-  if (s3.ok()) DS_RETURN_IF_ERROR(ApplyS3Timeouts(s, &s3.value()));
   if (s3.ok()) {
-    spdlog::info("object store: {}", s3->Describe());
-    rt.s3 = std::make_unique<S3Client>(*s3);
-    rt.store_watch = std::make_unique<StoreWatch>(SystemClock(), s3->endpoint);
-    rt.store = std::make_unique<WatchedStore>(*rt.s3, *rt.store_watch);
+    DS_RETURN_IF_ERROR(ApplyS3Timeouts(s, &s3.value()));
+    o.s3 = *s3;
   } else if (require_s3) {
     return Status::Invalid("object store not configured: " + s3.status().message());
   } else {
-    spdlog::warn("no object store configured ({}): creations cannot be downloaded",
-                 s3.status().message());
+    o.no_s3_because = s3.status().message();
   }
 
   if (s.audit_log != "off") {
-    AuditOptions ao;
     if (!s.audit_hmac_key.empty()) {
       Result<std::string> key = LoadHmacKey(s.audit_hmac_key);
       if (!key.ok()) return key.status();
-      ao.hmac_key = *key;
+      o.audit.hmac_key = *key;
     }
-    std::string path =
-        s.audit_log.empty() ? s.cache + "/" + kReservedDir + "/audit.log" : s.audit_log;
-    Result<std::unique_ptr<AuditLog>> audit = AuditLog::Open(path, ao, SystemClock());
-    if (!audit.ok()) return audit.status();
-    rt.audit = std::move(audit).value();
+    o.audit_path = s.audit_log.empty() ? s.cache + "/" + kReservedDir + "/audit.log" : s.audit_log;
   } else if (!s.audit_hmac_key.empty()) {
     return Status::Invalid("--audit-hmac-key needs an audit log (--audit-log is 'off')");
   }
 
-  EngineOptions eo;
+  EngineOptions& eo = o.engine;
   eo.bucket = s.bucket;
   eo.prefix = s.prefix;
   eo.limits.root_length = std::filesystem::absolute(s.cache).lexically_normal().string().size();
@@ -326,8 +300,58 @@ Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3) {
   eo.state_horizon_ms = *horizon;
   eo.subject_field = s.subject_field == "off" ? "" : s.subject_field;
   // Without a store there is nothing to check a removal against.
-  eo.resync_after_removal = *resync && rt.s3 != nullptr;
-  rt.engine = std::make_unique<Engine>(rt.store.get(), *rt.cache, *rt.state, SystemClock(), eo);
+  eo.resync_after_removal = *resync && o.s3.has_value();
+  return o;
+}
+
+Result<Runtime> OpenRuntime(const RuntimeOptions& o) {
+  if (o.require_mount) {
+    // A mount point has another device than its parent folder (or is the root).
+    struct stat here {
+    }, parent{};
+    std::string parent_path = o.cache + "/..";
+    if (stat(o.cache.c_str(), &here) != 0 || stat(parent_path.c_str(), &parent) != 0) {
+      return Status::Unavailable("--require-mount: cannot stat the cache folder " + o.cache + ": " +
+                                 std::strerror(errno));
+    }
+    bool is_mount = here.st_dev != parent.st_dev || here.st_ino == parent.st_ino;
+    if (!is_mount) {
+      return Status::Unavailable("--require-mount: the cache folder " + o.cache +
+                                 " is not a mount point (is the volume mounted?)");
+    }
+  }
+
+  Runtime rt;
+  Result<std::unique_ptr<PosixCache>> cache = PosixCache::Open(o.cache, o.cache_options);
+  if (!cache.ok()) return cache.status();
+  rt.cache = std::move(cache).value();
+  Result<size_t> cleaned = rt.cache->CleanTemp();
+  if (!cleaned.ok()) return cleaned.status();
+  if (*cleaned > 0) spdlog::info("removed {} temp file(s) left by an earlier run", *cleaned);
+
+  Result<std::unique_ptr<SqliteState>> state = SqliteState::Open(o.state_path, o.journal);
+  if (!state.ok()) return state.status();
+  rt.state = std::move(state).value();
+  rt.state->set_claim_lease_ms(o.claim_lease_ms);
+
+  if (o.s3.has_value()) {
+    spdlog::info("object store: {}", o.s3->Describe());
+    rt.s3 = std::make_unique<S3Client>(*o.s3);
+    rt.store_watch = std::make_unique<StoreWatch>(SystemClock(), o.s3->endpoint);
+    rt.store = std::make_unique<WatchedStore>(*rt.s3, *rt.store_watch);
+  } else {
+    spdlog::warn("no object store configured ({}): creations cannot be downloaded",
+                 o.no_s3_because);
+  }
+
+  if (!o.audit_path.empty()) {
+    Result<std::unique_ptr<AuditLog>> audit = AuditLog::Open(o.audit_path, o.audit, SystemClock());
+    if (!audit.ok()) return audit.status();
+    rt.audit = std::move(audit).value();
+  }
+
+  rt.engine =
+      std::make_unique<Engine>(rt.store.get(), *rt.cache, *rt.state, SystemClock(), o.engine);
   rt.engine->set_audit(rt.audit.get());
   return rt;
 }

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -63,8 +64,30 @@ void SweepStaleTemp(Runtime& rt);
 // Sets the log level ("trace".."off"); logs go to stderr.
 Status SetupLogging(const std::string& level);
 
-// Opens everything; when `require_s3` the AWS variables must be set.
-Result<Runtime> OpenRuntime(const CommonSettings& s, bool require_s3);
+// The common settings checked and typed (CheckCommonSettings): what OpenRuntime opens.
+struct RuntimeOptions {
+  std::string cache;       // the cache folder
+  std::string state_path;  // its state database
+  StateJournal journal = StateJournal::kWal;
+  int64_t claim_lease_ms = 0;
+  bool require_mount = false;  // the cache folder must be a mount point
+  PosixCacheOptions cache_options;
+  std::optional<S3Config> s3;  // none: no credentials in the environment (allowed unless required)
+  std::string no_s3_because;   // why there is none (logged when opening)
+  std::string audit_path;      // "" when the audit log is off
+  AuditOptions audit;
+  EngineOptions engine;
+};
+
+// Phase 1 of a command (see Command): every common setting parsed and checked, the AWS
+// variables read (required when `require_s3`), the audit HMAC key file read. Creates, opens and
+// changes nothing; any failure is a usage error.
+Result<RuntimeOptions> CheckCommonSettings(const CommonSettings& s, bool require_s3);
+
+// Phase 2: opens (creating what is missing) the cache, its state database and audit log, and
+// builds the engine. Checks --require-mount first, so that nothing is created in a folder that
+// is not the mount point. Any failure is a failure of the run, not of the settings.
+Result<Runtime> OpenRuntime(const RuntimeOptions& o);
 
 // Runs Engine::CollectState once; it logs what it did and a failure (commands that end: apply,
 // reconcile).
@@ -109,10 +132,10 @@ class StoreWaitLogger {
   std::thread thread_;
 };
 
-// Exit codes shared by the subcommands.
+// Exit codes of every subcommand (decided in one place: ExitCodeOf).
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;  // some events failed / the run failed
-inline constexpr int kExitUsage = 2;   // bad flags or settings
+inline constexpr int kExitFailed = 1;  // the run failed, or some of its work did
+inline constexpr int kExitUsage = 2;   // bad flags or settings: nothing was changed
 
 // Runs the journal's downloads with `workers` threads until none is waiting, sleeping until
 // retries that are due later (for commands that end when their work is done), for at most
@@ -122,16 +145,27 @@ inline constexpr int kExitUsage = 2;   // bad flags or settings
 int64_t DrainAllJobs(Runtime& rt, int workers,
                      std::chrono::milliseconds max_wait = std::chrono::minutes(2));
 
-// Prints "delete-sync <command>: <message>" to stderr and returns `exit_code`.
-int Fail(const char* command, const Status& s, int exit_code);
+// How a run that went through ended: kOk, or kFailed when some of its work failed and the
+// command's own report (stdout) says which (events, downloads, a broken chain).
+enum class RunEnd { kOk, kFailed };
 
-// A subcommand: registers its flags on `parent`, then runs when chosen.
+// A subcommand, in two phases:
+//  1. Check: resolves and checks every setting into typed options. Reads what it must (the
+//     configuration, the AWS variables, key and token files) but creates, opens for writing
+//     and changes nothing: a failure is a usage error.
+//  2. Run: opens what the options name and does the work; a failure is a failure of the run.
 class Command {
  public:
   virtual ~Command() = default;
   virtual CLI::App* Register(CLI::App& parent) = 0;
-  virtual int Run() = 0;
+  virtual Status Check() = 0;
+  virtual Result<RunEnd> Run() = 0;
 };
+
+// Runs both phases of the chosen command `name` and returns its exit code: kExitUsage when Check
+// fails, kExitFailed when Run fails or ends kFailed, else kExitOk. A failure's message is printed
+// to stderr as "delete-sync <name>: <message>".
+int ExitCodeOf(const std::string& name, Command& cmd);
 
 std::unique_ptr<Command> MakeServeCommand();
 std::unique_ptr<Command> MakeApplyCommand();

@@ -37,37 +37,43 @@ class ApplyCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
-    Status s = settings_->Resolve();
-    if (s.ok()) s = SetupLogging(common_.log_level);
-    if (!s.ok()) return Fail(s, kExitUsage);
-    if (events_.empty())
-      return Fail(Status::Invalid("--events FILE is required ('-' for stdin)"), kExitUsage);
+  Status Check() override {
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    DS_RETURN_IF_ERROR(SetupLogging(common_.log_level));
+    if (events_.empty()) return Status::Invalid("--events FILE is required ('-' for stdin)");
     Result<int64_t> workers = ParseInt("fetch-concurrency", fetch_concurrency_, 1, 256);
-    if (!workers.ok()) return Fail(workers.status(), kExitUsage);
+    if (!workers.ok()) return workers.status();
+    workers_ = *workers;
     Result<int64_t> batch = ParseInt("batch", batch_, 1, 10000);
-    if (!batch.ok()) return Fail(batch.status(), kExitUsage);
-
+    if (!batch.ok()) return batch.status();
+    batch_size_ = static_cast<size_t>(*batch);
+    Result<RuntimeOptions> ro = CheckCommonSettings(common_, /*require_s3=*/false);
+    if (!ro.ok()) return ro.status();
+    runtime_options_ = std::move(ro).value();
     // Read in blocks (an istreambuf_iterator loop costs a call per byte).
-    std::string input;
-    auto read_all = [&input](std::istream& in) {
+    auto read_all = [this](std::istream& in) {
       std::ostringstream buf;
       buf << in.rdbuf();
-      input = std::move(buf).str();
+      input_ = std::move(buf).str();
     };
     if (events_ == "-") {
       read_all(std::cin);
     } else {
       std::ifstream in(events_, std::ios::binary);
-      if (!in) return Fail(Status::NotFound("cannot read --events file " + events_), kExitUsage);
+      if (!in) return Status::NotFound("cannot read --events file " + events_);
       read_all(in);
     }
+    return Status::Ok();
+  }
 
-    Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/false);
-    if (!rt.ok()) {
-      return Fail(rt.status(),
-                  rt.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
+  Result<RunEnd> Run() override {
+    const std::string& input = input_;
+    // One whole document, or one document per line.
+    if (input.find_first_not_of(" \t\r\n") == std::string::npos) {
+      return Status::Invalid("no notification documents in " + events_);
     }
+    Result<Runtime> rt = OpenRuntime(runtime_options_);
+    if (!rt.ok()) return rt.status();
     Engine& engine = *rt->engine;
     Tally tally;
 
@@ -102,15 +108,10 @@ class ApplyCommand : public Command {
         ++tally.events;
         pending.push_back(ev);
         pending_where.push_back(where);
-        if (pending.size() >= static_cast<size_t>(*batch)) flush();
+        if (pending.size() >= batch_size_) flush();
       }
     };
 
-    // One whole document, or one document per line.
-    size_t first = input.find_first_not_of(" \t\r\n");
-    if (first == std::string::npos) {
-      return Fail(Status::Invalid("no notification documents in " + events_), kExitFailed);
-    }
     // Parsed once: as a whole document if it is one, else line by line.
     Result<ParsedDocument> whole = ParseNotification(input);
     if (whole.ok()) {
@@ -130,7 +131,7 @@ class ApplyCommand : public Command {
 
     // Run the downloads the events queued (and any left by an earlier run), waiting for
     // retries that are due later.
-    const int64_t waiting = DrainAllJobs(*rt, static_cast<int>(*workers));
+    const int64_t waiting = DrainAllJobs(*rt, static_cast<int>(workers_));
     // Keep the state bounded (--state-horizon), as serve does hourly.
     CollectStateOnce(*rt);
 
@@ -166,17 +167,20 @@ class ApplyCommand : public Command {
       }
     }
     // Downloads still waiting (being retried) are not done: the run does not succeed.
-    return failed > 0 || waiting != 0 ? kExitFailed : kExitOk;
+    return failed > 0 || waiting != 0 ? RunEnd::kFailed : RunEnd::kOk;
   }
 
  private:
-  static int Fail(const Status& s, int code) { return app::Fail("apply", s, code); }
-
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   CommonSettings common_;
   std::string events_, fetch_concurrency_, batch_;
   bool json_ = false;
+  // Checked by Check().
+  int64_t workers_ = 4;
+  size_t batch_size_ = 512;
+  RuntimeOptions runtime_options_;
+  std::string input_;  // the documents read from --events
 };
 
 }  // namespace

@@ -33,30 +33,33 @@ class AuditCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
+  Status Check() override {
     if (!verify_->parsed()) {
       std::cerr << cmd_->help();
-      return kExitUsage;
+      return Status::Invalid("choose what to do: verify");
     }
-    Status s = settings_->Resolve();
-    if (s.ok()) s = SetupLogging("warn");  // warnings (e.g. about the key file) go to stderr
-    if (!s.ok()) return Fail(s, kExitUsage);
-    std::string log = log_flag_.empty() ? log_ : log_flag_;
-    if (log.empty() && !cache_.empty()) log = cache_ + "/" + kReservedDir + "/audit.log";
-    if (log.empty()) {
-      return Fail(Status::Invalid("--log FILE is required (or --audit-log, DELETE_SYNC_AUDIT_LOG, "
-                                  "audit-log = \"...\" in --config, or --cache for its default "
-                                  "log)"),
-                  kExitUsage);
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    // Warnings (e.g. about the key file) go to stderr.
+    DS_RETURN_IF_ERROR(SetupLogging("warn"));
+    log_ = log_flag_.empty() ? log_ : log_flag_;
+    if (log_.empty() && !cache_.empty()) log_ = cache_ + "/" + kReservedDir + "/audit.log";
+    if (log_.empty()) {
+      return Status::Invalid(
+          "--log FILE is required (or --audit-log, DELETE_SYNC_AUDIT_LOG, audit-log = \"...\" in "
+          "--config, or --cache for its default log)");
     }
-    std::optional<std::string> key;
     if (!key_file_.empty()) {
       Result<std::string> k = LoadHmacKey(key_file_);
-      if (!k.ok()) return Fail(k.status(), kExitUsage);
-      key = std::move(*k);
+      if (!k.ok()) return k.status();
+      key_ = std::move(*k);
     }
-    Result<VerifyReport> r = AuditLog::Inspect(log, key);
-    if (!r.ok()) return Fail(r.status(), kExitFailed);
+    return Status::Ok();
+  }
+
+  Result<RunEnd> Run() override {
+    const std::string& log = log_;
+    Result<VerifyReport> r = AuditLog::Inspect(log, key_);
+    if (!r.ok()) return r.status();
     const VerifyReport& rep = *r;
     if (json_) {
       nlohmann::json out = {{"log", log},
@@ -77,7 +80,7 @@ class AuditCommand : public Command {
     }
     if (rep.failure) {
       std::cerr << "audit log BROKEN at " << rep.failure->ToString() << "\n";
-      return kExitFailed;
+      return RunEnd::kFailed;
     }
     if (!json_) {
       std::cout << "audit log intact: " << rep.records << " records, head seq " << rep.head_seq
@@ -94,18 +97,17 @@ class AuditCommand : public Command {
         std::cout << "hmac: none (the log was written without a key)\n";
       }
     }
-    return kExitOk;
+    return RunEnd::kOk;
   }
 
  private:
-  static int Fail(const Status& s, int code) { return app::Fail("audit verify", s, code); }
-
   CLI::App* cmd_ = nullptr;
   CLI::App* verify_ = nullptr;
   std::unique_ptr<Settings> settings_;
   std::string cache_;
   std::string log_, log_flag_, key_file_;
   bool json_ = false;
+  std::optional<std::string> key_;  // the HMAC key read by Check()
 };
 
 }  // namespace

@@ -41,11 +41,10 @@ class EraseCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
-    Status s = settings_->Resolve();
-    if (s.ok()) s = SetupLogging(common_.log_level);
-    if (!s.ok()) return Fail(s, kExitUsage);
-    EraseRequest req;
+  Status Check() override {
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    DS_RETURN_IF_ERROR(SetupLogging(common_.log_level));
+    EraseRequest& req = req_;
     req.bucket = common_.bucket;
     req.keys = keys_;
     // The mirror prefix from the environment or a config file is not an erase selector.
@@ -53,36 +52,39 @@ class EraseCommand : public Command {
     if (!subject_.empty()) req.subject = subject_;
     req.scan = scan_;
     req.request_id = request_id_.empty() ? NewRequestId(SystemClock().NowMillis()) : request_id_;
-    s = ValidateEraseRequest(req);
-    if (!s.ok()) return Fail(s, kExitUsage);
+    DS_RETURN_IF_ERROR(ValidateEraseRequest(req));
+    Result<RuntimeOptions> ro = CheckCommonSettings(common_, /*require_s3=*/true);
+    if (!ro.ok()) return ro.status();
+    runtime_options_ = std::move(ro).value();
+    return Status::Ok();
+  }
 
-    Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/true);
-    if (!rt.ok()) {
-      return Fail(rt.status(),
-                  rt.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
-    }
+  Result<RunEnd> Run() override {
+    const EraseRequest& req = req_;
+    Result<Runtime> rt = OpenRuntime(runtime_options_);
+    if (!rt.ok()) return rt.status();
     std::string dir =
         receipts_dir_.empty() ? common_.cache + "/" + kReservedDir + "/receipts" : receipts_dir_;
     Result<ErasureResult> out = ExecuteErase(*rt, common_.cache, dir, req);
-    if (!out.ok()) return Fail(out.status(), kExitFailed);
+    if (!out.ok()) return out.status();
     std::cout << out->receipt_line << "\n" << std::flush;
     if (!out->receipt_saved.ok()) {
-      return Fail(Status(out->receipt_saved.code(),
-                         "cannot keep the receipt: " + out->receipt_saved.message()),
-                  kExitFailed);
+      return Status(out->receipt_saved.code(),
+                    "cannot keep the receipt: " + out->receipt_saved.message());
     }
-    return out->ok ? kExitOk : kExitFailed;
+    return out->ok ? RunEnd::kOk : RunEnd::kFailed;
   }
 
  private:
-  static int Fail(const Status& s, int code) { return app::Fail("erase", s, code); }
-
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   CommonSettings common_;
   std::vector<std::string> keys_;
   std::string subject_, request_id_, receipts_dir_;
   bool scan_ = false;
+  // Checked by Check().
+  EraseRequest req_;
+  RuntimeOptions runtime_options_;
 };
 
 }  // namespace

@@ -39,24 +39,24 @@ class LambdaCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
+  // A wrong configuration is reported to the Runtime API's init error as well (Lambda shows it in
+  // the function's logs and the invoke's error).
+  Status Check() override {
     const char* api = std::getenv("AWS_LAMBDA_RUNTIME_API");
     if (api == nullptr || *api == '\0') {
-      return app::Fail("lambda",
-                       Status::Invalid("AWS_LAMBDA_RUNTIME_API is not set: lambda mode runs only "
-                                       "under the Lambda service (or a Runtime API emulator)"),
-                       kExitUsage);
+      return Status::Invalid(
+          "AWS_LAMBDA_RUNTIME_API is not set: lambda mode runs only under the Lambda service (or "
+          "a Runtime API emulator)");
     }
     signal(SIGPIPE, SIG_IGN);
-    lambda::RuntimeClient client(api);
-    Status s = Init();
-    if (!s.ok()) {
-      // Lambda shows this in the function's logs and the invoke's error.
-      std::fprintf(stderr, "delete-sync lambda: %s\n", s.message().c_str());
-      Status posted = client.PostInitError("Runtime.InvalidConfiguration", s.message());
-      if (!posted.ok()) std::fprintf(stderr, "delete-sync lambda: %s\n", posted.message().c_str());
-      return s.code() == Code::kInvalidArgument ? kExitUsage : kExitFailed;
-    }
+    client_ = std::make_unique<lambda::RuntimeClient>(api);
+    return PostedInitError(CheckSettings());
+  }
+
+  Result<RunEnd> Run() override {
+    DS_RETURN_IF_ERROR(PostedInitError(Open()));
+    lambda::RuntimeClient& client = *client_;
+    Status s;
     spdlog::info("delete-sync lambda: cache {}, bucket {}, prefix '{}', state journal {}",
                  common_.cache, common_.bucket, common_.prefix, common_.state_journal);
     s = lambda::RunLoop(client, [this](const lambda::Invocation& inv) {
@@ -68,12 +68,21 @@ class LambdaCommand : public Command {
       }
       return dispatcher_->Handle(inv);
     });
-    return app::Fail("lambda", s, kExitFailed);
+    if (!s.ok()) return s;
+    return RunEnd::kOk;
   }
 
  private:
+  // `s`, posted as the init error when it is one.
+  Status PostedInitError(Status s) {
+    if (s.ok()) return s;
+    Status posted = client_->PostInitError("Runtime.InvalidConfiguration", s.message());
+    if (!posted.ok()) std::fprintf(stderr, "delete-sync lambda: %s\n", posted.message().c_str());
+    return s;
+  }
+
   // Everything that can be wrong with the configuration, checked before the first invocation.
-  Status Init() {
+  Status CheckSettings() {
     DS_RETURN_IF_ERROR(settings_->Resolve());
     DS_RETURN_IF_ERROR(SetupLogging(common_.log_level));
     if (common_.state_journal.empty()) common_.state_journal = "rollback";
@@ -94,11 +103,19 @@ class LambdaCommand : public Command {
     }
     Result<int64_t> margin = ParseDurationMs("lambda-deadline-margin", margin_);
     if (!margin.ok()) return margin.status();
+    margin_ms_ = *margin;
     ro_.bucket = common_.bucket;
     ro_.prefix = common_.prefix;
     DS_RETURN_IF_ERROR(reconcile_.Apply(&ro_));
+    Result<RuntimeOptions> ro = CheckCommonSettings(common_, /*require_s3=*/true);
+    if (!ro.ok()) return ro.status();
+    runtime_options_ = std::move(ro).value();
+    return Status::Ok();
+  }
 
-    Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/true);
+  // Opens the cache, state and audit log, and makes the dispatcher.
+  Status Open() {
+    Result<Runtime> rt = OpenRuntime(runtime_options_);
     if (!rt.ok()) return rt.status();
     rt_ = std::move(rt).value();
     // A wrong bucket or credentials are logged at once; invocations still run (removals need
@@ -106,7 +123,7 @@ class LambdaCommand : public Command {
     (void)LogBucketReachability(rt_, common_);
 
     lambda::DispatchOptions o;
-    o.deadline_margin_ms = *margin;
+    o.deadline_margin_ms = margin_ms_;
     lambda::DispatchHooks hooks;
     hooks.reconcile = [this](const lambda::Invocation& inv) { return Reconcile(inv); };
     hooks.erase = [this](const lambda::Invocation& inv, const json& request) {
@@ -185,6 +202,10 @@ class LambdaCommand : public Command {
   CommonSettings common_;
   ReconcileSettings reconcile_;
   std::string margin_;
+  // Checked by Check().
+  std::unique_ptr<lambda::RuntimeClient> client_;
+  int64_t margin_ms_ = 0;
+  RuntimeOptions runtime_options_;
   ReconcileOptions ro_;
   Runtime rt_;
   std::unique_ptr<lambda::Dispatcher> dispatcher_;

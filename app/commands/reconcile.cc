@@ -29,29 +29,31 @@ class ReconcileCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
-    Status s = settings_->Resolve();
-    if (s.ok()) s = SetupLogging(common_.log_level);
-    if (!s.ok()) return Fail(s, kExitUsage);
+  Status Check() override {
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    DS_RETURN_IF_ERROR(SetupLogging(common_.log_level));
     if (common_.bucket.empty()) {
-      return Fail(Status::Invalid("--bucket is required (or DELETE_SYNC_BUCKET)"), kExitUsage);
+      return Status::Invalid("--bucket is required (or DELETE_SYNC_BUCKET)");
     }
-    ReconcileOptions o;
+    ReconcileOptions& o = options_;
     o.bucket = common_.bucket;
     o.prefix = common_.prefix;
     o.dry_run = dry_run_;
     o.delete_only = delete_only_;
     o.request_id = "reconcile-" + FormatUtcMillis(SystemClock().NowMillis());
-    s = reconcile_.Apply(&o);
-    if (!s.ok()) return Fail(s, kExitUsage);
+    DS_RETURN_IF_ERROR(reconcile_.Apply(&o));
+    Result<RuntimeOptions> ro = CheckCommonSettings(common_, /*require_s3=*/true);
+    if (!ro.ok()) return ro.status();
+    runtime_options_ = std::move(ro).value();
+    return Status::Ok();
+  }
 
-    Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/true);
-    if (!rt.ok()) {
-      return Fail(rt.status(),
-                  rt.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
-    }
+  Result<RunEnd> Run() override {
+    ReconcileOptions& o = options_;
+    Result<Runtime> rt = OpenRuntime(runtime_options_);
+    if (!rt.ok()) return rt.status();
     Result<std::unique_ptr<PassLock>> lock = PassLock::TryAcquire(common_.cache);
-    if (!lock.ok()) return Fail(lock.status(), kExitFailed);
+    if (!lock.ok()) return lock.status();
 
     const bool tty = isatty(STDERR_FILENO) && !json_;
     o.store_watch = rt->store_watch.get();
@@ -96,10 +98,10 @@ class ReconcileCommand : public Command {
       PrintHuman(o, report, pass, c);
     }
     if (!pass.ok()) {
-      if (!json_) std::fprintf(stderr, "delete-sync reconcile: %s\n", pass.message().c_str());
-      return kExitFailed;
+      if (json_) return RunEnd::kFailed;  // the report holds the error
+      return pass;
     }
-    return c.fetch_failed.load() > 0 || waiting != 0 ? kExitFailed : kExitOk;
+    return c.fetch_failed.load() > 0 || waiting != 0 ? RunEnd::kFailed : RunEnd::kOk;
   }
 
  private:
@@ -141,13 +143,14 @@ class ReconcileCommand : public Command {
     }
   }
 
-  static int Fail(const Status& s, int code) { return app::Fail("reconcile", s, code); }
-
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   CommonSettings common_;
   ReconcileSettings reconcile_;
   bool dry_run_ = false, delete_only_ = false, json_ = false;
+  // Checked by Check().
+  ReconcileOptions options_;
+  RuntimeOptions runtime_options_;
 };
 
 }  // namespace

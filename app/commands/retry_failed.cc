@@ -22,19 +22,20 @@ class RetryFailedCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
-    Status s = settings_->Resolve();
-    if (!s.ok()) return Fail(s, kExitUsage);
+  Status Check() override {
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    if (state_.empty() && cache_.empty()) return Status::Invalid("--cache or --state is required");
+    return Status::Ok();
+  }
+
+  Result<RunEnd> Run() override {
     Result<std::string> path = ExistingStatePath(cache_, state_);
-    if (!path.ok()) {
-      return Fail(path.status(),
-                  path.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
-    }
+    if (!path.ok()) return path.status();
     state_ = *path;
     Result<std::unique_ptr<SqliteState>> db = SqliteState::Open(state_);
-    if (!db.ok()) return Fail(db.status(), kExitFailed);
+    if (!db.ok()) return db.status();
     Result<int64_t> n = (*db)->RetryFailed(SystemClock().NowMillis());
-    if (!n.ok()) return Fail(n.status(), kExitFailed);
+    if (!n.ok()) return n.status();
     if (json_) {
       std::cout << nlohmann::json{{"state", state_}, {"requeued", *n}}.dump() << "\n";
     } else {
@@ -42,11 +43,10 @@ class RetryFailedCommand : public Command {
                 << " failed download(s); a running `delete-sync serve` on this cache downloads "
                    "them now, otherwise its next start does\n";
     }
-    return kExitOk;
+    return RunEnd::kOk;
   }
 
  private:
-  static int Fail(const Status& s, int code) { return app::Fail("retry-failed", s, code); }
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   std::string cache_, state_;

@@ -31,19 +31,20 @@ class RouteCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
-    Status s = settings_->Resolve();
-    if (s.ok()) s = SetupLogging(log_level_);
-    if (!s.ok()) return Fail(s, kExitUsage);
-    if (!amqp_.enabled()) return Fail(Status::Invalid("--amqp-url is required"), kExitUsage);
-    if (route_to_.empty()) return Fail(Status::Invalid("--route-to is required"), kExitUsage);
-    AmqpConsumerOptions opts;
-    s = amqp_.Apply(&opts);
-    if (!s.ok()) return Fail(s, kExitUsage);
-    if (opts.bind_exchange == route_to_) {
-      return Fail(Status::Invalid("--amqp-exchange and --route-to must differ (a loop)"),
-                  kExitUsage);
+  Status Check() override {
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    DS_RETURN_IF_ERROR(SetupLogging(log_level_));
+    if (!amqp_.enabled()) return Status::Invalid("--amqp-url is required");
+    if (route_to_.empty()) return Status::Invalid("--route-to is required");
+    DS_RETURN_IF_ERROR(amqp_.Apply(&opts_));
+    if (opts_.bind_exchange == route_to_) {
+      return Status::Invalid("--amqp-exchange and --route-to must differ (a loop)");
     }
+    return Status::Ok();
+  }
+
+  Result<RunEnd> Run() override {
+    const AmqpConsumerOptions& opts = opts_;
 
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
@@ -57,12 +58,11 @@ class RouteCommand : public Command {
     {
       Result<std::unique_ptr<AmqpChannel>> ch = AmqpChannel::Open(opts.url);
       if (ch.ok()) {
-        s = (*ch)->DeclareExchange(route_to_, "x-consistent-hash");
+        Status s = (*ch)->DeclareExchange(route_to_, "x-consistent-hash");
         if (!s.ok()) {
-          return Fail(
-              Status::Invalid(s.message() + " (is the rabbitmq_consistent_hash_exchange plugin "
-                                            "enabled, and is the exchange not of another type?)"),
-              kExitFailed);
+          return Status::Invalid(s.message() +
+                                 " (is the rabbitmq_consistent_hash_exchange plugin "
+                                 "enabled, and is the exchange not of another type?)");
         }
       } else {
         spdlog::warn("route: broker not reachable yet ({}); will keep trying",
@@ -92,16 +92,15 @@ class RouteCommand : public Command {
     runner.join();
     spdlog::info("route: {} message(s) acked, {} published, {} dead-lettered", consumer.acked(),
                  published, consumer.dead_lettered());
-    return kExitOk;
+    return RunEnd::kOk;
   }
 
  private:
-  static int Fail(const Status& s, int code) { return app::Fail("route", s, code); }
-
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   AmqpSettings amqp_;
   std::string route_to_, log_level_;
+  AmqpConsumerOptions opts_;  // checked by Check()
 };
 
 }  // namespace

@@ -94,67 +94,70 @@ class ServeCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
-    Status s = settings_->Resolve();
-    if (s.ok()) s = SetupLogging(common_.log_level);
-    if (s.ok()) s = ops_.Configure();
-    if (!s.ok()) return Fail(s, kExitUsage);
-
+  Status Check() override {
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    DS_RETURN_IF_ERROR(SetupLogging(common_.log_level));
+    DS_RETURN_IF_ERROR(ops_.Configure());
     if (token_.empty() && !token_file_.empty()) {
       std::ifstream in(token_file_);
-      if (!in)
-        return Fail(Status::Invalid("cannot read --webhook-token-file " + token_file_), kExitUsage);
+      if (!in) return Status::Invalid("cannot read --webhook-token-file " + token_file_);
       std::getline(in, token_);
     }
-    const bool webhook_on = listen_ != "off";
-    if (!webhook_on && !amqp_.enabled()) {
-      return Fail(Status::Invalid("--webhook-listen off leaves no way to receive events: set "
-                                  "--amqp-url too"),
-                  kExitUsage);
+    webhook_on_ = listen_ != "off";
+    if (!webhook_on_ && !amqp_.enabled()) {
+      return Status::Invalid(
+          "--webhook-listen off leaves no way to receive events: set --amqp-url too");
     }
-    AmqpConsumerOptions amqp_opts;
-    if (amqp_.enabled()) {
-      s = amqp_.Apply(&amqp_opts);
-      if (!s.ok()) return Fail(s, kExitUsage);
+    if (amqp_.enabled()) DS_RETURN_IF_ERROR(amqp_.Apply(&amqp_opts_));
+    if (token_.empty() && webhook_on_) {
+      return Status::Invalid(
+          "the webhook must authenticate senders: set --webhook-token (or "
+          "DELETE_SYNC_WEBHOOK_TOKEN, or --webhook-token-file)");
     }
-    if (token_.empty() && webhook_on) {
-      return Fail(Status::Invalid("the webhook must authenticate senders: set --webhook-token "
-                                  "(or DELETE_SYNC_WEBHOOK_TOKEN, or --webhook-token-file)"),
-                  kExitUsage);
-    }
-    WebhookOptions wo;
-    wo.token = token_;
-    if (webhook_on) {
-      s = ParseListen(listen_, &wo.host, &wo.port);
-      if (!s.ok()) return Fail(s, kExitUsage);
-    }
+    wo_.token = token_;
+    if (webhook_on_) DS_RETURN_IF_ERROR(ParseListen(listen_, &wo_.host, &wo_.port));
     Result<uint64_t> max_body = ParseBytes("webhook-max-body", max_body_);
-    if (!max_body.ok()) return Fail(max_body.status(), kExitUsage);
-    wo.max_body = *max_body;
+    if (!max_body.ok()) return max_body.status();
+    wo_.max_body = *max_body;
     Result<int64_t> workers = ParseInt("fetch-concurrency", fetch_concurrency_, 1, 256);
-    if (!workers.ok()) return Fail(workers.status(), kExitUsage);
+    if (!workers.ok()) return workers.status();
+    workers_ = *workers;
     Result<int64_t> reconcile_every = ParseDurationMs("reconcile-every", reconcile_every_);
-    if (!reconcile_every.ok()) return Fail(reconcile_every.status(), kExitUsage);
-    const bool never_at_start = reconcile_at_start_ == "never";
-    Result<bool> reconcile_at_start =
-        never_at_start ? Result<bool>(false) : ParseBool("reconcile-at-start", reconcile_at_start_);
+    if (!reconcile_every.ok()) return reconcile_every.status();
+    reconcile_every_ms_ = *reconcile_every;
+    never_at_start_ = reconcile_at_start_ == "never";
+    Result<bool> reconcile_at_start = never_at_start_
+                                          ? Result<bool>(false)
+                                          : ParseBool("reconcile-at-start", reconcile_at_start_);
     if (!reconcile_at_start.ok()) {
-      return Fail(Status::Invalid("--reconcile-at-start must be on, off or never, not '" +
-                                  reconcile_at_start_ + "'"),
-                  kExitUsage);
+      return Status::Invalid("--reconcile-at-start must be on, off or never, not '" +
+                             reconcile_at_start_ + "'");
     }
-    ReconcileOptions ro;
-    ro.bucket = common_.bucket;
-    ro.prefix = common_.prefix;
-    s = reconcile_.Apply(&ro);
-    if (!s.ok()) return Fail(s, kExitUsage);
-    if (*reconcile_every > 0 && common_.bucket.empty()) {
+    reconcile_at_start_on_ = *reconcile_at_start;
+    ro_.bucket = common_.bucket;
+    ro_.prefix = common_.prefix;
+    DS_RETURN_IF_ERROR(reconcile_.Apply(&ro_));
+    if (reconcile_every_ms_ > 0 && common_.bucket.empty()) {
       if (settings_->IsSet("reconcile-every")) {
-        return Fail(Status::Invalid("--reconcile-every needs --bucket"), kExitUsage);
+        return Status::Invalid("--reconcile-every needs --bucket");
       }
       // The default: without a bucket there is nothing to compare the cache with.
-      *reconcile_every = 0;
+      reconcile_every_ms_ = 0;
     }
+    Result<RuntimeOptions> ro = CheckCommonSettings(common_, /*require_s3=*/true);
+    if (!ro.ok()) return ro.status();
+    runtime_options_ = std::move(ro).value();
+    return Status::Ok();
+  }
+
+  Result<RunEnd> Run() override {
+    Status s;
+    const WebhookOptions& wo = wo_;
+    const bool webhook_on = webhook_on_;
+    const bool never_at_start = never_at_start_;
+    const int64_t workers = workers_;
+    const int64_t reconcile_every = reconcile_every_ms_;
+    ReconcileOptions& ro = ro_;
 
     // Block the stop signals in every thread; one thread waits for them.
     sigset_t stop_signals;
@@ -170,11 +173,8 @@ class ServeCommand : public Command {
     const std::string state_path =
         common_.state.empty() ? StateFolder() + "/state.db" : common_.state;
     const bool state_lost = !std::filesystem::exists(state_path) && CacheHasContent();
-    Result<Runtime> rt = OpenRuntime(common_, /*require_s3=*/true);
-    if (!rt.ok()) {
-      return Fail(rt.status(),
-                  rt.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
-    }
+    Result<Runtime> rt = OpenRuntime(runtime_options_);
+    if (!rt.ok()) return rt.status();
     Engine& engine = *rt->engine;
     // A bucket that cannot be reached (missing, wrong credentials) is logged as an error at
     // once; events are still accepted (removals need no S3) and /readyz says not ready.
@@ -195,15 +195,15 @@ class ServeCommand : public Command {
       }
     }
     // A damaged database is refused with the way out, not served from.
-    if (Status is = rt->state->CheckIntegrity(); !is.ok()) return Fail(is, kExitFailed);
+    if (Status is = rt->state->CheckIntegrity(); !is.ok()) return is;
     if (state_lost) {
       s = rt->state->SetMeta(
           SqliteState::kVerifyCacheMeta,
           "state database was missing at " + FormatUtcMillis(SystemClock().NowMillis()));
-      if (!s.ok()) return Fail(s, kExitFailed);
+      if (!s.ok()) return s;
     }
     Result<std::string> verify = rt->state->GetMeta(SqliteState::kVerifyCacheMeta);
-    if (!verify.ok()) return Fail(verify.status(), kExitFailed);
+    if (!verify.ok()) return verify.status();
     if (!verify->empty()) {
       spdlog::warn(
           "the state database has no record of this cache ({}): the start pass verifies every "
@@ -217,7 +217,7 @@ class ServeCommand : public Command {
     std::vector<UncleanRun> unclean;
     Result<std::unique_ptr<RunMarker>> marker =
         RunMarker::Create(StateFolder() + "/running", "serve", &unclean);
-    if (!marker.ok()) return Fail(marker.status(), kExitFailed);
+    if (!marker.ok()) return marker.status();
     for (const UncleanRun& u : unclean) {
       spdlog::warn(
           "the previous run did not stop cleanly ({}): events sent while it was down or "
@@ -231,12 +231,12 @@ class ServeCommand : public Command {
                            : "a reconcile pass starts now");
     }
     const bool start_pass = !common_.bucket.empty() && !never_at_start &&
-                            (*reconcile_at_start || !unclean.empty() || !verify->empty());
+                            (reconcile_at_start_on_ || !unclean.empty() || !verify->empty());
     if (common_.bucket.empty()) {
       spdlog::warn(
           "no --bucket: no reconcile pass runs, so a removal event that is lost (service down, "
           "non-persistent topic) leaves its copy in the cache until `delete-sync reconcile` runs");
-    } else if (*reconcile_every == 0) {
+    } else if (reconcile_every == 0) {
       spdlog::warn(
           "--reconcile-every off: a removal event that is lost (service down, non-persistent "
           "topic) leaves its copy in the cache until a pass runs");
@@ -252,7 +252,7 @@ class ServeCommand : public Command {
     // Metrics, /readyz, the status page, one log line per event (app/ops_service.h).
     ops_.Attach(*rt, common_, server);
     s = ops_.Start(token_);
-    if (!s.ok()) return Fail(s, kExitFailed);
+    if (!s.ok()) return s;
     // POST /erase: the request part of a receipt; the reply is the receipt. One erasure at a
     // time, so that receipts and audit records of concurrent requests never interleave.
     std::mutex erase_mu;
@@ -288,7 +288,7 @@ class ServeCommand : public Command {
     });
     if (webhook_on) {
       s = server.Start();
-      if (!s.ok()) return Fail(s, kExitFailed);
+      if (!s.ok()) return s;
     }
     // AMQP: one consumer; a message is acked once its document is durable (as the webhook's
     // 200), dead-lettered when malformed or refused (400/422), redelivered otherwise.
@@ -298,7 +298,7 @@ class ServeCommand : public Command {
     if (amqp_.enabled()) {
       // The messages that arrived together are applied as one group commit.
       amqp_consumer = std::make_unique<AmqpConsumer>(
-          amqp_opts, AmqpConsumer::BatchHandler([&](const std::vector<AmqpDelivery>& ds) {
+          amqp_opts_, AmqpConsumer::BatchHandler([&](const std::vector<AmqpDelivery>& ds) {
             std::vector<const std::string*> bodies;
             bodies.reserve(ds.size());
             for (const AmqpDelivery& d : ds) bodies.push_back(&d.body);
@@ -315,7 +315,7 @@ class ServeCommand : public Command {
     }
 
     std::vector<std::thread> fetchers;
-    for (int64_t i = 0; i < *workers; ++i) {
+    for (int64_t i = 0; i < workers; ++i) {
       fetchers.emplace_back([&] {
         // Each claim takes the job's ticket and finishes the previous job in one transaction;
         // a stop is seen before the next claim. An error of the journal is logged by
@@ -330,14 +330,14 @@ class ServeCommand : public Command {
     // one every --reconcile-every. One pass at a time: the pass lock also keeps a manual
     // `delete-sync reconcile` of the same cache from overlapping with it.
     std::thread reconciler_thread;
-    if (start_pass || *reconcile_every > 0) {
+    if (start_pass || reconcile_every > 0) {
       reconciler_thread = std::thread([&] {
         Reconciler reconciler(*rt->store, *rt->cache, *rt->state, engine, SystemClock());
         for (bool first = true;; first = false) {
           const bool at_start = first && start_pass;
           if (!at_start) {
-            if (*reconcile_every == 0) return;
-            work.WaitStop(*reconcile_every);
+            if (reconcile_every == 0) return;
+            work.WaitStop(reconcile_every);
           }
           if (work.stopped()) return;
           const char* kind = at_start ? "start" : "periodic";
@@ -404,7 +404,7 @@ class ServeCommand : public Command {
     });
     spdlog::info("delete-sync serving: cache {}, bucket {}, prefix '{}', {} fetch worker(s)",
                  common_.cache, common_.bucket.empty() ? "(any)" : common_.bucket, common_.prefix,
-                 *workers);
+                 workers);
 
     int sig = 0;
     while (sigwait(&stop_signals, &sig) == 0 && sig == SIGHUP) {
@@ -438,11 +438,10 @@ class ServeCommand : public Command {
         c.removed.load(), c.absent.load(), c.queued.load(), c.published.load(),
         c.ignored.load() + c.out_of_scope.load() + c.other_version.load(), c.refused.load(),
         c.stale.load(), c.failed.load() + c.fetch_failed.load());
-    return kExitOk;
+    return RunEnd::kOk;
   }
 
  private:
-  static int Fail(const Status& s, int code) { return app::Fail("serve", s, code); }
   // Whether the cache holds anything of a previous run: a file or folder besides the reserved
   // folder, or an audit log.
   bool CacheHasContent() const {
@@ -468,6 +467,13 @@ class ServeCommand : public Command {
   ReconcileSettings reconcile_;
   OpsService ops_;
   AmqpSettings amqp_;
+  // Checked by Check().
+  bool webhook_on_ = true, never_at_start_ = false, reconcile_at_start_on_ = true;
+  WebhookOptions wo_;
+  AmqpConsumerOptions amqp_opts_;
+  int64_t workers_ = 4, reconcile_every_ms_ = 0;
+  ReconcileOptions ro_;
+  RuntimeOptions runtime_options_;
 };
 
 }  // namespace

@@ -64,44 +64,40 @@ class SetupNotificationsCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
-    Status s = settings_->Resolve();
-    if (s.ok()) s = SetupLogging(log_level_);
-    if (!s.ok()) return Fail(s, kExitUsage);
-    if (bucket_.empty()) return Fail(Status::Invalid("--bucket is required"), kExitUsage);
-    s3::NotificationTarget target;
+  Status Check() override {
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    DS_RETURN_IF_ERROR(SetupLogging(log_level_));
+    if (bucket_.empty()) return Status::Invalid("--bucket is required");
+    s3::NotificationTarget& target = target_;
+    std::vector<std::pair<std::string, std::string>>& topic_attrs = topic_attrs_;
     target.id = id_;
     target.prefix = prefix_;
-    std::vector<std::pair<std::string, std::string>> topic_attrs;
     if (store_ == "rgw") {
       if (push_endpoint_.empty()) {
-        return Fail(Status::Invalid("--store rgw needs --push-endpoint (http(s):// or amqp://)"),
-                    kExitUsage);
+        return Status::Invalid("--store rgw needs --push-endpoint (http(s):// or amqp://)");
       }
       if (topic_.empty()) topic_ = "delete-sync-" + bucket_;
       Result<bool> persistent = ParseBool("persistent", persistent_);
-      if (!persistent.ok()) return Fail(persistent.status(), kExitUsage);
+      if (!persistent.ok()) return persistent.status();
       topic_attrs = {{"push-endpoint", push_endpoint_},
                      {"persistent", *persistent ? "true" : "false"}};
       const bool amqp =
           push_endpoint_.rfind("amqp://", 0) == 0 || push_endpoint_.rfind("amqps://", 0) == 0;
       if (amqp) {
         Result<AmqpUrl> u = ParseAmqpUrl(push_endpoint_);
-        if (!u.ok())
-          return Fail(Status::Invalid("--push-endpoint: " + u.status().message()), kExitUsage);
+        if (!u.ok()) return Status::Invalid("--push-endpoint: " + u.status().message());
         if (amqp_exchange_.empty()) {
-          return Fail(Status::Invalid("an amqp push endpoint needs --amqp-exchange"), kExitUsage);
+          return Status::Invalid("an amqp push endpoint needs --amqp-exchange");
         }
         if (amqp_ack_level_ != "none" && amqp_ack_level_ != "broker" &&
             amqp_ack_level_ != "routable") {
-          return Fail(Status::Invalid("--amqp-ack-level: none, broker or routable"), kExitUsage);
+          return Status::Invalid("--amqp-ack-level: none, broker or routable");
         }
         topic_attrs.emplace_back("amqp-exchange", amqp_exchange_);
         topic_attrs.emplace_back("amqp-ack-level", amqp_ack_level_);
       } else if (push_endpoint_.rfind("http://", 0) != 0 &&
                  push_endpoint_.rfind("https://", 0) != 0) {
-        return Fail(Status::Invalid("--push-endpoint must be http(s):// or amqp(s)://"),
-                    kExitUsage);
+        return Status::Invalid("--push-endpoint must be http(s):// or amqp(s)://");
       } else if (push_endpoint_.find("token=") == std::string::npos) {
         std::cerr << "delete-sync setup-notifications: warning: the push endpoint carries no "
                      "?token=; serve's webhook will answer 401\n";
@@ -110,16 +106,25 @@ class SetupNotificationsCommand : public Command {
       target.events = {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"};
     } else if (store_ == "aws" || store_ == "minio") {
       if (queue_arn_.empty()) {
-        return Fail(Status::Invalid("--store " + store_ + " needs --queue-arn"), kExitUsage);
+        return Status::Invalid("--store " + store_ + " needs --queue-arn");
       }
       target.kind = "Queue";
       target.arn = queue_arn_;
       target.events = {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"};
       if (store_ == "aws") target.events.push_back("s3:LifecycleExpiration:*");
     } else {
-      return Fail(Status::Invalid("--store: rgw, aws or minio (got '" + store_ + "')"), kExitUsage);
+      return Status::Invalid("--store: rgw, aws or minio (got '" + store_ + "')");
     }
 
+    Result<S3Config> cfg = S3Config::FromEnvironment();
+    if (!cfg.ok()) return cfg.status();
+    s3_config_ = std::move(cfg).value();
+    return Status::Ok();
+  }
+
+  Result<RunEnd> Run() override {
+    s3::NotificationTarget& target = target_;
+    const std::vector<std::pair<std::string, std::string>>& topic_attrs = topic_attrs_;
     const char* would = dry_run_ ? "would " : "";
     if (store_ == "minio") {
       std::cout << "mc equivalent: mc event add " << minio_alias_ << "/" << bucket_ << " "
@@ -127,9 +132,7 @@ class SetupNotificationsCommand : public Command {
                 << (prefix_.empty() ? "" : " --prefix " + prefix_) << "\n";
     }
 
-    Result<S3Config> cfg = S3Config::FromEnvironment();
-    if (!cfg.ok()) return Fail(cfg.status(), kExitUsage);
-    S3Client s3(*cfg);
+    S3Client s3(s3_config_);
 
     if (!topic_attrs.empty()) {
       std::cout << would << "create topic " << topic_ << " (push-endpoint "
@@ -142,41 +145,42 @@ class SetupNotificationsCommand : public Command {
         target.arn = "<TopicArn of " + topic_ + ">";
       } else {
         Result<std::string> arn = s3.CreateTopic(topic_, topic_attrs);
-        if (!arn.ok()) return Fail(arn.status(), kExitFailed);
+        if (!arn.ok()) return arn.status();
         target.arn = *arn;
         std::cout << "topic " << topic_ << ": " << target.arn << "\n";
       }
     }
 
     Result<std::string> existing = s3.GetBucketNotification(bucket_);
-    if (!existing.ok()) return Fail(existing.status(), kExitFailed);
+    if (!existing.ok()) return existing.status();
     bool changed = true;
     Result<std::string> merged = s3::MergeNotificationConfiguration(*existing, target, &changed);
-    if (!merged.ok()) return Fail(merged.status(), kExitFailed);
+    if (!merged.ok()) return merged.status();
     std::string events;
     for (const std::string& e : target.events) events += (events.empty() ? "" : ",") + e;
     if (!changed) {
       std::cout << "bucket " << bucket_ << ": notification " << id_ << " already sends " << events
                 << " to " << target.arn << " (unchanged)\n";
-      return kExitOk;
+      return RunEnd::kOk;
     }
     std::cout << would << "put notification " << id_ << " on bucket " << bucket_ << ": " << events
               << (prefix_.empty() ? "" : " under '" + prefix_ + "'") << " -> " << target.arn
               << "\n";
-    if (dry_run_) return kExitOk;
-    s = s3.PutBucketNotification(bucket_, *merged);
-    if (!s.ok()) return Fail(s, kExitFailed);
-    return kExitOk;
+    if (dry_run_) return RunEnd::kOk;
+    DS_RETURN_IF_ERROR(s3.PutBucketNotification(bucket_, *merged));
+    return RunEnd::kOk;
   }
 
  private:
-  static int Fail(const Status& s, int code) { return app::Fail("setup-notifications", s, code); }
-
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   std::string store_, bucket_, prefix_, id_, topic_, push_endpoint_, amqp_exchange_,
       amqp_ack_level_, persistent_, queue_arn_, minio_alias_, log_level_;
   bool dry_run_ = false;
+  // Checked by Check().
+  s3::NotificationTarget target_;
+  std::vector<std::pair<std::string, std::string>> topic_attrs_;
+  S3Config s3_config_;
 };
 
 }  // namespace

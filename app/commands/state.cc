@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "fs/run_marker.h"
 #include "runtime.h"
@@ -37,29 +38,35 @@ class StateCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
-    const bool rebuild = rebuild_->parsed();
-    Status s = settings_[rebuild ? 1 : 0]->Resolve();
-    if (!s.ok()) return Fail(s, kExitUsage);
-    Result<std::string> path = ExistingStatePath(cache_, state_);
-    if (!path.ok()) {
-      return Fail(path.status(),
-                  path.status().code() == Code::kInvalidArgument ? kExitUsage : kExitFailed);
+  Status Check() override {
+    rebuild_chosen_ = rebuild_->parsed();
+    DS_RETURN_IF_ERROR(settings_[rebuild_chosen_ ? 1 : 0]->Resolve());
+    if (state_.empty() && cache_.empty()) return Status::Invalid("--cache or --state is required");
+    if (!journal_.empty()) {
+      Result<StateJournal> j = ParseStateJournal(journal_);
+      if (!j.ok()) return j.status();
+      journal_mode_ = *j;
     }
+    return Status::Ok();
+  }
+
+  Result<RunEnd> Run() override {
+    Result<std::string> path = ExistingStatePath(cache_, state_);
+    if (!path.ok()) return path.status();
     state_ = *path;
-    return rebuild ? Rebuild() : Check();
+    DS_RETURN_IF_ERROR(rebuild_chosen_ ? Rebuild() : CheckDatabase());
+    return RunEnd::kOk;
   }
 
  private:
-  int Check() {
+  Status CheckDatabase() {
     Result<std::unique_ptr<SqliteState>> db = SqliteState::Open(state_);
-    Status s = db.ok() ? (*db)->CheckIntegrity() : db.status();
-    if (!s.ok()) return Fail(s, kExitFailed);
+    DS_RETURN_IF_ERROR(db.ok() ? (*db)->CheckIntegrity() : db.status());
     std::cout << "state database " << state_ << ": ok\n";
-    return kExitOk;
+    return Status::Ok();
   }
 
-  int Rebuild() {
+  Status Rebuild() {
     const std::string folder = std::filesystem::path(state_).parent_path().string();
     // A serve still running would keep writing to the damaged file. Its run marker says so:
     // markers of dead processes of this host are dropped by RunMarker::Create; those left are
@@ -69,26 +76,24 @@ class StateCommand : public Command {
     if (!force_ && std::filesystem::exists(marker_dir)) {
       std::vector<UncleanRun> unclean;
       Result<std::unique_ptr<RunMarker>> probe = RunMarker::Create(marker_dir, "state", &unclean);
-      if (!probe.ok()) return Fail(probe.status(), kExitFailed);
-      if (Status rs = (*probe)->Release(); !rs.ok()) return Fail(rs, kExitFailed);
+      if (!probe.ok()) return probe.status();
+      if (Status rs = (*probe)->Release(); !rs.ok()) return rs;
       std::string live;
       for (const auto& e : std::filesystem::directory_iterator(marker_dir, ec)) {
         live += (live.empty() ? "" : ", ") + e.path().filename().string();
       }
       if (!live.empty()) {
-        return Fail(Status::Conflict("delete-sync serve is running on this state database (run "
-                                     "markers in " +
-                                     marker_dir + ": " + live +
-                                     "): stop it first, or pass --force for a marker of "
-                                     "another host that is down"),
-                    kExitFailed);
+        return Status::Conflict(
+            "delete-sync serve is running on this state database (run "
+            "markers in " +
+            marker_dir + ": " + live +
+            "): stop it first, or pass --force for a marker of "
+            "another host that is down");
       }
     }
     StateJournal journal = StateJournal::kWal;
-    if (!journal_.empty()) {
-      Result<StateJournal> j = ParseStateJournal(journal_);
-      if (!j.ok()) return Fail(j.status(), kExitUsage);
-      journal = *j;
+    if (journal_mode_.has_value()) {
+      journal = *journal_mode_;
     } else if (ReadJournalMeta() == "rollback") {
       journal = StateJournal::kRollback;
     }
@@ -100,21 +105,20 @@ class StateCommand : public Command {
       const std::string to = state_ + ".damaged-" + stamp + suffix;
       std::filesystem::rename(from, to, ec);
       if (ec) {
-        return Fail(Status::Io("cannot move " + from + " to " + to + ": " + ec.message()),
-                    kExitFailed);
+        return Status::Io("cannot move " + from + " to " + to + ": " + ec.message());
       }
       if (kept.empty()) kept = to;
     }
     Result<std::unique_ptr<SqliteState>> db = SqliteState::Open(state_, journal);
-    if (!db.ok()) return Fail(db.status(), kExitFailed);
+    if (!db.ok()) return db.status();
     Status s = (*db)->SetMeta(SqliteState::kVerifyCacheMeta, "state rebuilt at " + stamp);
-    if (!s.ok()) return Fail(s, kExitFailed);
+    if (!s.ok()) return s;
     std::cout << "kept the damaged state database as " << kept << "\n"
               << "started an empty one at " << state_ << "\n"
               << "the next `delete-sync serve` start verifies the whole cache against the bucket "
                  "(files it cannot verify are downloaded again; pending and failed downloads "
                  "are found again by that pass)\n";
-    return kExitOk;
+    return Status::Ok();
   }
 
   // The damaged database's journal mode, if its meta table can still be read.
@@ -135,13 +139,15 @@ class StateCommand : public Command {
     return out;
   }
 
-  static int Fail(const Status& s, int code) { return app::Fail("state", s, code); }
   CLI::App* cmd_ = nullptr;
   CLI::App* check_ = nullptr;
   CLI::App* rebuild_ = nullptr;
   std::vector<std::unique_ptr<Settings>> settings_;
   std::string cache_, state_, journal_;
   bool force_ = false;
+  // Checked by Check().
+  bool rebuild_chosen_ = false;
+  std::optional<StateJournal> journal_mode_;
 };
 
 }  // namespace

@@ -23,28 +23,32 @@ class StatusCommand : public Command {
     return cmd_;
   }
 
-  int Run() override {
-    Status s = settings_->Resolve();
-    if (!s.ok()) return Fail(s, kExitUsage);
-    if (state_.empty()) {
-      if (cache_.empty())
-        return Fail(Status::Invalid("--cache or --state is required"), kExitUsage);
-      state_ = cache_ + "/" + kReservedDir + "/state.db";
-    }
+  Status Check() override {
+    DS_RETURN_IF_ERROR(settings_->Resolve());
+    if (state_.empty() && cache_.empty()) return Status::Invalid("--cache or --state is required");
+    Result<int64_t> recent = ParseInt("recent", recent_, 0, 1000);
+    if (!recent.ok()) return recent.status();
+    recent_count_ = static_cast<size_t>(*recent);
+    return Status::Ok();
+  }
+
+  Result<RunEnd> Run() override {
+    // Only an existing database is read: a mistyped --cache creates nothing.
+    Result<std::string> path = ExistingStatePath(cache_, state_);
+    if (!path.ok()) return path.status();
+    state_ = *path;
     Result<std::unique_ptr<SqliteState>> db = SqliteState::Open(state_);
-    if (!db.ok()) return Fail(db.status(), kExitFailed);
+    if (!db.ok()) return db.status();
     auto counts = (*db)->JobCounts();
     auto failed = (*db)->FailedJobs(20);
-    if (!counts.ok()) return Fail(counts.status(), kExitFailed);
-    if (!failed.ok()) return Fail(failed.status(), kExitFailed);
-    Result<int64_t> recent = ParseInt("recent", recent_, 0, 1000);
-    if (!recent.ok()) return Fail(recent.status(), kExitUsage);
+    if (!counts.ok()) return counts.status();
+    if (!failed.ok()) return failed.status();
     StatusSummary summary;
     if (audit_log_.empty() && !cache_.empty()) {
       audit_log_ = cache_ + "/" + kReservedDir + "/audit.log";
     }
     if (!audit_log_.empty() && audit_log_ != "off") {
-      FillFromAuditLog(audit_log_, static_cast<size_t>(*recent), &summary);
+      FillFromAuditLog(audit_log_, recent_count_, &summary);
     }
     if (json_) {
       nlohmann::json f = nlohmann::json::array();
@@ -102,16 +106,15 @@ class StatusCommand : public Command {
         }
       }
     }
-    return kExitOk;
+    return RunEnd::kOk;
   }
 
  private:
-  static int Fail(const Status& s, int code) { return app::Fail("status", s, code); }
-
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   std::string cache_, state_, audit_log_, recent_;
   bool json_ = false;
+  size_t recent_count_ = 10;
 };
 
 }  // namespace

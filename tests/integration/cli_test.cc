@@ -118,6 +118,39 @@ TEST_F(CliTest, BadSettingsGiveClearErrors) {
   EXPECT_FALSE(Exists(dir_ + "/mnt/.delete-sync"));
 }
 
+// Settings are checked before anything is opened (issue 18): a usage error is exit 2 and
+// creates nothing; a failure once they are good is exit 1; a mistyped subcommand or flag gets a
+// suggestion.
+TEST_F(CliTest, SettingsAreCheckedBeforeAnythingIsCreated) {
+  std::string out;
+  // status of a mistyped cache: it reads, it never creates a folder or an empty database.
+  EXPECT_EQ(Run({"status", "--cache", dir_ + "/typo"}, {}, &out), 1);
+  EXPECT_NE(out.find("no state database at " + dir_ + "/typo"), std::string::npos) << out;
+  EXPECT_FALSE(Exists(dir_ + "/typo"));
+  EXPECT_EQ(Run({"retry-failed", "--cache", dir_ + "/typo"}, {}, &out), 1);
+  EXPECT_FALSE(Exists(dir_ + "/typo"));
+  // serve without credentials: a usage error found before the cache or its state is made.
+  EXPECT_EQ(Run({"serve", "--cache", dir_ + "/s", "--webhook-token", "t"}, {}, &out), 2);
+  EXPECT_NE(out.find("object store not configured"), std::string::npos) << out;
+  EXPECT_FALSE(Exists(dir_ + "/s"));
+  // A damaged audit log is not a bad flag: serve fails to open it, exit 1.
+  std::filesystem::create_directories(dir_ + "/d/.delete-sync");
+  Write("d/.delete-sync/audit.log", "{\"garbage\n");
+  const std::map<std::string, std::string> creds = {
+      {"AWS_ACCESS_KEY_ID", "a"}, {"AWS_SECRET_ACCESS_KEY", "b"}, {"AWS_REGION", "us-east-1"}};
+  EXPECT_EQ(Run({"serve", "--cache", dir_ + "/d", "--webhook-token", "t", "--webhook-listen",
+                 "127.0.0.1:0", "--log-level", "warn"},
+                creds, &out),
+            1);
+  EXPECT_NE(out.find("audit log"), std::string::npos) << out;
+  // Typos get the closest name.
+  EXPECT_EQ(Run({"servee", "--cache", dir_ + "/s"}, {}, &out), 2);
+  EXPECT_NE(out.find("did you mean 'serve'?"), std::string::npos) << out;
+  EXPECT_EQ(Run({"apply", "--cahce", dir_ + "/s", "--events", "-"}, {}, &out), 2);
+  EXPECT_NE(out.find("no flag '--cahce'; did you mean '--cache'?"), std::string::npos) << out;
+  EXPECT_FALSE(Exists(dir_ + "/s"));
+}
+
 // state-horizon: a duration of at least a day (or off), from a flag, the environment or the
 // file; below a day only with the test switch. No S3 needed.
 TEST_F(CliTest, StateHorizonIsAtLeastADayAndCollectsThroughApply) {
