@@ -299,14 +299,14 @@ class ServeCommand : public Command {
       // The messages that arrived together are applied as one group commit.
       amqp_consumer = std::make_unique<AmqpConsumer>(
           amqp_opts_, AmqpConsumer::BatchHandler([&](const std::vector<AmqpDelivery>& ds) {
-            std::vector<const std::string*> bodies;
+            std::vector<std::string_view> bodies;
             bodies.reserve(ds.size());
-            for (const AmqpDelivery& d : ds) bodies.push_back(&d.body);
+            for (const AmqpDelivery& d : ds) bodies.emplace_back(d.body);
             std::vector<AmqpVerdict> verdicts;
             bool queued = false;
-            for (const WebhookReply& reply : HandleNotifications(engine, bodies)) {
-              queued = queued || reply.queued > 0;
-              verdicts.push_back(VerdictForReply(reply));
+            for (const DocumentResult& result : ApplyDocuments(engine, bodies)) {
+              queued = queued || result.queued > 0;
+              verdicts.push_back(VerdictFor(result));
             }
             if (queued) work.Notify();
             return verdicts;

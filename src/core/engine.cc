@@ -127,7 +127,7 @@ ApplyResult Engine::Refuse(const Event& ev, KeyRefusal r) {
   std::string msg = std::string("refused key '") + PrintableKey(ev.key) + "' (" + RefusalName(r) +
                     "): " + RefusalReason(r);
   spdlog::warn("{} [{} {}]", msg, ev.name, ev.event_id);
-  return {Outcome::kRefused, msg, Status::Ok()};
+  return {Outcome::kRefused, msg, Status::Ok(), r};
 }
 
 ApplyResult Engine::Apply(const Event& ev) { return ApplyAll(std::span<const Event>(&ev, 1))[0]; }

@@ -90,9 +90,15 @@ enum class Outcome {
 const char* OutcomeName(Outcome o);
 
 struct ApplyResult {
+  ApplyResult() = default;
+  ApplyResult(Outcome o, std::string m, Status s,  // NOLINT: {outcome, message, status}
+              std::optional<KeyRefusal> r = std::nullopt)
+      : outcome(o), message(std::move(m)), status(std::move(s)), refusal(r) {}
+
   Outcome outcome = Outcome::kFailed;
-  std::string message;  // detail for logs/errors; for kFailed the error
-  Status status;        // non-OK only for kFailed
+  std::string message;                // detail for logs/errors; for kFailed the error
+  Status status;                      // non-OK only for kFailed
+  std::optional<KeyRefusal> refusal;  // set only for kRefused: why
 };
 
 enum class JobOutcome {

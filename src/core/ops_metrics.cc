@@ -14,15 +14,6 @@ namespace {
 constexpr size_t kHistory = 50;
 constexpr size_t kMaxPendingCreations = 100000;
 
-// The refusal name from the engine's message "refused key '<key>' (<name>): <reason>".
-std::string RefusalReasonOf(const Event& ev, const std::string& message) {
-  const std::string head = "refused key '" + PrintableKey(ev.key) + "' (";
-  if (message.compare(0, head.size(), head) != 0) return "other";
-  size_t close = message.find(')', head.size());
-  if (close == std::string::npos) return "other";
-  return message.substr(head.size(), close - head.size());
-}
-
 }  // namespace
 
 std::optional<int64_t> ParseEventTimeMillis(const std::string& s) {
@@ -188,7 +179,7 @@ void OpsMetrics::OnEvent(const Event& ev, const ApplyResult& r) {
       level = spdlog::level::debug;
       break;
     case Outcome::kRefused: {
-      std::string reason = RefusalReasonOf(ev, r.message);
+      std::string reason = r.refusal ? RefusalName(*r.refusal) : "other";
       refused_.With({reason}).Inc();
       level = spdlog::level::warn;
       std::lock_guard<std::mutex> l(mu_);

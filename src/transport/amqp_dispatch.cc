@@ -7,12 +7,17 @@
 
 namespace ds {
 
-AmqpVerdict VerdictForReply(const WebhookReply& reply) {
-  if (reply.status == 200) return {AmqpDisposition::kAck, ""};
-  if (reply.status == 400 || reply.status == 422) {
-    return {AmqpDisposition::kDeadLetter, reply.body};
+AmqpVerdict VerdictFor(const DocumentResult& result) {
+  switch (result.settlement) {
+    case Settlement::kDurable:
+      return {AmqpDisposition::kAck, ""};
+    case Settlement::kMalformed:
+    case Settlement::kRefused:
+      return {AmqpDisposition::kDeadLetter, result.Reason()};
+    case Settlement::kRetry:
+      break;
   }
-  return {AmqpDisposition::kRetry, reply.body};
+  return {AmqpDisposition::kRetry, result.Reason()};
 }
 
 std::string PartitionKey(const std::string& bucket, const std::string& key) {

@@ -1,18 +1,19 @@
-// What a consumed AMQP message means: how serve settles a document by its webhook reply, and
+// What a consumed AMQP message means: how serve settles a message by its document's result, and
 // how `route` splits documents and keys them for a consistent-hash exchange (docs/AMQP.md).
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "core/documents.h"
 #include "transport/amqp.h"
-#include "transport/http_webhook.h"
 
 namespace ds {
 
-// serve: a document's webhook reply -> what to do with the message. 200 ack; 400 (malformed)
-// and 422 (refused keys) dead-letter with the reply as the reason; anything else retry.
-AmqpVerdict VerdictForReply(const WebhookReply& reply);
+// serve: a document's result -> what to do with its message. Durable: ack; malformed or refused
+// keys: dead-letter (retrying cannot help), with DocumentResult::Reason as the reason; retry:
+// requeue.
+AmqpVerdict VerdictFor(const DocumentResult& result);
 
 // The routing key of an object for the consistent-hash exchange: 32 hex digits of
 // SHA-256(bucket "/" key). Fixed length (AMQP routing keys are at most 255 bytes; S3 keys are

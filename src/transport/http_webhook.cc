@@ -73,90 +73,48 @@ std::string Dump(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// The reply for one document whose events had `results`.
-WebhookReply ReplyFor(const ParsedDocument& doc, const ApplyResult* results) {
-  using nlohmann::json;
-  int64_t applied = 0, queued = 0, ignored = 0, refused = 0, failed = 0;
-  json refusals = json::array();
-  json failures = json::array();
-  for (size_t i = 0; i < doc.events.size(); ++i) {
-    const Event& ev = doc.events[i];
-    const ApplyResult& r = results[i];
-    switch (r.outcome) {
-      case Outcome::kRemoved:
-      case Outcome::kAbsent:
-      case Outcome::kPublished:
-        ++applied;
-        break;
-      case Outcome::kQueued:
-        ++queued;
-        break;
-      case Outcome::kIgnored:
-      case Outcome::kOutOfScope:
-      case Outcome::kStale:
-      case Outcome::kOtherVersion:
-        ++ignored;
-        break;
-      case Outcome::kRefused:
-        ++refused;
-        refusals.push_back({{"key", PrintableKey(ev.key)}, {"error", r.message}});
-        break;
-      case Outcome::kFailed:
-        ++failed;
-        failures.push_back({{"key", PrintableKey(ev.key)}, {"error", r.message}});
-        break;
-    }
-  }
-  json out = {{"events", doc.events.size()},
-              {"applied", applied},
-              {"queued", queued},
-              {"ignored", ignored + static_cast<int64_t>(doc.test_events)},
-              {"refused", refused},
-              {"failed", failed}};
-  if (!refusals.empty()) out["refusals"] = refusals;
-  if (!failures.empty()) out["failures"] = failures;
-  int status = 200;
-  if (failed > 0) {
-    status = 500;  // nothing durable for those events: the sender must retry
-    out["error"] = "some events could not be applied; retry";
-  } else if (refused > 0) {
-    status = 422;  // retrying cannot help; the refusal is logged and counted
-    out["error"] = "some keys cannot be cache paths and were refused";
-  }
-  return {status, Dump(out), queued};
-}
-
 }  // namespace
 
-WebhookReply HandleNotification(Engine& engine, const std::string& body) {
-  return HandleNotifications(engine, std::vector<const std::string*>{&body})[0];
+int HttpStatusOf(Settlement s) {
+  switch (s) {
+    case Settlement::kDurable:
+      return 200;
+    case Settlement::kRefused:
+      return 422;  // retrying cannot help; the refusal is logged and counted
+    case Settlement::kMalformed:
+      return 400;
+    case Settlement::kRetry:
+      return 500;  // nothing durable for some events: the sender must retry
+  }
+  return 500;
 }
 
-std::vector<WebhookReply> HandleNotifications(Engine& engine,
-                                              const std::vector<const std::string*>& bodies) {
-  std::vector<WebhookReply> replies(bodies.size());
-  std::vector<std::optional<ParsedDocument>> docs(bodies.size());
-  std::vector<Event> events;  // of every well-formed document, in order: one group commit
-  for (size_t d = 0; d < bodies.size(); ++d) {
-    Result<ParsedDocument> doc = ParseNotification(*bodies[d]);
-    if (!doc.ok()) {
-      spdlog::warn("rejected malformed document: {}", doc.status().message());
-      replies[d] = {
-          400, Dump(nlohmann::json{{"error", "malformed notification: " + doc.status().message()}}),
-          0};
-      continue;
-    }
-    events.insert(events.end(), doc->events.begin(), doc->events.end());
-    docs[d] = std::move(*doc);
+WebhookReply ReplyFor(const DocumentResult& d) {
+  using nlohmann::json;
+  if (d.settlement == Settlement::kMalformed) {
+    return {HttpStatusOf(d.settlement), Dump(json{{"error", d.error}}), 0};
   }
-  const std::vector<ApplyResult> results = engine.ApplyAll(events);
-  size_t next = 0;
-  for (size_t d = 0; d < bodies.size(); ++d) {
-    if (!docs[d]) continue;
-    replies[d] = ReplyFor(*docs[d], results.data() + next);
-    next += docs[d]->events.size();
+  json out = {{"events", d.events},   {"applied", d.applied},
+              {"queued", d.queued},   {"ignored", d.ignored + d.test_events},
+              {"refused", d.refused}, {"failed", d.failed}};
+  auto list = [](const std::vector<KeyProblem>& problems) {
+    json a = json::array();
+    for (const KeyProblem& p : problems)
+      a.push_back({{"key", PrintableKey(p.key)}, {"error", p.error}});
+    return a;
+  };
+  if (!d.refusals.empty()) out["refusals"] = list(d.refusals);
+  if (!d.failures.empty()) out["failures"] = list(d.failures);
+  if (d.settlement == Settlement::kRetry) {
+    out["error"] = "some events could not be applied; retry";
+  } else if (d.settlement == Settlement::kRefused) {
+    out["error"] = "some keys cannot be cache paths and were refused";
   }
-  return replies;
+  return {HttpStatusOf(d.settlement), Dump(out), d.queued};
+}
+
+WebhookReply HandleNotification(Engine& engine, const std::string& body) {
+  return ReplyFor(ApplyDocuments(engine, {body})[0]);
 }
 
 WebhookServer::WebhookServer(Engine& engine, WebhookOptions opts, std::function<void()> on_queued)

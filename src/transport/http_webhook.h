@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "core/documents.h"
 #include "core/engine.h"
 #include "transport/ops_http.h"
 
@@ -49,14 +50,14 @@ struct WebhookReply {
   int64_t queued = 0;  // downloads journaled by this document
 };
 
-// Applies one notification document with `engine` and builds the reply. Separate from the
-// server so that it can be tested without sockets.
+// The HTTP status of a settlement (core/documents.h): 200, 422 refused, 400 malformed, 500 retry.
+int HttpStatusOf(Settlement s);
+// The reply to a document: its status and a JSON summary (events, applied, queued, ignored,
+// refused, failed, the refused and failed keys, an error for anything but 200).
+WebhookReply ReplyFor(const DocumentResult& result);
+// Applies one notification document with `engine` (ApplyDocuments) and builds the reply.
+// Separate from the server so that it can be tested without sockets.
 WebhookReply HandleNotification(Engine& engine, const std::string& body);
-// The same for several documents (AMQP deliveries taken together): the events of all the
-// well-formed ones are applied as one group commit (Engine::ApplyAll); one reply per document,
-// in order, each as HandleNotification would give it.
-std::vector<WebhookReply> HandleNotifications(Engine& engine,
-                                              const std::vector<const std::string*>& bodies);
 
 // Constant-time comparison of a presented token with the configured one.
 bool TokenMatches(const std::string& presented, const std::string& expected);

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/documents.h"
 #include "core/event.h"
 #include "core/key_path.h"
 
@@ -23,7 +24,9 @@ using KeyId = std::pair<std::string, std::string>;
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-// The outcome of applying one document's events.
+// The outcome of applying one document's events, as Lambda settles it: a refused key fails the
+// record too (retrying cannot help, but it then reaches the dead-letter queue and its alarm
+// instead of vanishing into a log line).
 struct Applied {
   std::vector<std::string> errors;  // one per event that failed or was refused
   std::vector<KeyId> queued;        // creations journaled: downloads to finish
@@ -31,37 +34,18 @@ struct Applied {
 };
 
 Applied ApplyDocument(Engine& engine, const ParsedDocument& doc) {
-  Applied a;
-  a.events = static_cast<int64_t>(doc.events.size());
-  a.ignored = static_cast<int64_t>(doc.test_events + doc.non_s3_messages);
   const std::vector<ApplyResult> results = engine.ApplyAll(doc.events);
-  for (size_t i = 0; i < doc.events.size(); ++i) {
-    const Event& ev = doc.events[i];
-    const ApplyResult& r = results[i];
-    switch (r.outcome) {
-      case Outcome::kRemoved:
-      case Outcome::kAbsent:
-      case Outcome::kPublished:
-        ++a.applied;
-        break;
-      case Outcome::kQueued:
-        a.queued.emplace_back(ev.bucket, ev.key);
-        break;
-      case Outcome::kIgnored:
-      case Outcome::kOutOfScope:
-      case Outcome::kStale:
-      case Outcome::kOtherVersion:
-        ++a.ignored;
-        break;
-      case Outcome::kRefused:
-        // Retrying cannot help, but in Lambda a refusal fails the record so that it reaches
-        // the dead-letter queue (and its alarm) instead of vanishing into a log line.
-        a.errors.push_back("refused key " + PrintableKey(ev.key) + ": " + r.message);
-        break;
-      case Outcome::kFailed:
-        a.errors.push_back("not applied: " + PrintableKey(ev.key) + ": " + r.message);
-        break;
-    }
+  DocumentResult d = ResultOfDocument(doc, results.data());
+  Applied a;
+  a.events = d.events;
+  a.applied = d.applied;
+  a.ignored = d.ignored + d.test_events + d.non_s3_messages;
+  a.queued = std::move(d.queued_keys);
+  for (const KeyProblem& p : d.refusals) {
+    a.errors.push_back("refused key " + PrintableKey(p.key) + ": " + p.error);
+  }
+  for (const KeyProblem& p : d.failures) {
+    a.errors.push_back("not applied: " + PrintableKey(p.key) + ": " + p.error);
   }
   return a;
 }

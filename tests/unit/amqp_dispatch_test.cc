@@ -50,15 +50,8 @@ TEST(AmqpUrlTest, RedactionNeverShowsThePassword) {
   EXPECT_EQ(r.find("s3cret"), std::string::npos);
 }
 
-TEST(AmqpVerdictTest, AckOnlyWhenDurableDeadLetterWhenHopelessRetryOtherwise) {
-  EXPECT_EQ(VerdictForReply({200, "{}", 0}).disposition, AmqpDisposition::kAck);
-  AmqpVerdict bad = VerdictForReply({400, R"({"error":"malformed"})", 0});
-  EXPECT_EQ(bad.disposition, AmqpDisposition::kDeadLetter);
-  EXPECT_EQ(bad.reason, R"({"error":"malformed"})");
-  EXPECT_EQ(VerdictForReply({422, "{}", 0}).disposition, AmqpDisposition::kDeadLetter);
-  EXPECT_EQ(VerdictForReply({500, "{}", 0}).disposition, AmqpDisposition::kRetry);
-  EXPECT_EQ(VerdictForReply({503, "{}", 0}).disposition, AmqpDisposition::kRetry);
-}
+// The verdict for each settlement: tests/unit/documents_test.cc
+// (TransportsMapTheSettlementTheirWay).
 
 TEST(AmqpPartitionTest, KeyIsFixedLengthStableAndHidesTheKey) {
   std::string a = PartitionKey("bucket", "people/alice.jpg");
