@@ -41,6 +41,9 @@ step "fuzzing: libFuzzer targets, 15 s each (scripts/fuzz.sh)"
 scripts/fuzz.sh 15
 fi
 
+step "docs: every test they cite exists (scripts/check-cited-tests.py)"
+scripts/check-cited-tests.py
+
 step "Prometheus alert rules"
 promtool check rules deploy/prometheus/delete-sync-rules.yml
 

@@ -231,6 +231,29 @@ TEST_F(EngineTest, ExpiredClaimIsTakenOverByAnotherWorker) {
   EXPECT_TRUE(state_.Jobs().empty());
 }
 
+// SEMANTICS 3.2: a download is published only if no download that started later has been
+// published. A worker whose claim expired mid-GET (it stalled) finishes after the worker that
+// took the job over published the newer object: the stalled one's older data is discarded.
+TEST_F(EngineTest, OlderDownloadIsNeverPublishedAfterALaterOne) {
+  store_.Put("b", "k", "v1");
+  engine_->Apply(Create("k"));
+  std::vector<FetchJob> stalled = *state_.ClaimJobs(clock_.NowMillis(), 1);
+  ASSERT_EQ(stalled.size(), 1u);
+  bool fired = false;
+  store_.after_get = [&](const std::string&) {
+    if (std::exchange(fired, true)) return;  // only the stalled worker's GET (it read "v1")
+    store_.Put("b", "k", "v2");
+    EXPECT_EQ(engine_->Apply(Create("k")).outcome, Outcome::kQueued);
+    clock_.Advance(kClaimLeaseMs);  // the stalled claim expires; another worker takes over
+    EXPECT_GE(engine_->DrainJobs(), 1u);
+    EXPECT_EQ(cache_.Read("k"), "v2");
+  };
+  EXPECT_EQ(engine_->RunJob(stalled[0]), JobOutcome::kDiscarded);
+  store_.after_get = nullptr;
+  EXPECT_EQ(cache_.Read("k"), "v2");
+  EXPECT_EQ(cache_.temp_count(), 0u);
+}
+
 TEST_F(EngineTest, UnorderedLateDuplicateCreateChecksTheStore) {
   store_.Put("b", "k", "v");
   engine_->Apply(Create("k"));
@@ -302,7 +325,7 @@ TEST_F(EngineTest, DeleteMarkerRemovesWhateverVersionIsCached) {
 }
 
 TEST_F(EngineTest, RefusedKeysTouchNothing) {
-  const std::vector<std::pair<std::string, std::string>> cases = {
+  std::vector<std::pair<std::string, std::string>> cases = {
       {"../../etc/passwd", "dot-segment"},
       {"a/../b", "dot-segment"},
       {"./a", "dot-segment"},
@@ -314,12 +337,19 @@ TEST_F(EngineTest, RefusedKeysTouchNothing) {
       {".delete-sync/state.db", "reserved"},
       {".delete-sync", "reserved"},
       {std::string(256, 'x'), "segment-too-long"},
+      {"", "empty"},
   };
+  // 17 segments of 250 bytes: each fits NAME_MAX, the whole is over PATH_MAX (4096).
+  std::string deep;
+  for (int i = 0; i < 17; ++i) deep += (i ? "/" : "") + std::string(250, 'd');
+  cases.emplace_back(deep, "path-too-long");
   for (const auto& [key, reason] : cases) {
     for (EventAction a : {EventAction::kCreate, EventAction::kRemove}) {
       ApplyResult r = engine_->Apply(Make(a, key, "", false));
       EXPECT_EQ(r.outcome, Outcome::kRefused) << PrintableKey(key);
       EXPECT_NE(r.message.find(reason), std::string::npos) << r.message;
+      ASSERT_TRUE(r.refusal.has_value()) << PrintableKey(key);
+      EXPECT_EQ(RefusalName(*r.refusal), reason);
     }
   }
   EXPECT_TRUE(state_.Jobs().empty());
