@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <random>
 
 #include "fs/open_holders.h"
@@ -138,6 +139,31 @@ Result<ErasureResult> ExecuteErase(Runtime& rt, const std::string& cache_root,
                written.ok() ? *written : std::string("(not kept)"),
                result.ok ? "verified gone" : "NOT everything verified gone");
   return result;
+}
+
+EraseReply HandleEraseRequest(Runtime& rt, const std::string& cache_root, const std::string& bucket,
+                              const std::string& service, nlohmann::json request) {
+  if (!request.contains("bucket") && !bucket.empty()) request["bucket"] = bucket;
+  if (!request.contains("request_id")) {
+    request["request_id"] = NewRequestId(SystemClock().NowMillis());
+  }
+  Result<EraseRequest> req = EraseRequestFromJson(request);
+  Status v = req.ok() ? ValidateEraseRequest(*req) : req.status();
+  if (v.ok() && !bucket.empty() && req->bucket != bucket) {
+    v = Status::Invalid(service + " mirrors bucket '" + bucket + "', not '" + req->bucket + "'");
+  }
+  if (!v.ok()) return {EraseEnd::kInvalid, v.message(), ""};
+  static std::mutex one_at_a_time;
+  std::lock_guard<std::mutex> lock(one_at_a_time);
+  const std::string dir = cache_root + "/" + kReservedDir + "/receipts";
+  Result<ErasureResult> out = ExecuteErase(rt, cache_root, dir, *req);
+  if (!out.ok()) return {EraseEnd::kFailed, out.status().message(), ""};
+  if (!out->receipt_saved.ok()) {
+    return {EraseEnd::kReceiptNotKept, "cannot keep the receipt: " + out->receipt_saved.message(),
+            out->receipt_line};
+  }
+  if (!out->ok) return {EraseEnd::kIncomplete, "", out->receipt_line};
+  return {EraseEnd::kDone, "", out->receipt_line};
 }
 
 }  // namespace ds::app

@@ -169,32 +169,23 @@ class LambdaCommand : public Command {
 
   // {"erase": {...}}: the same request as serve's POST /erase; the answer is the receipt.
   lambda::InvocationResult Erase(const lambda::Invocation&, const json& request) {
-    json j = request;
-    if (!j.contains("bucket")) j["bucket"] = common_.bucket;
-    if (!j.contains("request_id")) j["request_id"] = NewRequestId(SystemClock().NowMillis());
-    Result<EraseRequest> req = EraseRequestFromJson(j);
-    Status v = req.ok() ? ValidateEraseRequest(*req) : req.status();
-    if (v.ok() && req->bucket != common_.bucket) {
-      v = Status::Invalid("this function mirrors bucket '" + common_.bucket + "', not '" +
-                          req->bucket + "'");
+    EraseReply r = HandleEraseRequest(rt_, common_.cache, common_.bucket, "this function", request);
+    switch (r.end) {
+      case EraseEnd::kInvalid:
+        return lambda::InvocationResult::Error("DeleteSync.InvalidRequest", r.message);
+      case EraseEnd::kFailed:
+        return lambda::InvocationResult::Error("DeleteSync.EraseFailed", r.message);
+      case EraseEnd::kReceiptNotKept:
+        return lambda::InvocationResult::Error("DeleteSync.EraseFailed",
+                                               r.message + "; receipt: " + r.receipt_line);
+      case EraseEnd::kIncomplete:
+        return lambda::InvocationResult::Error(
+            "DeleteSync.EraseIncomplete",
+            "erasure not verified complete; receipt: " + r.receipt_line);
+      case EraseEnd::kDone:
+        break;
     }
-    if (!v.ok()) return lambda::InvocationResult::Error("DeleteSync.InvalidRequest", v.message());
-    std::string dir = common_.cache + "/" + kReservedDir + "/receipts";
-    Result<ErasureResult> out = ExecuteErase(rt_, common_.cache, dir, *req);
-    if (!out.ok()) {
-      return lambda::InvocationResult::Error("DeleteSync.EraseFailed", out.status().message());
-    }
-    if (!out->receipt_saved.ok()) {
-      return lambda::InvocationResult::Error(
-          "DeleteSync.EraseFailed", "cannot keep the receipt: " + out->receipt_saved.message() +
-                                        "; receipt: " + out->receipt_line);
-    }
-    if (!out->ok) {
-      return lambda::InvocationResult::Error(
-          "DeleteSync.EraseIncomplete",
-          "erasure not verified complete; receipt: " + out->receipt_line);
-    }
-    return lambda::InvocationResult::Response(out->receipt_line);
+    return lambda::InvocationResult::Response(r.receipt_line);
   }
 
   CLI::App* cmd_ = nullptr;

@@ -253,38 +253,31 @@ class ServeCommand : public Command {
     ops_.Attach(*rt, common_, server);
     s = ops_.Start(token_);
     if (!s.ok()) return s;
-    // POST /erase: the request part of a receipt; the reply is the receipt. One erasure at a
-    // time, so that receipts and audit records of concurrent requests never interleave.
-    std::mutex erase_mu;
+    // POST /erase: the request part of a receipt; the reply is the receipt.
     server.set_erase_handler([&](const std::string& body) -> WebhookReply {
+      auto error = [](int status, const std::string& message) {
+        return WebhookReply{status,
+                            nlohmann::json{{"error", message}}.dump(
+                                -1, ' ', false, nlohmann::json::error_handler_t::replace),
+                            0};
+      };
       nlohmann::json j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
       if (j.is_discarded() || !j.is_object()) {
-        return {400, R"j({"error":"the body must be a JSON object (an erasure request)"})j", 0};
+        return error(400, "the body must be a JSON object (an erasure request)");
       }
-      if (!j.contains("bucket") && !common_.bucket.empty()) j["bucket"] = common_.bucket;
-      if (!j.contains("request_id")) j["request_id"] = NewRequestId(SystemClock().NowMillis());
-      Result<EraseRequest> req = EraseRequestFromJson(j);
-      Status v = req.ok() ? ValidateEraseRequest(*req) : req.status();
-      if (v.ok() && !common_.bucket.empty() && req->bucket != common_.bucket) {
-        v = Status::Invalid("this service mirrors bucket '" + common_.bucket + "', not '" +
-                            req->bucket + "'");
+      EraseReply r = HandleEraseRequest(*rt, common_.cache, common_.bucket, "this service", j);
+      switch (r.end) {
+        case EraseEnd::kInvalid:
+          return error(400, r.message);
+        case EraseEnd::kFailed:
+          return error(500, r.message);
+        case EraseEnd::kReceiptNotKept:
+        case EraseEnd::kIncomplete:
+          return {500, r.receipt_line, 0};
+        case EraseEnd::kDone:
+          break;
       }
-      if (!v.ok()) {
-        return {400,
-                nlohmann::json{{"error", v.message()}}.dump(
-                    -1, ' ', false, nlohmann::json::error_handler_t::replace),
-                0};
-      }
-      std::lock_guard<std::mutex> lock(erase_mu);
-      std::string dir = common_.cache + "/" + kReservedDir + "/receipts";
-      Result<ErasureResult> out = ExecuteErase(*rt, common_.cache, dir, *req);
-      if (!out.ok()) {
-        return {500,
-                nlohmann::json{{"error", out.status().message()}}.dump(
-                    -1, ' ', false, nlohmann::json::error_handler_t::replace),
-                0};
-      }
-      return {out->ok && out->receipt_saved.ok() ? 200 : 500, out->receipt_line, 0};
+      return {200, r.receipt_line, 0};
     });
     if (webhook_on) {
       s = server.Start();
