@@ -6,30 +6,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fakes/fakes.h"
+#include "fakes/engine_on_fakes.h"
 #include "transport/amqp_dispatch.h"
 #include "transport/http_webhook.h"
 
 namespace ds {
 namespace {
 
-class DocumentsTest : public ::testing::Test {
- protected:
-  DocumentsTest() {
-    EngineOptions o;
-    o.bucket = "b";
-    engine_ = std::make_unique<Engine>(&store_, cache_, state_, clock_, o);
-  }
-  static std::string Doc(const std::string& name, const std::string& key) {
-    return R"({"Records":[{"eventSource":"ceph:s3","eventName":")" + name +
-           R"(","s3":{"bucket":{"name":"b"},"object":{"key":")" + key + R"("}}}]})";
-  }
-  fakes::FakeObjectStore store_;
-  fakes::FakeCacheFs cache_;
-  fakes::FakeStateStore state_;
-  fakes::FakeClock clock_;
-  std::unique_ptr<Engine> engine_;
-};
+using DocumentsTest = fakes::EngineOnFakesTest;
 
 TEST_F(DocumentsTest, EachDocumentOfAGroupGetsItsOwnSettlement) {
   cache_.PutFile("gone", "x");

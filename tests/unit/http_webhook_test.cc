@@ -5,28 +5,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include "fakes/fakes.h"
+#include "fakes/engine_on_fakes.h"
 
 namespace ds {
 namespace {
 
-class WebhookReplyTest : public ::testing::Test {
- protected:
-  WebhookReplyTest() {
-    EngineOptions o;
-    o.bucket = "b";
-    engine_ = std::make_unique<Engine>(&store_, cache_, state_, clock_, o);
-  }
-  static std::string Doc(const std::string& name, const std::string& key) {
-    return R"({"Records":[{"eventSource":"ceph:s3","eventName":")" + name +
-           R"(","s3":{"bucket":{"name":"b"},"object":{"key":")" + key + R"("}}}]})";
-  }
-  fakes::FakeObjectStore store_;
-  fakes::FakeCacheFs cache_;
-  fakes::FakeStateStore state_;
-  fakes::FakeClock clock_;
-  std::unique_ptr<Engine> engine_;
-};
+using WebhookReplyTest = fakes::EngineOnFakesTest;
 
 TEST_F(WebhookReplyTest, RemovalAppliedIs200) {
   cache_.PutFile("k", "x");
