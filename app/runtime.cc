@@ -175,9 +175,15 @@ void CollectStateOnce(Runtime& rt) {
   (void)rt.engine->CollectState();
 }
 
-Result<std::string> ExistingStatePath(const std::string& cache, const std::string& state) {
+Result<std::string> StatePathOf(const std::string& cache, const std::string& state) {
   if (state.empty() && cache.empty()) return Status::Invalid("--cache or --state is required");
-  std::string path = state.empty() ? cache + "/" + kReservedDir + "/state.db" : state;
+  return state.empty() ? cache + "/" + kReservedDir + "/state.db" : state;
+}
+
+Result<std::string> ExistingStatePath(const std::string& cache, const std::string& state) {
+  Result<std::string> named = StatePathOf(cache, state);
+  if (!named.ok()) return named.status();
+  const std::string& path = *named;
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     return Status::NotFound("no state database at " + path + " (wrong --cache?)");

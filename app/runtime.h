@@ -110,8 +110,9 @@ Status CheckBucketReachable(const S3Client& s3, const std::string& bucket,
 Status LogBucketReachability(const Runtime& rt, const CommonSettings& s);
 
 // The state database of a command given --cache and/or --state (the default is
-// <cache>/.delete-sync/state.db), which must exist: kInvalidArgument when neither is given,
-// kNotFound when there is no database there.
+// <cache>/.delete-sync/state.db): kInvalidArgument when neither is given. Touches nothing.
+Result<std::string> StatePathOf(const std::string& cache, const std::string& state);
+// The same, which must exist: kNotFound when there is no database there.
 Result<std::string> ExistingStatePath(const std::string& cache, const std::string& state);
 
 // While alive, logs a warning for each request to the store that has had no answer for

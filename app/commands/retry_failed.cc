@@ -24,7 +24,7 @@ class RetryFailedCommand : public Command {
 
   Status Check() override {
     DS_RETURN_IF_ERROR(settings_->Resolve());
-    if (state_.empty() && cache_.empty()) return Status::Invalid("--cache or --state is required");
+    if (Result<std::string> p = StatePathOf(cache_, state_); !p.ok()) return p.status();
     return Status::Ok();
   }
 

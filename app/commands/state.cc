@@ -41,7 +41,7 @@ class StateCommand : public Command {
   Status Check() override {
     rebuild_chosen_ = rebuild_->parsed();
     DS_RETURN_IF_ERROR(settings_[rebuild_chosen_ ? 1 : 0]->Resolve());
-    if (state_.empty() && cache_.empty()) return Status::Invalid("--cache or --state is required");
+    if (Result<std::string> p = StatePathOf(cache_, state_); !p.ok()) return p.status();
     if (!journal_.empty()) {
       Result<StateJournal> j = ParseStateJournal(journal_);
       if (!j.ok()) return j.status();

@@ -25,7 +25,7 @@ class StatusCommand : public Command {
 
   Status Check() override {
     DS_RETURN_IF_ERROR(settings_->Resolve());
-    if (state_.empty() && cache_.empty()) return Status::Invalid("--cache or --state is required");
+    if (Result<std::string> p = StatePathOf(cache_, state_); !p.ok()) return p.status();
     Result<int64_t> recent = ParseInt("recent", recent_, 0, 1000);
     if (!recent.ok()) return recent.status();
     recent_count_ = static_cast<size_t>(*recent);
