@@ -64,6 +64,29 @@ void OpsService::Attach(Runtime& rt, const CommonSettings& common, WebhookServer
       [state] { return static_cast<double>(state->lock_wait_ms()) / 1000.0; });
   metrics_->AddSampledGauge("delete_sync_inflight_requests", "Webhook requests being handled now",
                             [&server] { return static_cast<double>(server.inflight()); });
+  metrics_->AddSampledGauge(
+      "delete_sync_webhook_workers_busy",
+      "Webhook workers applying a request now (of --webhook-workers; slow or idle connections "
+      "never hold one)",
+      [&server] { return static_cast<double>(server.Stats().busy_workers); });
+  metrics_->AddSampledGauge(
+      "delete_sync_webhook_requests_waiting",
+      "Webhook requests received whole and waiting for a worker (every worker is busy)",
+      [&server] { return static_cast<double>(server.Stats().queued); });
+  metrics_->AddSampledGauge("delete_sync_webhook_connections", "Open webhook connections",
+                            [&server] { return static_cast<double>(server.Stats().connections); });
+  metrics_->AddSampledCounter("delete_sync_webhook_slow_clients_closed_total",
+                              "Webhook connections closed for not sending a whole request within "
+                              "--webhook-request-timeout",
+                              [&server] { return static_cast<double>(server.Stats().timed_out); });
+  metrics_->AddSampledCounter("delete_sync_webhook_unauthenticated_evicted_total",
+                              "Webhook connections without the token closed to make room "
+                              "(--webhook-max-unauthenticated)",
+                              [&server] { return static_cast<double>(server.Stats().evicted); });
+  metrics_->AddSampledCounter("delete_sync_webhook_unauthorised_total",
+                              "Webhook requests answered 401 (missing or wrong token)", [&server] {
+                                return static_cast<double>(server.Stats().unauthorised);
+                              });
   AuditLog* audit = rt.audit.get();
   metrics_->AddSampledCounter(
       "delete_sync_audit_lock_wait_seconds_total",
@@ -104,16 +127,29 @@ std::vector<OpsRoute> OpsService::Routes() {
                       r.body = metrics_->Render();
                       return r;
                     }});
-  routes.push_back({"/readyz", false, [this] {
-                      ReadyReport rep =
-                          ready_->Check(draining_ || (server_ && server_->draining()));
-                      OpsReply r;
-                      r.status = rep.ready ? 200 : 503;
-                      r.content_type = "application/json";
-                      r.body = rep.ToJson();
-                      if (!rep.ready) r.retry_after_s = 5;
-                      return r;
-                    }});
+  routes.push_back(
+      {"/readyz", false, [this] {
+         ReadyReport rep = ready_->Check(draining_ || (server_ && server_->draining()));
+         if (server_) {
+           ListenerStats st = server_->Stats();
+           if (st.busy_workers >= server_->workers() && st.queued > 0) {
+             rep.ready = false;
+             rep.checks.push_back({"webhook", false,
+                                   "every webhook worker is busy (" +
+                                       std::to_string(server_->workers()) + ", " +
+                                       std::to_string(st.queued) +
+                                       " requests waiting): raise --webhook-workers or add an "
+                                       "instance",
+                                   0});
+           }
+         }
+         OpsReply r;
+         r.status = rep.ready ? 200 : 503;
+         r.content_type = "application/json";
+         r.body = rep.ToJson();
+         if (!rep.ready) r.retry_after_s = 5;
+         return r;
+       }});
   routes.push_back({"/", true, [this] {
                       OpsReply r;
                       r.content_type = "text/html; charset=utf-8";
@@ -129,7 +165,7 @@ std::vector<OpsRoute> OpsService::Routes() {
   return routes;
 }
 
-Status OpsService::Start(const std::string& token) {
+Status OpsService::Start(const std::string& token, const ListenerOptions& limits) {
   if (metrics_listen_.empty()) return Status::Ok();
   std::vector<OpsRoute> routes = Routes();
   routes.push_back({"/healthz", false, [] {
@@ -137,7 +173,11 @@ Status OpsService::Start(const std::string& token) {
                       r.body = "ok\n";
                       return r;
                     }});
-  ops_server_ = std::make_unique<OpsServer>(routes, metrics_host_, metrics_port_, token);
+  ListenerOptions lo = limits;
+  lo.host = metrics_host_;
+  lo.port = metrics_port_;
+  lo.setting = "--metrics-listen";
+  ops_server_ = std::make_unique<OpsServer>(routes, lo, token);
   return ops_server_->Start();
 }
 

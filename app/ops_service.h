@@ -27,8 +27,8 @@ class OpsService {
   Status Configure();
   // Before the webhook starts: observes the engine, adds the routes to `server`.
   void Attach(Runtime& rt, const CommonSettings& common, WebhookServer& server);
-  // Starts the --metrics-listen server when set.
-  Status Start(const std::string& token);
+  // Starts the --metrics-listen server when set, with the limits of `limits` (the webhook's).
+  Status Start(const std::string& token, const ListenerOptions& limits);
   // SIGTERM: /readyz answers 503 from now on.
   void BeginDrain() { draining_ = true; }
   void OnReconcile(const ReconcileReport& report, const Status& s) {

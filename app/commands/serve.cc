@@ -77,6 +77,22 @@ class ServeCommand : public Command {
                    "token a sender must present (Authorization: Bearer, or ?token=)");
     settings_->Add("webhook-token-file", &token_file_, "read the webhook token from this file");
     settings_->Add("webhook-max-body", &max_body_, "largest accepted notification body", "8MiB");
+    settings_->Add("webhook-workers", &webhook_workers_,
+                   "threads that apply notification documents and erasure requests (slow or "
+                   "idle connections never hold one)",
+                   "8");
+    settings_->Add("webhook-backlog", &backlog_,
+                   "connections the kernel queues before the webhook accepts them", "1024");
+    settings_->Add("webhook-request-timeout", &request_timeout_,
+                   "a client must send a whole request (line, headers, body) within this; a "
+                   "slower one is disconnected (e.g. 10s)",
+                   "10s");
+    settings_->Add("webhook-max-connections", &max_connections_,
+                   "open connections at most (webhook, and --metrics-listen each)", "1000");
+    settings_->Add("webhook-max-unauthenticated", &max_unauthenticated_,
+                   "connections that have not shown the token yet, at most (a quarter of that "
+                   "from one address, at most 32); past it the oldest such one is closed",
+                   "256");
     settings_->Add("fetch-concurrency", &fetch_concurrency_, "parallel downloads", "4");
     settings_->Add("reconcile-every", &reconcile_every_,
                    "run a reconcile pass this often (e.g. 10m, 1h, off); default 10m when "
@@ -110,15 +126,45 @@ class ServeCommand : public Command {
     }
     if (amqp_.enabled()) DS_RETURN_IF_ERROR(amqp_.Apply(&amqp_opts_));
     if (token_.empty() && webhook_on_) {
+      if (amqp_.enabled() && !settings_->IsSet("webhook-listen")) {
+        return Status::Invalid(
+            "the webhook (on by default, " + listen_ +
+            ") must authenticate senders: add --webhook-listen off to receive events from AMQP "
+            "only, or set --webhook-token (or DELETE_SYNC_WEBHOOK_TOKEN, or "
+            "--webhook-token-file)");
+      }
       return Status::Invalid(
           "the webhook must authenticate senders: set --webhook-token (or "
           "DELETE_SYNC_WEBHOOK_TOKEN, or --webhook-token-file)");
     }
     wo_.token = token_;
-    if (webhook_on_) DS_RETURN_IF_ERROR(ParseListen(listen_, &wo_.host, &wo_.port));
+    ListenerOptions& lo = wo_.listener;
+    if (webhook_on_) DS_RETURN_IF_ERROR(ParseListen(listen_, &lo.host, &lo.port));
     Result<uint64_t> max_body = ParseBytes("webhook-max-body", max_body_);
     if (!max_body.ok()) return max_body.status();
-    wo_.max_body = *max_body;
+    lo.max_body = *max_body;
+    Result<int64_t> n = ParseInt("webhook-workers", webhook_workers_, 1, 1024);
+    if (!n.ok()) return n.status();
+    lo.workers = static_cast<int>(*n);
+    n = ParseInt("webhook-backlog", backlog_, 1, 65535);
+    if (!n.ok()) return n.status();
+    lo.backlog = static_cast<int>(*n);
+    n = ParseDurationMs("webhook-request-timeout", request_timeout_);
+    if (!n.ok()) return n.status();
+    if (*n < 1000) return Status::Invalid("--webhook-request-timeout must be at least 1s");
+    lo.request_timeout_s = static_cast<int>(*n / 1000);
+    n = ParseInt("webhook-max-connections", max_connections_, 16, 1000000);
+    if (!n.ok()) return n.status();
+    lo.max_connections = static_cast<int>(*n);
+    n = ParseInt("webhook-max-unauthenticated", max_unauthenticated_, 1, 1000000);
+    if (!n.ok()) return n.status();
+    if (*n >= lo.max_connections) {
+      return Status::Invalid(
+          "--webhook-max-unauthenticated must be less than --webhook-max-connections, so that "
+          "senders with the token always find room");
+    }
+    lo.max_unauthenticated = static_cast<int>(*n);
+    lo.max_unauthenticated_per_address = std::max(1, std::min(32, lo.max_unauthenticated / 4));
     Result<int64_t> workers = ParseInt("fetch-concurrency", fetch_concurrency_, 1, 256);
     if (!workers.ok()) return workers.status();
     workers_ = *workers;
@@ -251,7 +297,7 @@ class ServeCommand : public Command {
     WebhookServer server(engine, wo, [&] { work.Notify(); });
     // Metrics, /readyz, the status page, one log line per event (app/ops_service.h).
     ops_.Attach(*rt, common_, server);
-    s = ops_.Start(token_);
+    s = ops_.Start(token_, wo.listener);
     if (!s.ok()) return s;
     // POST /erase: the request part of a receipt; the reply is the receipt.
     server.set_erase_handler([&](const std::string& body) -> WebhookReply {
@@ -456,7 +502,8 @@ class ServeCommand : public Command {
   std::unique_ptr<Settings> settings_;
   CommonSettings common_;
   std::string listen_, token_, token_file_, max_body_, fetch_concurrency_, reconcile_every_,
-      reconcile_at_start_;
+      reconcile_at_start_, webhook_workers_, backlog_, request_timeout_, max_connections_,
+      max_unauthenticated_;
   ReconcileSettings reconcile_;
   OpsService ops_;
   AmqpSettings amqp_;

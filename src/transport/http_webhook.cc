@@ -1,6 +1,5 @@
 #include "transport/http_webhook.h"
 
-#include <httplib.h>
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
@@ -24,40 +23,11 @@ class InflightScope {
   std::atomic<int64_t>& n_;
 };
 
-// httplib hands each accepted connection to the task queue, and a worker keeps it for as long
-// as the sender keeps it alive, waiting up to the keep-alive timeout between requests. A sender
-// that opens a connection per request and leaves it open holds every worker idle for that
-// long while the next connections wait in the queue: RGW 16.2's persistent topics open
-// hundreds at once, and 8 workers with a 2 s timeout took 4 events/s, long enough for RGW to
-// time out and send the same events again. So the queue counts its connections (waiting or
-// being served), and while some connection waits for a worker the answers carry
-// "Connection: close": the sender closes, the worker is free for the next connection. A
-// single sender on a kept-alive connection (the usual case) is not affected.
-class CountingPool : public httplib::TaskQueue {
- public:
-  CountingPool(size_t threads, std::atomic<int64_t>& connections)
-      : pool_(threads), connections_(connections) {}
-  void enqueue(std::function<void()> fn) override {
-    ++connections_;
-    pool_.enqueue([this, fn = std::move(fn)] {
-      fn();
-      --connections_;
-    });
-  }
-  void shutdown() override { pool_.shutdown(); }
-
- private:
-  httplib::ThreadPool pool_;
-  std::atomic<int64_t>& connections_;
-};
-
-// 503 + Retry-After while the service stops.
-bool RefuseWhileDraining(const std::atomic<bool>& draining, httplib::Response& res) {
-  if (!draining) return false;
-  res.status = 503;
-  res.set_header("Retry-After", "5");
-  res.set_content(R"({"error":"the service is stopping; retry"})", "application/json");
-  return true;
+HttpReply JsonReply(int status, std::string body) {
+  HttpReply r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
 }
 
 }  // namespace
@@ -117,8 +87,20 @@ WebhookReply HandleNotification(Engine& engine, const std::string& body) {
   return ReplyFor(ApplyDocuments(engine, {body})[0]);
 }
 
+namespace {
+
+ListenerOptions WebhookListenerOptions(ListenerOptions o) {
+  o.setting = "--webhook-listen";
+  return o;
+}
+
+}  // namespace
+
 WebhookServer::WebhookServer(Engine& engine, WebhookOptions opts, std::function<void()> on_queued)
-    : engine_(engine), opts_(std::move(opts)), on_queued_(std::move(on_queued)) {}
+    : engine_(engine),
+      opts_(std::move(opts)),
+      on_queued_(std::move(on_queued)),
+      listener_(WebhookListenerOptions(opts_.listener), *this) {}
 
 WebhookServer::~WebhookServer() { Stop(); }
 
@@ -127,106 +109,58 @@ Status WebhookServer::Start() {
     return Status::Invalid(
         "the webhook needs a token: set --webhook-token (or DELETE_SYNC_WEBHOOK_TOKEN)");
   }
-  server_ = std::make_unique<httplib::Server>();
-  httplib::Server& srv = *server_;
-  int threads = opts_.threads;
-  srv.new_task_queue = [this, threads] {
-    return new CountingPool(static_cast<size_t>(threads), connections_);
-  };
-  srv.set_post_routing_handler([this, threads](const httplib::Request&, httplib::Response& res) {
-    if (connections_.load() > threads) res.set_header("Connection", "close");
-  });
-  srv.set_payload_max_length(opts_.max_body);
-  srv.set_read_timeout(opts_.read_timeout_s, 0);
-  srv.set_write_timeout(30, 0);
-  srv.set_keep_alive_timeout(2);  // bounds how long a stop waits for idle keep-alive senders
-  // httplib writes an answer's headers and body separately: with Nagle's algorithm the body
-  // waits for the sender's delayed ACK of the headers (up to 40 ms on Linux), and RGW holds
-  // the client's S3 call for the whole answer.
-  srv.set_tcp_nodelay(true);
-
-  srv.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
-  });
-
-  auto authorised = [this](const httplib::Request& req) {
-    std::string auth = req.get_header_value("Authorization");
-    const std::string bearer = "Bearer ";
-    if (auth.compare(0, bearer.size(), bearer) == 0 &&
-        TokenMatches(auth.substr(bearer.size()), opts_.token)) {
-      return true;
-    }
-    return req.has_param("token") && TokenMatches(req.get_param_value("token"), opts_.token);
-  };
-
-  AddOpsRoutes(srv, ops_routes_, opts_.token, /*require_token=*/true);
-
-  srv.Post("/erase", [this, authorised](const httplib::Request& req, httplib::Response& res) {
-    InflightScope inflight(inflight_);
-    if (RefuseWhileDraining(draining_, res)) return;
-    if (!authorised(req)) {
-      spdlog::warn("webhook: unauthorised POST /erase from {}", req.remote_addr);
-      res.status = 401;
-      res.set_header("WWW-Authenticate", "Bearer");
-      res.set_content(R"({"error":"missing or wrong token"})", "application/json");
-      return;
-    }
-    if (!erase_handler_) {
-      res.status = 404;
-      res.set_content(R"({"error":"erasure is not enabled on this service"})", "application/json");
-      return;
-    }
-    WebhookReply reply = erase_handler_(req.body);
-    res.status = reply.status;
-    res.set_content(reply.body, "application/json");
-  });
-
-  srv.Post(R"(/.*)", [this, authorised](const httplib::Request& req, httplib::Response& res) {
-    InflightScope inflight(inflight_);
-    if (RefuseWhileDraining(draining_, res)) return;
-    if (!authorised(req)) {
-      spdlog::warn("webhook: unauthorised POST {} from {} (missing or wrong token)", req.path,
-                   req.remote_addr);
-      res.status = 401;
-      res.set_header("WWW-Authenticate", "Bearer");
-      res.set_content(R"({"error":"missing or wrong token"})", "application/json");
-      return;
-    }
-    WebhookReply reply = HandleNotification(engine_, req.body);
-    res.status = reply.status;
-    res.set_content(reply.body, "application/json");
-    if (reply.queued > 0 && on_queued_) on_queued_();
-  });
-
-  // Anything else (other methods, GETs other than /healthz) answers 404/405 by httplib.
-  srv.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.status == 413) {
-      res.set_content(R"j({"error":"request body over the size limit (--webhook-max-body)"})j",
-                      "application/json");
-    } else if (res.body.empty()) {
-      res.set_content("{\"error\":\"" + std::to_string(res.status) + " for " + req.method + "\"}",
-                      "application/json");
-    }
-  });
-
-  if (opts_.port == 0) {
-    port_ = srv.bind_to_any_port(opts_.host);
-    if (port_ <= 0) return Status::Unavailable("cannot bind the webhook on " + opts_.host);
-  } else {
-    if (!srv.bind_to_port(opts_.host, opts_.port)) {
-      return Status::Unavailable("cannot listen on " + opts_.host + ":" +
-                                 std::to_string(opts_.port) + " (address in use or not available)");
-    }
-    port_ = opts_.port;
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("webhook listening on http://{}:{}/", opts_.host, port_);
+  DS_RETURN_IF_ERROR(listener_.Start());
+  spdlog::info("webhook listening on http://{}:{}/ ({} workers)", opts_.listener.host,
+               listener_.port(), listener_.workers());
   return Status::Ok();
 }
 
-void WebhookServer::Stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+void WebhookServer::Stop() { listener_.Stop(); }
+
+Admission WebhookServer::Admit(const RequestHead& head) {
+  Admission a;
+  if (head.method == "GET" || head.method == "HEAD") {
+    if (head.path == "/healthz") {  // liveness: no token, answered on the I/O thread
+      a.reply = HttpReply{200, "text/plain", "ok\n", {}, false};
+      return a;
+    }
+    if (std::optional<Admission> ops = AdmitOpsRoute(ops_routes_, head, opts_.token, true)) {
+      return *ops;
+    }
+    a.reply = JsonReply(404, R"({"error":"no such route"})");
+    return a;
+  }
+  if (head.method != "POST") {
+    a.reply = JsonReply(405, "{\"error\":\"" + head.method + " is not served here\"}");
+    a.reply->headers.push_back({"Allow", "GET, POST"});
+    return a;
+  }
+  if (draining_) {  // the sender retries against the next instance or after the restart
+    a.reply = JsonReply(503, R"({"error":"the service is stopping; retry"})");
+    a.reply->headers.push_back({"Retry-After", "5"});
+    return a;
+  }
+  if (!HeadHasToken(head, opts_.token)) {
+    a.reply = Unauthorised();
+    return a;
+  }
+  a.authenticated = true;
+  if (head.path == "/erase" && !erase_handler_) {
+    a.reply = JsonReply(404, R"({"error":"erasure is not enabled on this service"})");
+  }
+  return a;
+}
+
+HttpReply WebhookServer::Handle(const RequestHead& head, std::string body) {
+  if (head.method != "POST") return ReplyOfOpsRoute(ops_routes_, head);
+  InflightScope inflight(inflight_);
+  if (head.path == "/erase") {
+    WebhookReply reply = erase_handler_(body);
+    return JsonReply(reply.status, std::move(reply.body));
+  }
+  WebhookReply reply = HandleNotification(engine_, body);
+  if (reply.queued > 0 && on_queued_) on_queued_();
+  return JsonReply(reply.status, std::move(reply.body));
 }
 
 }  // namespace ds

@@ -10,37 +10,31 @@
 // While draining (BeginDrain, on SIGTERM) POSTs answer 503 with Retry-After: the sender retries
 // against the next instance or after the restart.
 //
-// The token is accepted as "Authorization: Bearer <token>" or as the query parameter
-// "token=<token>" (RGW's push-endpoint can only carry it in the URL). Compared in constant time.
+// The token is accepted as "Authorization: Bearer <token>" (the scheme in any case) or as the
+// query parameter "token=<token>" (RGW's push-endpoint can only carry it in the URL). Compared
+// in constant time, as soon as the request's head is in: a request without it is answered 401
+// without reading its body. The listener (http_listener.h) keeps slow and unauthenticated
+// clients from holding the workers that apply documents.
 #pragma once
 
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/status.h"
 #include "core/documents.h"
 #include "core/engine.h"
+#include "transport/http_listener.h"
 #include "transport/ops_http.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace ds {
 
 struct WebhookOptions {
-  std::string host = "127.0.0.1";
-  int port = 8089;    // 0 picks a free port (see port())
+  // Address, workers and the limits on slow and unauthenticated clients (http_listener.h).
+  ListenerOptions listener;
   std::string token;  // required, non-empty
-  size_t max_body = 8 * 1024 * 1024;
-  int threads = 8;
-  // A sender that stalls mid-request (headers or body) is disconnected after this long, so
-  // that slow clients cannot hold the worker threads.
-  int read_timeout_s = 30;
 };
 
 // The JSON answer to one document, and the status code to send.
@@ -62,11 +56,11 @@ WebhookReply HandleNotification(Engine& engine, const std::string& body);
 // Constant-time comparison of a presented token with the configured one.
 bool TokenMatches(const std::string& presented, const std::string& expected);
 
-class WebhookServer {
+class WebhookServer : private HttpHandler {
  public:
   // `on_queued` is called after a document queued at least one download (wakes fetch workers).
   WebhookServer(Engine& engine, WebhookOptions opts, std::function<void()> on_queued);
-  ~WebhookServer();
+  ~WebhookServer() override;
 
   // Handles POST /erase (after the token check). Without one, /erase answers 404.
   void set_erase_handler(std::function<WebhookReply(const std::string& body)> handler) {
@@ -81,16 +75,20 @@ class WebhookServer {
   bool draining() const { return draining_; }
   // Requests being handled now.
   int64_t inflight() const { return inflight_; }
-  // Open connections: being served by a worker, or waiting for one.
-  int64_t connections() const { return connections_; }
+  // The listener's counts (connections, busy workers, slow clients cut, 401s).
+  ListenerStats Stats() const { return listener_.Stats(); }
+  int workers() const { return listener_.workers(); }
 
-  // Binds and starts serving in a background thread. Fails with a clear message when the
-  // address is taken or the token is empty.
+  // Binds and starts serving. Fails with a clear message when the address is taken or the
+  // token is empty.
   Status Start();
   void Stop();
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
 
  private:
+  Admission Admit(const RequestHead& head) override;
+  HttpReply Handle(const RequestHead& head, std::string body) override;
+
   Engine& engine_;
   WebhookOptions opts_;
   std::function<void()> on_queued_;
@@ -98,11 +96,7 @@ class WebhookServer {
   std::vector<OpsRoute> ops_routes_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> inflight_{0};
-  // Connections handed to the worker pool and not yet closed (waiting or being served).
-  std::atomic<int64_t> connections_{0};
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  int port_ = 0;
+  HttpListener listener_;
 };
 
 }  // namespace ds

@@ -1,10 +1,7 @@
 #include "transport/ops_http.h"
 
 #include <arpa/inet.h>
-#include <httplib.h>
 #include <spdlog/spdlog.h>
-
-#include "transport/http_webhook.h"
 
 namespace ds {
 
@@ -19,47 +16,75 @@ bool IsLoopbackHost(const std::string& host) {
   return false;
 }
 
-bool RequestHasToken(const httplib::Request& req, const std::string& token) {
-  std::string auth = req.get_header_value("Authorization");
-  const std::string bearer = "Bearer ";
-  if (auth.compare(0, bearer.size(), bearer) == 0 &&
-      TokenMatches(auth.substr(bearer.size()), token)) {
-    return true;
-  }
-  return req.has_param("token") && TokenMatches(req.get_param_value("token"), token);
+HttpReply Unauthorised() {
+  HttpReply r;
+  r.status = 401;
+  r.headers.push_back({"WWW-Authenticate", "Bearer"});
+  r.body = R"({"error":"missing or wrong token"})";
+  r.close = true;
+  return r;
 }
 
-void AddOpsRoutes(httplib::Server& srv, const std::vector<OpsRoute>& routes,
-                  const std::string& token, bool require_token) {
-  for (const OpsRoute& route : routes) {
-    bool check = require_token && route.needs_token;
-    std::function<OpsReply()> handler = route.handler;
-    srv.Get(route.path,
-            [check, handler, token](const httplib::Request& req, httplib::Response& res) {
-              if (check && !RequestHasToken(req, token)) {
-                spdlog::warn("unauthorised GET {} from {} (missing or wrong token)", req.path,
-                             req.remote_addr);
-                res.status = 401;
-                res.set_header("WWW-Authenticate", "Bearer");
-                res.set_content(R"({"error":"missing or wrong token"})", "application/json");
-                return;
-              }
-              OpsReply reply = handler();
-              res.status = reply.status;
-              if (reply.retry_after_s > 0)
-                res.set_header("Retry-After", std::to_string(reply.retry_after_s));
-              res.set_header("Cache-Control", "no-store");
-              res.set_content(reply.body, reply.content_type);
-            });
+namespace {
+
+const OpsRoute* Find(const std::vector<OpsRoute>& routes, const std::string& path) {
+  for (const OpsRoute& r : routes) {
+    if (r.path == path) return &r;
   }
+  return nullptr;
 }
 
-OpsServer::OpsServer(std::vector<OpsRoute> routes, std::string host, int port, std::string token)
+}  // namespace
+
+std::optional<Admission> AdmitOpsRoute(const std::vector<OpsRoute>& routes, const RequestHead& head,
+                                       const std::string& token, bool require_token) {
+  if (head.method != "GET" && head.method != "HEAD") return std::nullopt;
+  const OpsRoute* route = Find(routes, head.path);
+  if (route == nullptr) return std::nullopt;
+  Admission a;
+  a.lane = Lane::kOperators;
+  bool has_token = !token.empty() && HeadHasToken(head, token);
+  if (require_token && route->needs_token && !has_token) {
+    a.reply = Unauthorised();
+    return a;
+  }
+  a.authenticated = has_token || !require_token;
+  return a;
+}
+
+HttpReply ReplyOfOpsRoute(const std::vector<OpsRoute>& routes, const RequestHead& head) {
+  HttpReply r;
+  const OpsRoute* route = Find(routes, head.path);
+  if (route == nullptr) {
+    r.status = 404;
+    r.body = R"({"error":"no such route"})";
+    return r;
+  }
+  OpsReply reply = route->handler();
+  r.status = reply.status;
+  r.content_type = reply.content_type;
+  r.body = std::move(reply.body);
+  if (reply.retry_after_s > 0)
+    r.headers.push_back({"Retry-After", std::to_string(reply.retry_after_s)});
+  r.headers.push_back({"Cache-Control", "no-store"});
+  return r;
+}
+
+namespace {
+
+ListenerOptions OpsListenerOptions(ListenerOptions o) {
+  o.workers = 1;  // the routes run on the operator lane
+  return o;
+}
+
+}  // namespace
+
+OpsServer::OpsServer(std::vector<OpsRoute> routes, ListenerOptions listen, std::string token)
     : routes_(std::move(routes)),
-      host_(std::move(host)),
-      port_(port),
+      host_(listen.host),
       token_(std::move(token)),
-      require_token_(!IsLoopbackHost(host_)) {}
+      require_token_(!IsLoopbackHost(host_)),
+      listener_(OpsListenerOptions(std::move(listen)), *this) {}
 
 OpsServer::~OpsServer() { Stop(); }
 
@@ -67,28 +92,28 @@ Status OpsServer::Start() {
   if (require_token_ && token_.empty()) {
     return Status::Invalid("a non-loopback --metrics-listen needs the webhook token");
   }
-  server_ = std::make_unique<httplib::Server>();
-  server_->new_task_queue = [] { return new httplib::ThreadPool(2); };
-  server_->set_read_timeout(10, 0);
-  server_->set_write_timeout(10, 0);
-  server_->set_keep_alive_timeout(2);
-  AddOpsRoutes(*server_, routes_, token_, require_token_);
-  if (port_ == 0) {
-    port_ = server_->bind_to_any_port(host_);
-    if (port_ <= 0) return Status::Unavailable("cannot bind --metrics-listen on " + host_);
-  } else if (!server_->bind_to_port(host_, port_)) {
-    return Status::Unavailable("cannot listen on " + host_ + ":" + std::to_string(port_) +
-                               " (--metrics-listen: address in use or not available)");
-  }
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
-  spdlog::info("metrics and status listening on http://{}:{}/ ({})", host_, port_,
+  DS_RETURN_IF_ERROR(listener_.Start());
+  spdlog::info("metrics and status listening on http://{}:{}/ ({})", host_, listener_.port(),
                require_token_ ? "token required" : "loopback, no token");
   return Status::Ok();
 }
 
-void OpsServer::Stop() {
-  if (server_) server_->stop();
-  if (thread_.joinable()) thread_.join();
+void OpsServer::Stop() { listener_.Stop(); }
+
+Admission OpsServer::Admit(const RequestHead& head) {
+  if (std::optional<Admission> a = AdmitOpsRoute(routes_, head, token_, require_token_)) return *a;
+  Admission a;
+  HttpReply r;
+  bool get = head.method == "GET" || head.method == "HEAD";
+  r.status = get ? 404 : 405;
+  r.body = get ? R"({"error":"no such route"})" : R"({"error":"only GET is served here"})";
+  if (!get) r.headers.push_back({"Allow", "GET"});
+  a.reply = r;
+  return a;
+}
+
+HttpReply OpsServer::Handle(const RequestHead& head, std::string) {
+  return ReplyOfOpsRoute(routes_, head);
 }
 
 }  // namespace ds

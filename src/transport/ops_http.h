@@ -3,21 +3,19 @@
 //
 // On the webhook port, routes marked `needs_token` require the webhook token. On the separate
 // port they require it too unless that port listens on a loopback address (127.0.0.0/8, ::1,
-// localhost): only local processes (a Prometheus agent on the host) reach it.
+// localhost): only local processes (a Prometheus agent on the host) reach it. The routes are
+// answered by the listener's operator workers, apart from the workers that apply documents:
+// /readyz answers while every one of those is busy.
 #pragma once
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "common/status.h"
-
-namespace httplib {
-class Server;
-struct Request;
-}  // namespace httplib
+#include "transport/http_listener.h"
 
 namespace ds {
 
@@ -37,32 +35,34 @@ struct OpsRoute {
 // True for 127.0.0.0/8, ::1 ("[::1]" too) and "localhost".
 bool IsLoopbackHost(const std::string& host);
 
-// Whether a request carries `token` (Authorization: Bearer, or ?token=), constant time.
-bool RequestHasToken(const httplib::Request& req, const std::string& token);
-
-// Registers `routes` as GET handlers on `srv`. `require_token`: whether routes marked
-// needs_token check the token.
-void AddOpsRoutes(httplib::Server& srv, const std::vector<OpsRoute>& routes,
-                  const std::string& token, bool require_token);
+// The admission of a GET for one of `routes` (nullopt when the request is not one): 401 when
+// the route needs `token` (and `require_token`) and the head lacks it; else the operator lane.
+std::optional<Admission> AdmitOpsRoute(const std::vector<OpsRoute>& routes, const RequestHead& head,
+                                       const std::string& token, bool require_token);
+// The reply of the route the head names (404 when none).
+HttpReply ReplyOfOpsRoute(const std::vector<OpsRoute>& routes, const RequestHead& head);
+// 401 with WWW-Authenticate: Bearer.
+HttpReply Unauthorised();
 
 // The GET-only server of --metrics-listen.
-class OpsServer {
+class OpsServer : private HttpHandler {
  public:
-  OpsServer(std::vector<OpsRoute> routes, std::string host, int port, std::string token);
-  ~OpsServer();
+  OpsServer(std::vector<OpsRoute> routes, ListenerOptions listen, std::string token);
+  ~OpsServer() override;
   Status Start();
   void Stop();
-  int port() const { return port_; }
+  int port() const { return listener_.port(); }
   bool requires_token() const { return require_token_; }
 
  private:
+  Admission Admit(const RequestHead& head) override;
+  HttpReply Handle(const RequestHead& head, std::string body) override;
+
   std::vector<OpsRoute> routes_;
   std::string host_;
-  int port_;
   std::string token_;
   bool require_token_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  HttpListener listener_;
 };
 
 }  // namespace ds

@@ -21,6 +21,14 @@ std::vector<OpsRoute> TestRoutes() {
            }}};
 }
 
+ListenerOptions Listen(const std::string& host) {
+  ListenerOptions o;
+  o.host = host;
+  o.port = 0;
+  o.setting = "--metrics-listen";
+  return o;
+}
+
 TEST(IsLoopbackHostTest, Addresses) {
   EXPECT_TRUE(IsLoopbackHost("127.0.0.1"));
   EXPECT_TRUE(IsLoopbackHost("127.1.2.3"));
@@ -50,7 +58,7 @@ class OpsHttpTest : public ::testing::Test {
 
 TEST_F(OpsHttpTest, WebhookPortNeedsTheTokenForMetricsNotForReadiness) {
   WebhookOptions wo;
-  wo.port = 0;
+  wo.listener.port = 0;
   wo.token = "secret";
   WebhookServer server(*engine_, wo, nullptr);
   server.set_ops_routes(TestRoutes());
@@ -79,7 +87,7 @@ TEST_F(OpsHttpTest, WebhookPortNeedsTheTokenForMetricsNotForReadiness) {
 
 TEST_F(OpsHttpTest, DrainingAnswersPostsWith503AndRetryAfterAndChangesNothing) {
   WebhookOptions wo;
-  wo.port = 0;
+  wo.listener.port = 0;
   wo.token = "secret";
   WebhookServer server(*engine_, wo, nullptr);
   ASSERT_TRUE(server.Start().ok());
@@ -102,7 +110,7 @@ TEST_F(OpsHttpTest, DrainingAnswersPostsWith503AndRetryAfterAndChangesNothing) {
 }
 
 TEST(OpsServerTest, LoopbackListenerNeedsNoToken) {
-  OpsServer s(TestRoutes(), "127.0.0.1", 0, "secret");
+  OpsServer s(TestRoutes(), Listen("127.0.0.1"), "secret");
   EXPECT_FALSE(s.requires_token());
   ASSERT_TRUE(s.Start().ok());
   httplib::Client c("127.0.0.1", s.port());
@@ -118,7 +126,7 @@ TEST(OpsServerTest, LoopbackListenerNeedsNoToken) {
 
 TEST(OpsServerTest, NonLoopbackListenerNeedsTheToken) {
   // Binds 0.0.0.0 but is reached over loopback: the rule follows the listen address.
-  OpsServer s(TestRoutes(), "0.0.0.0", 0, "secret");
+  OpsServer s(TestRoutes(), Listen("0.0.0.0"), "secret");
   EXPECT_TRUE(s.requires_token());
   ASSERT_TRUE(s.Start().ok());
   httplib::Client c("127.0.0.1", s.port());
@@ -132,7 +140,7 @@ TEST(OpsServerTest, NonLoopbackListenerNeedsTheToken) {
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 503);
   s.Stop();
-  OpsServer no_token({}, "0.0.0.0", 0, "");
+  OpsServer no_token({}, Listen("0.0.0.0"), "");
   EXPECT_EQ(no_token.Start().code(), Code::kInvalidArgument);
 }
 

@@ -9,12 +9,14 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "fakes/fakes.h"
+#include "fakes/raw_conn.h"
 #include "transport/http_webhook.h"
 
 namespace ds {
@@ -33,47 +35,8 @@ std::string CreationDoc(const std::string& key) {
          key + R"(","size":1}}}]})";
 }
 
-// A raw TCP connection, for clients that misbehave below HTTP.
-class RawConn {
- public:
-  explicit RawConn(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    // A guard against a test hang only: the server is expected to answer or close long before.
-    timeval tv{60, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  ~RawConn() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool connected() const { return connected_; }
-  bool Send(const std::string& s) {
-    return ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size());
-  }
-  // Everything the server sends until it closes the connection (or the guard fires:
-  // `closed` false).
-  std::string ReadUntilClosed(bool* closed) {
-    std::string out;
-    char buf[4096];
-    while (true) {
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        out.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      *closed = n == 0 || errno == ECONNRESET;
-      return out;
-    }
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
+using fakes::Dribbler;
+using fakes::RawConn;
 
 class WebhookAbuseTest : public ::testing::Test {
  protected:
@@ -83,11 +46,13 @@ class WebhookAbuseTest : public ::testing::Test {
     engine_ = std::make_unique<Engine>(&store_, cache_, state_, clock_, o);
     cache_.PutFile("k", "cached");
     WebhookOptions w;
-    w.port = 0;
+    w.listener.port = 0;
     w.token = kToken;
-    w.max_body = 4096;
-    w.threads = 2;
-    w.read_timeout_s = read_timeout_s_;
+    w.listener.max_body = 4096;
+    w.listener.workers = 2;
+    w.listener.request_timeout_s = request_timeout_s_;
+    w.listener.max_unauthenticated = max_unauthenticated_;
+    w.listener.max_unauthenticated_per_address = max_unauthenticated_;
     server_ = std::make_unique<WebhookServer>(*engine_, w, nullptr);
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
@@ -114,7 +79,8 @@ class WebhookAbuseTest : public ::testing::Test {
   fakes::FakeClock clock_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<WebhookServer> server_;
-  int read_timeout_s_ = 1;
+  int request_timeout_s_ = 1;
+  int max_unauthenticated_ = 256;
 };
 
 TEST_F(WebhookAbuseTest, MissingOrWrongTokenIs401AndAppliesNothing) {
@@ -249,59 +215,176 @@ TEST_F(WebhookAbuseTest, StalledClientsAreDisconnectedAndDoNotBlockOthers) {
   EXPECT_FALSE(cache_.Has("k"));
 }
 
-// A kept-alive connection holds a worker between its requests. While another connection waits
-// for a worker, answers say "Connection: close", so that idle senders let go of the workers
-// (RGW 16.2's persistent topics open hundreds of connections and leave them open); a lone
-// kept-alive sender keeps its connection.
-TEST_F(WebhookAbuseTest, AnswersCloseKeptAliveConnectionsWhileAnotherWaits) {
-  httplib::Client a = Client();
-  a.set_keep_alive(true);
+// Kept-alive connections do not hold a worker between their requests: with both workers'
+// senders idle on open connections, a third sender is served at once, and the idle ones keep
+// their connections (issue 19: idle or slow connections cost a descriptor, never a worker).
+TEST_F(WebhookAbuseTest, IdleKeptAliveConnectionsDoNotHoldWorkers) {
   httplib::Headers auth = {{"Authorization", std::string("Bearer ") + kToken}};
-  // Two kept-alive senders hold both workers.
-  httplib::Client b = Client();
-  b.set_keep_alive(true);
-  auto r = a.Post("/", auth, CreationDoc("ka/1"), "application/json");
+  std::vector<std::unique_ptr<httplib::Client>> idle;
+  for (int i = 0; i < 6; ++i) {  // three times the workers
+    idle.push_back(std::make_unique<httplib::Client>("127.0.0.1", server_->port()));
+    idle.back()->set_keep_alive(true);
+    idle.back()->set_read_timeout(60, 0);
+    auto r =
+        idle.back()->Post("/", auth, CreationDoc("ka/" + std::to_string(i)), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->get_header_value("Connection"), "close");
+  }
+  EXPECT_GE(server_->Stats().connections, 6);
+  EXPECT_EQ(server_->Stats().busy_workers, 0);
+  httplib::Client c = Client();
+  auto r = c.Post("/", auth, CreationDoc("ka/new"), "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  EXPECT_NE(r->get_header_value("Connection"), "close");
-  r = b.Post("/", auth, CreationDoc("ka/2"), "application/json");
+  // The idle ones are still open and usable.
+  r = idle.front()->Post("/", auth, CreationDoc("ka/again"), "application/json");
   ASSERT_TRUE(r);
-  EXPECT_NE(r->get_header_value("Connection"), "close");
-  // A third connection waits for a worker.
-  RawConn waiting(server_->port());
-  ASSERT_TRUE(waiting.connected());
-  for (int i = 0; i < 500 && server_->connections() < 3; ++i) {
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(state_.Jobs().size(), 8u);
+}
+
+std::string EndlessHead() {
+  std::string h = "POST / HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 1000; ++i) h += "X-Padding-" + std::to_string(i) + ": y\r\n";
+  return h;
+}
+
+class WebhookSlowClientsTest : public WebhookAbuseTest {
+ protected:
+  // Long enough that the deadline is not what lets the sender through.
+  WebhookSlowClientsTest() { request_timeout_s_ = 600; }
+};
+
+// Issue 19, seen 1: eight (here twenty, against two workers) unauthenticated clients sending
+// their headers a byte at a time held every worker, and a sender with the token waited until
+// they stopped. Now the sender is served while they go on; nothing they sent is applied.
+TEST_F(WebhookSlowClientsTest, SlowUnauthenticatedClientsDoNotHoldTheWorkers) {
+  std::vector<std::unique_ptr<Dribbler>> slow;
+  for (int i = 0; i < 20; ++i)
+    slow.push_back(std::make_unique<Dribbler>(server_->port(), EndlessHead()));
+  for (int i = 0; i < 500 && server_->Stats().connections < 20; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ASSERT_EQ(server_->connections(), 3);
-  r = a.Post("/", auth, CreationDoc("ka/3"), "application/json");
+  ASSERT_GE(server_->Stats().connections, 20);
+  httplib::Client c = Client();
+  c.set_read_timeout(30, 0);  // a guard: the old server never answered while they went on
+  for (int i = 0; i < 5; ++i) {
+    auto r = c.Post("/", {{"Authorization", std::string("Bearer ") + kToken}},
+                    CreationDoc("served/" + std::to_string(i)), "application/json");
+    ASSERT_TRUE(r) << "a sender with the token was not answered while slow clients went on";
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+  // A flood of wrong tokens at the same time changes nothing either.
+  for (int i = 0; i < 50; ++i) {
+    auto r = c.Post("/", {{"Authorization", "Bearer wrong"}}, RemovalDoc("k"), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 401);
+  }
+  EXPECT_GE(server_->Stats().unauthorised, 50);
+  EXPECT_EQ(state_.Jobs().size(), 5u);
+  EXPECT_TRUE(cache_.Has("k"));
+}
+
+// A client that keeps sending (one byte every 100 ms) is disconnected once
+// --webhook-request-timeout has passed without a whole request; the old server cut only
+// clients that sent nothing for its read timeout, so a dribbler was never cut.
+TEST_F(WebhookAbuseTest, ClientsThatDribbleAreCutAtTheRequestTimeout) {
+  Dribbler head_dribbler(server_->port(), EndlessHead());
+  EXPECT_TRUE(head_dribbler.WaitClosed());
+  // With the token, the body dribbled: cut too, and nothing applied.
+  std::string doc = RemovalDoc("k") + std::string(2000, ' ');
+  Dribbler body_dribbler(server_->port(),
+                         std::string("POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") +
+                             kToken + "\r\nContent-Length: " + std::to_string(doc.size()) +
+                             "\r\n\r\n" + doc);
+  EXPECT_TRUE(body_dribbler.WaitClosed());
+  EXPECT_GE(server_->Stats().timed_out, 2);
+  ExpectNothingApplied();
+}
+
+class WebhookFewUnauthenticatedTest : public WebhookAbuseTest {
+ protected:
+  WebhookFewUnauthenticatedTest() {
+    request_timeout_s_ = 600;
+    max_unauthenticated_ = 4;
+  }
+};
+
+// Past --webhook-max-unauthenticated, the oldest connections that have not shown the token (and
+// are older than a second: a burst of new senders is left to authenticate) are closed to make
+// room: a flood of connections cannot keep a sender out.
+TEST_F(WebhookFewUnauthenticatedTest, OldestUnauthenticatedConnectionsAreClosedForNewOnes) {
+  std::vector<std::unique_ptr<RawConn>> silent;
+  for (int i = 0; i < 10; ++i) {
+    silent.push_back(std::make_unique<RawConn>(server_->port()));
+    ASSERT_TRUE(silent.back()->connected());
+  }
+  for (int i = 0; i < 6; ++i) {  // the six oldest are closed
+    bool closed = false;
+    silent[static_cast<size_t>(i)]->ReadUntilClosed(&closed);
+    EXPECT_TRUE(closed) << "connection " << i;
+  }
+  EXPECT_GE(server_->Stats().evicted, 6);
+  httplib::Client c = Client();
+  auto r = c.Post("/", {{"Authorization", std::string("Bearer ") + kToken}}, CreationDoc("in"),
+                  "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
-  EXPECT_EQ(r->get_header_value("Connection"), "close");
-  // The waiting connection gets a worker and its answer.
-  std::string doc = CreationDoc("ka/4");
-  ASSERT_TRUE(waiting.Send(std::string("POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-                                       "Authorization: Bearer ") +
-                           kToken + "\r\nContent-Type: application/json\r\nContent-Length: " +
-                           std::to_string(doc.size()) + "\r\n\r\n" + doc));
+  // The newest silent ones are still open: they were within the limit.
+  EXPECT_LE(server_->Stats().unauthenticated, 4);
+}
+
+// Issue 19, seen 2: a second listener on the same address started (SO_REUSEPORT) and the kernel
+// split the notifications between the two. Now it fails and says why.
+TEST_F(WebhookAbuseTest, ASecondListenerOnTheSameAddressFailsToStart) {
+  WebhookOptions w;
+  w.listener.port = server_->port();
+  w.token = kToken;
+  WebhookServer second(*engine_, w, nullptr);
+  Status s = second.Start();
+  EXPECT_EQ(s.code(), Code::kUnavailable);
+  EXPECT_NE(s.message().find("cannot listen on 127.0.0.1:" + std::to_string(server_->port()) +
+                             ": in use"),
+            std::string::npos)
+      << s.message();
+  // The first one still serves.
+  httplib::Client c = Client();
+  auto r = c.Get("/healthz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+}
+
+// Issue 19, seen 4: the Bearer scheme in lower case (RFC 7235: case-insensitive) was refused;
+// a POST without Content-Length held a worker for the read timeout, then got 400.
+TEST_F(WebhookAbuseTest, BearerInAnyCaseAndMissingContentLengthIs411) {
+  httplib::Client c = Client();
+  for (const char* scheme : {"bearer ", "BEARER ", "BeArEr "}) {
+    auto r = c.Post("/", {{"Authorization", std::string(scheme) + kToken}},
+                    CreationDoc(std::string("case/") + scheme), "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << scheme;
+  }
+  RawConn raw(server_->port());
+  ASSERT_TRUE(raw.connected());
+  ASSERT_TRUE(raw.Send(std::string("POST / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ") +
+                       kToken + "\r\nConnection: close\r\n\r\n" + RemovalDoc("k")));
   bool closed = false;
-  std::string answer = waiting.ReadUntilClosed(&closed);
-  EXPECT_TRUE(closed);
-  EXPECT_NE(answer.find(" 200 "), std::string::npos) << answer;
-  EXPECT_EQ(state_.Jobs().size(), 4u);
+  std::string answer = raw.ReadUntilClosed(&closed);
+  EXPECT_NE(answer.find(" 411 "), std::string::npos) << answer;
+  EXPECT_TRUE(cache_.Has("k"));
 }
 
 class WebhookManySendersTest : public WebhookAbuseTest {
  protected:
-  WebhookManySendersTest() { read_timeout_s_ = 30; }
+  WebhookManySendersTest() { request_timeout_s_ = 30; }
 };
 
-// 48 senders at once against 2 worker threads (and cpp-httplib's listen backlog of 5). Each
-// sender gets 200 or, rarely under such a burst, a connection closed without an answer (found
-// by this test: httplib reports a read error); never another status. A sender retries what
-// was not acknowledged (RGW and MinIO do); after the retries every document is journaled.
-TEST_F(WebhookManySendersTest, ManyConcurrentSendersAreAllAnsweredOrRetried) {
-  constexpr int kSenders = 48;
+// 200 senders at once against 2 worker threads. With cpp-httplib's listen backlog of 5 some
+// were closed without an answer (issue 19, seen 4); with the backlog of 1024 every one is
+// answered 200 at the first attempt, and every document is journaled.
+TEST_F(WebhookManySendersTest, ManyConcurrentSendersAreAllAnswered) {
+  constexpr int kSenders = 200;
   std::vector<int> status(kSenders, 0);
   auto send = [&](int i) {
     httplib::Client c("127.0.0.1", server_->port());
@@ -313,17 +396,9 @@ TEST_F(WebhookManySendersTest, ManyConcurrentSendersAreAllAnsweredOrRetried) {
   std::vector<std::thread> threads;
   for (int i = 0; i < kSenders; ++i) threads.emplace_back(send, i);
   for (auto& t : threads) t.join();
-  int unanswered = 0;
   for (int i = 0; i < kSenders; ++i) {
-    int st = status[static_cast<size_t>(i)];
-    EXPECT_TRUE(st == 200 || st < 0) << "sender " << i << ": " << st;
-    if (st < 0) {
-      ++unanswered;
-      send(i);  // the retry, alone
-      EXPECT_EQ(status[static_cast<size_t>(i)], 200) << "retry of sender " << i;
-    }
+    EXPECT_EQ(status[static_cast<size_t>(i)], 200) << "sender " << i;
   }
-  if (unanswered > 0) std::printf("%d of %d senders had to retry\n", unanswered, kSenders);
   EXPECT_EQ(state_.Jobs().size(), static_cast<size_t>(kSenders));
   EXPECT_TRUE(cache_.Has("k"));
 }
