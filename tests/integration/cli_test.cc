@@ -151,6 +151,39 @@ TEST_F(CliTest, SettingsAreCheckedBeforeAnythingIsCreated) {
   EXPECT_FALSE(Exists(dir_ + "/s"));
 }
 
+// Issue 19: the webhook's listener settings are checked before anything starts, and serve for
+// AMQP alone says how to turn the default webhook off instead of only asking for a token.
+TEST_F(CliTest, ListenerSettingsAreCheckedAndAmqpAloneSaysWebhookListenOff) {
+  const std::map<std::string, std::string> creds = {
+      {"AWS_ACCESS_KEY_ID", "a"}, {"AWS_SECRET_ACCESS_KEY", "b"}, {"AWS_REGION", "us-east-1"}};
+  std::string out;
+  EXPECT_EQ(Run({"serve", "--cache", dir_ + "/a", "--amqp-url", "amqp://guest:guest@127.0.0.1/",
+                 "--amqp-queue", "q"},
+                creds, &out),
+            2);
+  EXPECT_NE(out.find("add --webhook-listen off to receive events from AMQP only"),
+            std::string::npos)
+      << out;
+  EXPECT_FALSE(Exists(dir_ + "/a"));
+  EXPECT_EQ(Run({"serve", "--cache", dir_ + "/a", "--webhook-token", "t", "--webhook-workers", "0"},
+                creds, &out),
+            2);
+  EXPECT_NE(out.find("webhook-workers"), std::string::npos) << out;
+  EXPECT_EQ(Run({"serve", "--cache", dir_ + "/a", "--webhook-token", "t",
+                 "--webhook-request-timeout", "100ms"},
+                creds, &out),
+            2);
+  EXPECT_NE(out.find("--webhook-request-timeout must be at least 1s"), std::string::npos) << out;
+  EXPECT_EQ(Run({"serve", "--cache", dir_ + "/a", "--webhook-token", "t",
+                 "--webhook-max-unauthenticated", "2000"},
+                creds, &out),
+            2);
+  EXPECT_NE(out.find("--webhook-max-unauthenticated must be less than --webhook-max-connections"),
+            std::string::npos)
+      << out;
+  EXPECT_FALSE(Exists(dir_ + "/a"));
+}
+
 // state-horizon: a duration of at least a day (or off), from a flag, the environment or the
 // file; below a day only with the test switch. No S3 needed.
 TEST_F(CliTest, StateHorizonIsAtLeastADayAndCollectsThroughApply) {
