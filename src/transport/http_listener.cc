@@ -235,6 +235,8 @@ struct HttpListener::Impl {
   std::atomic<int64_t> timed_out{0}, evicted{0}, unauthorised{0};
   std::atomic<int64_t> last_401_log_ms{0}, unlogged_401{0};
 
+  std::mutex dispatch_mu;  // orders "suspend and queue" with the start of Stop
+  bool closing = false;
   std::mutex sweep_mu;
   std::condition_variable sweep_cv;
   bool stopping = false;
@@ -367,6 +369,15 @@ struct HttpListener::Impl {
           req->conn->reading_body = false;
           req->conn->working = true;
         }
+      }
+      // Suspended before its job is queued (the job resumes it), and never after Stop began:
+      // a connection left suspended when the daemon stops would never be released.
+      std::lock_guard<std::mutex> l(dispatch_mu);
+      if (closing) {
+        req->state = Req::kDone;
+        HttpReply r = Error(503, "the service is stopping; retry");
+        r.headers.push_back({"Retry-After", "5"});
+        return Queue(connection, r);
       }
       MHD_suspend_connection(connection);
       Lanes& lane = req->lane == Lane::kOperators ? operators : senders;
@@ -577,6 +588,10 @@ void HttpListener::Stop() {
   if (!impl_) return;
   // No new connections; the queued and running requests finish (their connections are
   // resumed and answered while the daemon still runs); then every connection is closed.
+  {
+    std::lock_guard<std::mutex> l(impl_->dispatch_mu);
+    impl_->closing = true;
+  }
   int fd = MHD_quiesce_daemon(impl_->daemon);
   if (fd >= 0) ::close(fd);
   impl_->senders.Shutdown();
