@@ -130,6 +130,16 @@ std::vector<OpsRoute> OpsService::Routes() {
   routes.push_back(
       {"/readyz", false, [this] {
          ReadyReport rep = ready_->Check(draining_ || (server_ && server_->draining()));
+         if (const AmqpConsumer* amqp = amqp_.load()) {
+           std::optional<std::string> stopped = amqp->stopped_error();
+           const bool ok = !stopped && amqp->connected();
+           if (!ok) rep.ready = false;
+           rep.checks.push_back(
+               {"amqp", ok,
+                stopped ? "stopped: " + *stopped
+                        : (ok ? "consuming" : "not connected to the broker (retrying)"),
+                0});
+         }
          if (server_) {
            ListenerStats st = server_->Stats();
            if (st.busy_workers >= server_->workers() && st.queued > 0) {

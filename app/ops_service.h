@@ -13,6 +13,7 @@
 #include "ops_health.h"
 #include "ops_log.h"
 #include "runtime.h"
+#include "transport/amqp.h"
 #include "transport/http_webhook.h"
 #include "transport/ops_http.h"
 #include "transport/status_page.h"
@@ -29,6 +30,9 @@ class OpsService {
   void Attach(Runtime& rt, const CommonSettings& common, WebhookServer& server);
   // Starts the --metrics-listen server when set, with the limits of `limits` (the webhook's).
   Status Start(const std::string& token, const ListenerOptions& limits);
+  // The AMQP consumer, for /readyz's "amqp" check (ready while connected; not ready, with the
+  // broker's reason, once it stopped for good).
+  void set_amqp(const AmqpConsumer* consumer) { amqp_ = consumer; }
   // SIGTERM: /readyz answers 503 from now on.
   void BeginDrain() { draining_ = true; }
   void OnReconcile(const ReconcileReport& report, const Status& s) {
@@ -52,6 +56,7 @@ class OpsService {
   Runtime* rt_ = nullptr;
   CommonSettings common_;
   WebhookServer* server_ = nullptr;
+  std::atomic<const AmqpConsumer*> amqp_{nullptr};
   std::string started_at_;
   std::unique_ptr<OpsMetrics> metrics_;
   std::unique_ptr<ReadinessChecker> ready_;

@@ -5,6 +5,7 @@
 // confirmed by the broker.
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -83,7 +84,11 @@ class RouteCommand : public Command {
       return v;
     });
     std::atomic<bool> stop{false};
-    std::thread runner([&] { consumer.Run(stop); });
+    std::thread runner([&] {
+      consumer.Run(stop);
+      // Stopped for good (the broker's configuration): end route with that error.
+      if (consumer.stopped_error()) kill(getpid(), SIGTERM);
+    });
     spdlog::info("route: {} -> exchange '{}' (x-consistent-hash)", opts.queue, route_to_);
     int sig = 0;
     sigwait(&stop_signals, &sig);
@@ -92,6 +97,9 @@ class RouteCommand : public Command {
     runner.join();
     spdlog::info("route: {} message(s) acked, {} published, {} dead-lettered", consumer.acked(),
                  published, consumer.dead_lettered());
+    if (std::optional<std::string> err = consumer.stopped_error()) {
+      return Status::Unavailable("route: " + *err);
+    }
     return RunEnd::kOk;
   }
 

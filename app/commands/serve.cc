@@ -350,6 +350,7 @@ class ServeCommand : public Command {
             if (queued) work.Notify();
             return verdicts;
           }));
+      ops_.set_amqp(amqp_consumer.get());
       amqp_thread = std::thread([&] { amqp_consumer->Run(amqp_stop); });
     }
 
@@ -462,6 +463,7 @@ class ServeCommand : public Command {
     server.Stop();
     amqp_stop = true;
     if (amqp_thread.joinable()) amqp_thread.join();
+    ops_.set_amqp(nullptr);
     work.Stop();
     for (std::thread& t : fetchers) t.join();
     if (reconciler_thread.joinable()) reconciler_thread.join();

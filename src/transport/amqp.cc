@@ -78,24 +78,59 @@ std::string ReplyText(const amqp_rpc_reply_t& r) {
   return "unknown AMQP reply";
 }
 
+// The code of a broker's reply: 403 ACCESS_REFUSED and 530 NOT_ALLOWED (a vhost the user may
+// not open, or that does not exist) are permissions, 404 NOT_FOUND a missing queue or
+// exchange, 405 RESOURCE_LOCKED and 406 PRECONDITION_FAILED a queue or exchange that exists
+// with other settings: none of them passes by retrying. Anything else may.
+Code CodeOfReply(uint16_t reply_code) {
+  switch (reply_code) {
+    case 403:
+    case 530:
+      return Code::kPermissionDenied;
+    case 404:
+      return Code::kNotFound;
+    case 405:
+    case 406:
+      return Code::kConflict;
+    default:
+      return Code::kUnavailable;
+  }
+}
+
+uint16_t ReplyCode(const amqp_rpc_reply_t& r) {
+  if (r.reply_type != AMQP_RESPONSE_SERVER_EXCEPTION) return 0;
+  if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD)
+    return static_cast<amqp_connection_close_t*>(r.reply.decoded)->reply_code;
+  if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD)
+    return static_cast<amqp_channel_close_t*>(r.reply.decoded)->reply_code;
+  return 0;
+}
+
 // The error for a channel.close or connection.close frame the broker sent.
 Status BrokerClosed(const amqp_frame_t& frame) {
   if (frame.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD) {
     auto* m = static_cast<amqp_channel_close_t*>(frame.payload.method.decoded);
-    return Status::Unavailable("AMQP: broker closed the channel: " + std::to_string(m->reply_code) +
-                               " " + BytesToString(m->reply_text));
+    return Status(CodeOfReply(m->reply_code),
+                  "AMQP: broker closed the channel: " + std::to_string(m->reply_code) + " " +
+                      BytesToString(m->reply_text));
   }
   auto* m = static_cast<amqp_connection_close_t*>(frame.payload.method.decoded);
-  return Status::Unavailable("AMQP: broker closed the connection: " +
-                             std::to_string(m->reply_code) + " " + BytesToString(m->reply_text));
+  return Status(CodeOfReply(m->reply_code),
+                "AMQP: broker closed the connection: " + std::to_string(m->reply_code) + " " +
+                    BytesToString(m->reply_text));
 }
 
 Status Check(const amqp_rpc_reply_t& r, const std::string& what) {
   if (r.reply_type == AMQP_RESPONSE_NORMAL) return Status::Ok();
-  return Status::Unavailable("AMQP " + what + ": " + ReplyText(r));
+  return Status(CodeOfReply(ReplyCode(r)), "AMQP " + what + ": " + ReplyText(r));
 }
 
 }  // namespace
+
+bool IsPermanentAmqpError(const Status& s) {
+  return s.code() == Code::kPermissionDenied || s.code() == Code::kNotFound ||
+         s.code() == Code::kConflict;
+}
 
 Result<AmqpUrl> ParseAmqpUrl(const std::string& url) {
   if (url.rfind("amqp://", 0) != 0 && url.rfind("amqps://", 0) != 0) {
@@ -132,10 +167,18 @@ struct AmqpChannel::Impl {
   bool confirms = false;
   uint64_t published = 0;  // delivery tags of confirm mode: 1, 2, ...
 
+  bool logged_in = false;
+
   ~Impl() {
     if (conn) {
-      amqp_channel_close(conn, kChannel, AMQP_REPLY_SUCCESS);
-      amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+      // A broker that closed the connection (a refused login, a vhost it does not have, an
+      // error mid-session) never answers these: wait for it a little, not for ever.
+      timeval tv{2, 0};
+      amqp_set_rpc_timeout(conn, &tv);
+      if (logged_in) {
+        amqp_channel_close(conn, kChannel, AMQP_REPLY_SUCCESS);
+        amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
+      }
       amqp_destroy_connection(conn);
     }
   }
@@ -169,12 +212,17 @@ Result<std::unique_ptr<AmqpChannel>> AmqpChannel::Open(const AmqpUrl& url, int h
   if (rc != AMQP_STATUS_OK) {
     return Status::Unavailable("AMQP: cannot connect to " + where + ": " + amqp_error_string2(rc));
   }
+  // A broker that accepts the connection but never finishes the handshake must not hold the
+  // consumer for ever.
+  amqp_set_handshake_timeout(impl->conn, &tv);
   amqp_rpc_reply_t r = amqp_login(impl->conn, url.vhost.c_str(), 0, 131072, heartbeat_s,
                                   AMQP_SASL_METHOD_PLAIN, url.user.c_str(), url.password.c_str());
   if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-    return Status::Unavailable("AMQP: login to " + where + " failed (check user, password and " +
-                               "vhost): " + ReplyText(r));
+    return Status(
+        CodeOfReply(ReplyCode(r)),
+        "AMQP: login to " + where + " failed (check user, password and vhost): " + ReplyText(r));
   }
+  impl->logged_in = true;
   amqp_channel_open(impl->conn, kChannel);
   Status s = Check(amqp_get_rpc_reply(impl->conn), "channel.open on " + where);
   if (!s.ok()) return s;
@@ -370,6 +418,28 @@ Result<uint32_t> AmqpChannel::QueueDepth(const std::string& queue) {
   return ok->message_count;
 }
 
+Result<bool> AmqpChannel::QueueExists(const std::string& queue) {
+  // On a channel of its own: the broker closes the channel of a passive declare that finds
+  // nothing (404), and channel 1 must stay open.
+  constexpr amqp_channel_t kProbe = 2;
+  amqp_channel_open(impl_->conn, kProbe);
+  DS_RETURN_IF_ERROR(Check(amqp_get_rpc_reply(impl_->conn), "channel.open (probe)"));
+  amqp_queue_declare(impl_->conn, kProbe, StringBytes(queue), /*passive=*/1, 0, 0, 0,
+                     amqp_empty_table);
+  amqp_rpc_reply_t r = amqp_get_rpc_reply(impl_->conn);
+  if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+    amqp_channel_close(impl_->conn, kProbe, AMQP_REPLY_SUCCESS);
+    return true;
+  }
+  if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD &&
+      ReplyCode(r) == 404) {
+    amqp_channel_close_ok_t close_ok{};
+    amqp_send_method(impl_->conn, kProbe, AMQP_CHANNEL_CLOSE_OK_METHOD, &close_ok);
+    return false;
+  }
+  return Check(r, "queue.declare (passive) '" + queue + "'");
+}
+
 Status AmqpChannel::DeleteQueue(const std::string& queue) {
   amqp_queue_delete(impl_->conn, kChannel, StringBytes(queue), 0, 0);
   return Check(amqp_get_rpc_reply(impl_->conn), "queue.delete '" + queue + "'");
@@ -400,7 +470,20 @@ Status AmqpConsumer::DeclareTopology(AmqpChannel& ch) const {
   Status s = ch.DeclareExchange(dlx, "fanout");
   if (s.ok()) s = ch.DeclareQueue(dlx);
   if (s.ok()) s = ch.Bind(dlx, dlx, "");
-  if (s.ok()) s = ch.DeclareQueue(opts_.queue, {{"x-dead-letter-exchange", dlx}});
+  if (!s.ok()) return s;
+  // A queue that exists (declared by the operator's tooling, perhaps with a dead-letter policy)
+  // is used as it is: declaring it again with other arguments fails with 406 for ever.
+  Result<bool> exists = ch.QueueExists(opts_.queue);
+  if (!exists.ok()) return exists.status();
+  queue_preexisting_ = *exists;
+  if (*exists) {
+    spdlog::info(
+        "amqp: using the existing queue '{}' as it is (its arguments and policies are the "
+        "broker's; dead letters are published to '{}' by delete-sync)",
+        opts_.queue, dlx);
+  } else {
+    s = ch.DeclareQueue(opts_.queue, {{"x-dead-letter-exchange", dlx}});
+  }
   if (s.ok() && !opts_.bind_exchange.empty()) {
     s = ch.DeclareExchange(opts_.bind_exchange, opts_.bind_exchange_type);
     if (s.ok()) s = ch.Bind(opts_.queue, opts_.bind_exchange, opts_.bind_key);
@@ -443,6 +526,15 @@ Status AmqpConsumer::Settle(AmqpChannel& ch, AmqpChannel*& dlx, const AmqpDelive
         if (!d.exchange.empty()) headers["x-delete-sync-exchange"] = d.exchange;
         pub = dlx->PublishConfirmed(opts_.dead_letter_exchange, d.routing_key, d.body, headers,
                                     /*mandatory=*/false);
+      }
+      if (!pub.ok() && queue_preexisting_) {
+        // A queue delete-sync did not declare may have no dead-letter exchange of its own:
+        // rejecting could drop the message. It is delivered again later instead.
+        spdlog::warn(
+            "amqp: cannot publish to '{}' ({}); the message goes back to '{}' and is tried "
+            "again (a queue delete-sync did not declare may drop what it rejects)",
+            opts_.dead_letter_exchange, pub.message(), opts_.queue);
+        return ch.Reject(d.tag, /*requeue=*/true);
       }
       if (!pub.ok()) {
         // The queue's x-dead-letter-exchange still takes it, without our reason header.
@@ -520,6 +612,21 @@ void AmqpConsumer::Run(const std::atomic<bool>& stop) {
     Status s = Session(stop);
     was_connected = connected_.exchange(false);
     if (stop.load()) break;
+    if (!was_connected && IsPermanentAmqpError(s)) {
+      // The broker refused the setup for a reason that retrying cannot change: say so once
+      // and stop, instead of looping on it while the queue fills.
+      std::string why = s.message() +
+                        ". This is the broker's configuration (permissions, a vhost, or a queue "
+                        "or exchange that exists with other settings), not a passing failure: "
+                        "fix it, then restart the service";
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        stopped_error_ = why;
+      }
+      spdlog::error("amqp: stopped consuming '{}' on {}: {}", opts_.queue, RedactAmqpUrl(opts_.url),
+                    why);
+      return;
+    }
     if (was_connected) {
       backoff = opts_.reconnect_min_ms;
       attempts = 0;
@@ -533,6 +640,11 @@ void AmqpConsumer::Run(const std::atomic<bool>& stop) {
     backoff = std::min<int64_t>(backoff * 2, opts_.reconnect_max_ms);
   }
   spdlog::info("amqp: consumer of '{}' stopped", opts_.queue);
+}
+
+std::optional<std::string> AmqpConsumer::stopped_error() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return stopped_error_;
 }
 
 }  // namespace ds

@@ -8,13 +8,19 @@
 //   kDeadLetter  the message can never succeed (malformed, refused key): it is republished to
 //                the dead-letter exchange with the reason in the header "x-delete-sync-reason"
 //                (publisher-confirmed), then acked. If that publish fails, it is rejected
-//                without requeue, so the queue's own x-dead-letter-exchange still takes it.
+//                without requeue when delete-sync declared the queue (its
+//                x-dead-letter-exchange still takes it), and requeued when the queue existed
+//                before (it may have no dead-letter exchange: rejecting could drop it).
 //   kRetry       a transient failure (disk, state store, object store): after a pause it is
 //                rejected with requeue, so it is delivered again.
 //
 // A message is never acked before its handler returned kAck or it was dead-lettered, so a
 // worker that dies mid-message gets it redelivered. The consumer reconnects with exponential
 // backoff (and jitter) after the broker or the network goes away, and says so in the log.
+// A queue that exists is used as it is (passive declare); one that does not is declared
+// durable with x-dead-letter-exchange. When the broker refuses the setup for good (403/530
+// permissions or vhost, 404, 405/406 a queue or exchange with other settings), the consumer
+// stops with that error (stopped_error) instead of retrying for ever.
 // Passwords never reach the log: URLs are printed with RedactAmqpUrl.
 #pragma once
 
@@ -23,6 +29,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,6 +59,10 @@ struct AmqpDelivery {
   std::string exchange, routing_key, body;
   std::map<std::string, std::string> headers;  // string-valued headers only
 };
+
+// Whether an AMQP error is the broker's configuration (permissions, a missing vhost, queue or
+// exchange, one that exists with other settings): retrying cannot help.
+bool IsPermanentAmqpError(const Status& s);
 
 // A queue or exchange argument ("x-dead-letter-exchange" -> "name"); string values only.
 using AmqpArgs = std::map<std::string, std::string>;
@@ -84,6 +95,8 @@ class AmqpChannel {
                           const std::map<std::string, std::string>& headers = {},
                           bool mandatory = true, int timeout_ms = 30000);
 
+  // Whether `queue` exists (a passive declare on a channel of its own).
+  Result<bool> QueueExists(const std::string& queue);
   // Messages waiting in `queue` (a passive declare); for tests, tools and benchmarks.
   Result<uint32_t> QueueDepth(const std::string& queue);
   Status DeleteQueue(const std::string& queue);
@@ -103,7 +116,8 @@ struct AmqpVerdict {
 
 struct AmqpConsumerOptions {
   AmqpUrl url;
-  std::string queue;          // consumed; declared durable (with the dead-letter args)
+  std::string queue;          // consumed; declared durable (with the dead-letter args) unless
+                              // it exists, then used as it is
   uint16_t prefetch = 64;     // unacked messages the broker may push ahead
   std::string bind_exchange;  // when set: declared (bind_exchange_type) and bound
   std::string bind_exchange_type = "topic";
@@ -136,6 +150,11 @@ class AmqpConsumer {
   uint64_t dead_lettered() const { return dead_lettered_.load(); }
   uint64_t retried() const { return retried_.load(); }
   bool connected() const { return connected_.load(); }
+  // Set when the consumer stopped for good (IsPermanentAmqpError): the broker's reason and what
+  // to do. Run has returned then.
+  std::optional<std::string> stopped_error() const;
+  // Whether the queue existed before the consumer declared its topology.
+  bool queue_preexisting() const { return queue_preexisting_.load(); }
 
  private:
   Status Session(const std::atomic<bool>& stop);
@@ -145,6 +164,9 @@ class AmqpConsumer {
   BatchHandler handler_;
   std::atomic<uint64_t> acked_{0}, dead_lettered_{0}, retried_{0};
   std::atomic<bool> connected_{false};
+  mutable std::atomic<bool> queue_preexisting_{false};
+  mutable std::mutex mu_;
+  std::optional<std::string> stopped_error_;
 };
 
 }  // namespace ds

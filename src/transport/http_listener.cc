@@ -568,12 +568,12 @@ Status HttpListener::Start() {
   impl_->listen_fd = *fd;
   impl_->daemon = MHD_start_daemon(
       MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, nullptr,
-      nullptr, &AccessCallback, impl_.get(), MHD_OPTION_LISTEN_SOCKET, *fd,
-      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(opts_.max_connections),
-      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(opts_.idle_timeout_s),
-      MHD_OPTION_NOTIFY_CONNECTION, &ConnectionCallback, impl_.get(), MHD_OPTION_NOTIFY_COMPLETED,
-      &CompletedCallback, impl_.get(), MHD_OPTION_EXTERNAL_LOGGER, &LogCallback, &opts_.setting,
-      MHD_OPTION_END);
+      nullptr, &AccessCallback, impl_.get(), MHD_OPTION_EXTERNAL_LOGGER, &LogCallback,
+      &opts_.setting, MHD_OPTION_LISTEN_SOCKET, *fd, MHD_OPTION_CONNECTION_LIMIT,
+      static_cast<unsigned>(opts_.max_connections), MHD_OPTION_CONNECTION_TIMEOUT,
+      static_cast<unsigned>(opts_.idle_timeout_s), MHD_OPTION_NOTIFY_CONNECTION,
+      &ConnectionCallback, impl_.get(), MHD_OPTION_NOTIFY_COMPLETED, &CompletedCallback,
+      impl_.get(), MHD_OPTION_END);
   if (impl_->daemon == nullptr) {
     ::close(*fd);
     impl_.reset();

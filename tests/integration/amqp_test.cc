@@ -403,5 +403,94 @@ TEST_F(AmqpTest, PartitionedWorkersAndFanOutSurviveKillAndBrokerRestart) {
   EXPECT_NE(worker1->Log().find("amqp: consuming"), std::string::npos);
 }
 
+// A removal of `key` in `bucket` as RGW publishes it.
+std::string RgwRemovalDoc(const std::string& bucket, const std::string& key) {
+  return R"({"Records":[{"eventVersion":"2.2","eventSource":"ceph:s3","eventName":)"
+         R"("ObjectRemoved:Delete","s3":{"bucket":{"name":")" +
+         bucket + R"("},"object":{"key":")" + key + R"("}}}]})";
+}
+
+// serve on `queue` only (webhook off, no reconcile: only AMQP can remove a file).
+std::vector<std::string> AmqpOnlyServe(const std::string& cache, const std::string& bucket,
+                                       const std::string& url, const std::string& queue) {
+  return {"serve", "--cache",           cache, "--bucket",     bucket, "--webhook-listen",
+          "off",   "--amqp-url",        url,   "--amqp-queue", queue,  "--reconcile-at-start",
+          "off",   "--reconcile-every", "off", "--log-level",  "debug"};
+}
+
+// Issue 19, seen 6: operators declare queues with their own tooling, plain and durable, with
+// dead-lettering set by a policy (as RabbitMQ recommends). serve looped for ever on "406
+// PRECONDITION_FAILED - inequivalent arg 'x-dead-letter-exchange'", consuming nothing. Now an
+// existing queue is used as it is: its messages are applied, and malformed ones still reach
+// the dead-letter queue with their reason.
+TEST_F(AmqpTest, ExistingQueuesPlainOrWithAPolicyAreUsedAsTheyAre) {
+  const std::string plain = "ds-it-plain-" + id_, with_policy = "ds-it-policy-" + id_;
+  const std::string policy = "ds-it-dlx-" + id_;
+  queues_.insert(plain);
+  queues_.insert(with_policy);
+  const std::string ctl = std::string(DS_SOURCE_DIR) + "/scripts/rabbitmq-local.sh";
+  std::string out;
+  ASSERT_EQ(RunCommand({ctl, "ctl", "set_policy", policy, "^" + with_policy + "$",
+                        R"({"dead-letter-exchange":"ds-it-policy-dlx"})", "--apply-to", "queues"},
+                       {}, &out),
+            0)
+      << out;
+  ASSERT_TRUE(ch_->DeclareQueue(plain).ok());
+  ASSERT_TRUE(ch_->DeclareQueue(with_policy).ok());
+  for (const std::string& q : {plain, with_policy}) {
+    const std::string cache = dir_ + "/" + q;
+    std::filesystem::create_directories(cache);
+    { std::ofstream(cache + "/gone.txt") << "x"; }
+    DsProcess& p = Spawn(AmqpOnlyServe(cache, bucket_, amqp_url_, q), q);
+    ASSERT_TRUE(WaitFor([&] { return p.Log().find("amqp: consuming queue") != std::string::npos; }))
+        << p.Log();
+    EXPECT_NE(p.Log().find("using the existing queue '" + q + "' as it is"), std::string::npos)
+        << p.Log();
+    ASSERT_TRUE(ch_->PublishConfirmed("", q, RgwRemovalDoc(bucket_, "gone.txt")).ok());
+    EXPECT_TRUE(WaitFor([&] { return !Exists(cache + "/gone.txt"); })) << q;
+    ASSERT_TRUE(ch_->PublishConfirmed("", q, "{not json").ok());
+    EXPECT_TRUE(WaitFor([&] { return Depth(q + ".dead-letter") == 1; }))
+        << q << ": " << Depth(q + ".dead-letter");
+    EXPECT_TRUE(WaitFor([&] { return Depth(q) == 0; })) << q;
+    EXPECT_EQ(p.Log().find("PRECONDITION_FAILED"), std::string::npos) << p.Log();
+  }
+  RunCommand({ctl, "ctl", "clear_policy", policy}, {}, &out);
+}
+
+// Issue 19, seen 6: a broker error that retrying cannot change (a vhost that does not exist, a
+// dead-letter exchange declared by someone else with another type) ends the consumer with the
+// broker's reason, once, and /readyz says why, instead of a reconnect loop.
+TEST_F(AmqpTest, PermanentBrokerErrorsStopTheConsumerAndReadyzSaysWhy) {
+  const std::string no_vhost = "amqp://" + url_.user + ":" + url_.password + "@" + url_.host + ":" +
+                               std::to_string(url_.port) + "/no-such-vhost-" + id_;
+  const std::string q = "ds-it-perm-" + id_;
+  queues_.insert(q);
+  // The dead-letter exchange exists as a direct exchange: delete-sync's fanout declare is 406.
+  ASSERT_TRUE(ch_->DeclareExchange(q + ".dead-letter", "direct").ok());
+  struct Case {
+    std::string url, name, expect;
+  };
+  for (const Case& c : {Case{no_vhost, "vhost", "530"}, Case{amqp_url_, "dlx", "406"}}) {
+    const int port = FreePort();
+    std::vector<std::string> args = AmqpOnlyServe(dir_ + "/" + c.name, bucket_, c.url, q);
+    args.insert(args.end(), {"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
+    DsProcess& p = Spawn(args, c.name);
+    ASSERT_TRUE(WaitFor([&] {
+      return p.Log().find("amqp: stopped consuming") != std::string::npos;
+    })) << p.Log();
+    EXPECT_NE(p.Log().find(c.expect), std::string::npos) << p.Log();
+    EXPECT_NE(p.Log().find("not a passing failure"), std::string::npos) << p.Log();
+    httplib::Client hc("127.0.0.1", port);
+    auto r = hc.Get("/readyz");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 503);
+    EXPECT_NE(r->body.find("\"amqp\""), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("stopped: "), std::string::npos) << r->body;
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    EXPECT_EQ(p.Log().find("reconnecting"), std::string::npos) << p.Log();
+    EXPECT_TRUE(p.Running()) << "serve keeps running (its /readyz says why)";
+  }
+}
+
 }  // namespace
 }  // namespace ds::itest
