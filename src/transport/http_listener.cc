@@ -539,7 +539,11 @@ void LogCallback(void* cls, const char* fm, va_list ap) {
 HttpListener::HttpListener(ListenerOptions opts, HttpHandler& handler)
     : opts_(std::move(opts)), handler_(handler) {}
 
-HttpListener::~HttpListener() { Stop(); }
+HttpListener::~HttpListener() {
+  Stop();
+  std::lock_guard<std::mutex> l(impl_mu_);
+  impl_.reset();
+}
 
 Status HttpListener::Start() {
   if (opts_.workers < 1) return Status::Invalid("a listener needs at least one worker");
@@ -564,28 +568,32 @@ Status HttpListener::Start() {
   }
   Result<int> fd = ListenExclusive(opts_.host, opts_.port, opts_.backlog, opts_.setting, &port_);
   if (!fd.ok()) return fd.status();
-  impl_ = std::make_unique<Impl>(*this, opts_, handler_);
-  impl_->listen_fd = *fd;
-  impl_->daemon = MHD_start_daemon(
-      MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, nullptr,
-      nullptr, &AccessCallback, impl_.get(), MHD_OPTION_EXTERNAL_LOGGER, &LogCallback,
-      &opts_.setting, MHD_OPTION_LISTEN_SOCKET, *fd, MHD_OPTION_CONNECTION_LIMIT,
-      static_cast<unsigned>(opts_.max_connections), MHD_OPTION_CONNECTION_TIMEOUT,
-      static_cast<unsigned>(opts_.idle_timeout_s), MHD_OPTION_NOTIFY_CONNECTION,
-      &ConnectionCallback, impl_.get(), MHD_OPTION_NOTIFY_COMPLETED, &CompletedCallback,
-      impl_.get(), MHD_OPTION_END);
-  if (impl_->daemon == nullptr) {
+  auto impl = std::make_unique<Impl>(*this, opts_, handler_);
+  Impl* raw = impl.get();
+  raw->listen_fd = *fd;
+  raw->daemon =
+      MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                       0, nullptr, nullptr, &AccessCallback, raw, MHD_OPTION_EXTERNAL_LOGGER,
+                       &LogCallback, &opts_.setting, MHD_OPTION_LISTEN_SOCKET, *fd,
+                       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(opts_.max_connections),
+                       MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(opts_.idle_timeout_s),
+                       MHD_OPTION_NOTIFY_CONNECTION, &ConnectionCallback, raw,
+                       MHD_OPTION_NOTIFY_COMPLETED, &CompletedCallback, raw, MHD_OPTION_END);
+  if (raw->daemon == nullptr) {
     ::close(*fd);
-    impl_.reset();
     return Status::Unavailable("cannot start the HTTP listener on " + opts_.host + ":" +
                                std::to_string(port_) + " (" + opts_.setting + ")");
   }
-  impl_->sweeper = std::thread([this] { impl_->Sweep(); });
+  raw->sweeper = std::thread([raw] { raw->Sweep(); });
+  std::lock_guard<std::mutex> l(impl_mu_);
+  impl_ = std::move(impl);
   return Status::Ok();
 }
 
 void HttpListener::Stop() {
-  if (!impl_) return;
+  // impl_ itself stays until the destructor: Stats() may be called (by /metrics on another
+  // listener) while or after this one stops.
+  if (!impl_ || impl_->daemon == nullptr) return;
   // No new connections; the queued and running requests finish (their connections are
   // resumed and answered while the daemon still runs); then every connection is closed.
   {
@@ -613,11 +621,12 @@ void HttpListener::Stop() {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   MHD_stop_daemon(impl_->daemon);
-  impl_.reset();
+  impl_->daemon = nullptr;
 }
 
 ListenerStats HttpListener::Stats() const {
   ListenerStats s;
+  std::lock_guard<std::mutex> guard(impl_mu_);
   if (!impl_) return s;
   {
     std::lock_guard<std::mutex> l(impl_->mu);
@@ -630,10 +639,6 @@ ListenerStats HttpListener::Stats() const {
   s.evicted = impl_->evicted;
   s.unauthorised = impl_->unauthorised;
   return s;
-}
-
-void HttpListener::CountUnauthorised() {
-  if (impl_) ++impl_->unauthorised;
 }
 
 }  // namespace ds

@@ -33,6 +33,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -106,7 +107,7 @@ struct ListenerStats {
   int64_t queued = 0;           // sender requests waiting for a worker
   int64_t timed_out = 0;        // connections closed for missing request_timeout_s
   int64_t evicted = 0;          // unauthenticated connections closed to make room
-  int64_t unauthorised = 0;     // requests answered 401
+  int64_t unauthorised = 0;     // requests answered 401 (counted by the listener)
 };
 
 class HttpListener {
@@ -123,15 +124,15 @@ class HttpListener {
   void Stop();
   int port() const { return port_; }
   int workers() const { return opts_.workers; }
+  // Safe to call from any thread, also while or after the listener stops.
   ListenerStats Stats() const;
-  // Counts a 401 (called by handlers that refuse a token).
-  void CountUnauthorised();
 
   struct Impl;
 
  private:
   ListenerOptions opts_;
   HttpHandler& handler_;
+  mutable std::mutex impl_mu_;  // guards impl_ against Stats() on other threads
   std::unique_ptr<Impl> impl_;
   int port_ = 0;
 };
