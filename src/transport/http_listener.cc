@@ -435,7 +435,13 @@ struct HttpListener::Impl {
     {
       std::lock_guard<std::mutex> l(mu);
       if (req->conn) {
-        SetAuthenticatedLocked(req->conn, a.authenticated);
+        // The token shown makes the connection trusted; a wrong one (401) makes it untrusted
+        // again; a request that needs none (/healthz, /readyz) changes nothing.
+        if (a.authenticated) {
+          SetAuthenticatedLocked(req->conn, true);
+        } else if (a.reply && a.reply->status == 401) {
+          SetAuthenticatedLocked(req->conn, false);
+        }
         if (!a.reply || drain) {
           req->conn->reading_body = true;
           req->conn->since_ms = NowMs();
@@ -480,6 +486,9 @@ struct HttpListener::Impl {
       if (req->conn) {
         req->conn->reading_body = false;
         req->conn->working = false;
+        // A whole request arrived in time: the next one (on a kept-alive connection) gets a
+        // deadline of its own.
+        req->conn->since_ms = NowMs();
       }
     }
     delete req;
