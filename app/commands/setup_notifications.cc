@@ -9,8 +9,12 @@
 //                  server, arn:minio:sqs::ID:webhook|amqp), and the same QueueConfiguration put
 //                  through the S3 API.
 //
-// Idempotent: the configuration entry with our --id is replaced, other entries are kept, and
-// nothing is written when it is already as wanted. --dry-run prints what would be done.
+// Converges: on RGW the topic's attributes (endpoint, token, persistence, AMQP settings) are
+// compared with the wanted ones and the topic is written only when one differs; the
+// configuration entry with our --id is replaced, other entries are kept; and since RGW 16.2
+// keeps its own copy of the topic inside the bucket's notification, a changed topic makes the
+// notification be written again even when its entry is unchanged. Nothing is written when
+// everything is already as wanted ("unchanged"). --dry-run prints what would change.
 #include <iostream>
 #include <regex>
 
@@ -26,6 +30,34 @@ namespace {
 std::string RedactEndpoint(const std::string& url) {
   std::string out = std::regex_replace(url, std::regex("([?&]token=)[^&]*"), "$1***");
   return std::regex_replace(out, std::regex("^([a-z]+://[^:/@]+):[^@/]*@"), "$1:***@");
+}
+
+// What differs between the topic as it is and the attributes wanted, one line each, secrets
+// hidden ("push-endpoint http://h/?token=*** -> http://h/?token=*** (the token differs)").
+// Empty when nothing does.
+std::vector<std::string> TopicDifferences(
+    const TopicInfo& now, const std::vector<std::pair<std::string, std::string>>& want) {
+  std::vector<std::string> out;
+  for (const auto& [key, value] : want) {
+    std::string have;
+    if (key == "push-endpoint") {
+      have = now.push_endpoint;
+    } else if (key == "persistent") {
+      have = now.persistent ? "true" : "false";
+    } else {
+      auto it = now.args.find(key);
+      have = it == now.args.end() ? "" : it->second;
+    }
+    if (have == value) continue;
+    if (key == "push-endpoint") {
+      std::string a = RedactEndpoint(have), b = RedactEndpoint(value);
+      out.push_back("push-endpoint " + a + " -> " + b +
+                    (a == b ? " (the token or password differs)" : ""));
+    } else {
+      out.push_back(key + " " + (have.empty() ? "(unset)" : have) + " -> " + value);
+    }
+  }
+  return out;
 }
 
 class SetupNotificationsCommand : public Command {
@@ -134,20 +166,43 @@ class SetupNotificationsCommand : public Command {
 
     S3Client s3(s3_config_);
 
+    // RGW 16.2 keeps its own copy of the topic inside the bucket's notification: when the topic
+    // changes, the notification must be written again for the change to take effect.
+    bool topic_changed = false;
     if (!topic_attrs.empty()) {
-      std::cout << would << "create topic " << topic_ << " (push-endpoint "
-                << RedactEndpoint(push_endpoint_);
-      for (size_t i = 1; i < topic_attrs.size(); ++i) {
-        std::cout << ", " << topic_attrs[i].first << "=" << topic_attrs[i].second;
+      Result<std::vector<TopicInfo>> topics = s3.ListTopics();
+      if (!topics.ok()) return topics.status();
+      const TopicInfo* now = nullptr;
+      for (const TopicInfo& t : *topics) {
+        if (t.name == topic_) now = &t;
       }
-      std::cout << ")\n";
-      if (dry_run_) {
-        target.arn = "<TopicArn of " + topic_ + ">";
+      std::vector<std::string> diffs;
+      if (now != nullptr) diffs = TopicDifferences(*now, topic_attrs);
+      if (now != nullptr && diffs.empty()) {
+        std::cout << "topic " << topic_ << ": " << now->arn << " (unchanged)\n";
+        target.arn = now->arn;
       } else {
-        Result<std::string> arn = s3.CreateTopic(topic_, topic_attrs);
-        if (!arn.ok()) return arn.status();
-        target.arn = *arn;
-        std::cout << "topic " << topic_ << ": " << target.arn << "\n";
+        topic_changed = true;
+        if (now == nullptr) {
+          std::cout << would << "create topic " << topic_ << " (push-endpoint "
+                    << RedactEndpoint(push_endpoint_);
+          for (size_t i = 1; i < topic_attrs.size(); ++i) {
+            std::cout << ", " << topic_attrs[i].first << "=" << topic_attrs[i].second;
+          }
+          std::cout << ")\n";
+        } else {
+          std::cout << would << "update topic " << topic_ << ":";
+          for (const std::string& d : diffs) std::cout << " " << d << ";";
+          std::cout << "\n";
+        }
+        if (dry_run_) {
+          target.arn = now != nullptr ? now->arn : "<TopicArn of " + topic_ + ">";
+        } else {
+          Result<std::string> arn = s3.CreateTopic(topic_, topic_attrs);
+          if (!arn.ok()) return arn.status();
+          target.arn = *arn;
+          std::cout << "topic " << topic_ << ": " << target.arn << "\n";
+        }
       }
     }
 
@@ -158,9 +213,16 @@ class SetupNotificationsCommand : public Command {
     if (!merged.ok()) return merged.status();
     std::string events;
     for (const std::string& e : target.events) events += (events.empty() ? "" : ",") + e;
-    if (!changed) {
+    if (!changed && !topic_changed) {
       std::cout << "bucket " << bucket_ << ": notification " << id_ << " already sends " << events
                 << " to " << target.arn << " (unchanged)\n";
+      return RunEnd::kOk;
+    }
+    if (!changed) {
+      std::cout << would << "write notification " << id_ << " on bucket " << bucket_
+                << " again: RGW keeps a copy of the topic in it, and the topic changed\n";
+      if (dry_run_) return RunEnd::kOk;
+      DS_RETURN_IF_ERROR(s3.PutBucketNotification(bucket_, *merged));
       return RunEnd::kOk;
     }
     std::cout << would << "put notification " << id_ << " on bucket " << bucket_ << ": " << events

@@ -1098,6 +1098,35 @@ Result<std::string> S3Client::CreateTopic(
   return arn;
 }
 
+Result<std::vector<TopicInfo>> S3Client::ListTopics() {
+  DS_RETURN_IF_ERROR(impl_->config_status);
+  std::vector<TopicInfo> out;
+  std::string token;
+  for (int page = 0; page < 10000; ++page) {
+    s3::QueryParams form = {{"Action", "ListTopics"}};
+    if (!token.empty()) form.emplace_back("NextToken", token);
+    const std::string body = s3::BuildQuery(form);
+    Request req;
+    req.method = "POST";
+    req.op = "ListTopics";
+    req.body = &body;
+    req.content_type = "application/x-www-form-urlencoded";
+    req.service = "sns";
+    Result<Response> resp = impl_->Execute(req);
+    if (!resp.ok()) return resp.status();
+    if (!resp->ok()) {
+      return Status::Unavailable("ListTopics: HTTP " + std::to_string(resp->status) +
+                                 (resp->error.code.empty() ? "" : " " + resp->error.code) +
+                                 " (does this store have an SNS-compatible topic API?)");
+    }
+    Result<std::vector<TopicInfo>> topics = s3::ParseListTopics(resp->body, &token);
+    if (!topics.ok()) return Status::Internal("ListTopics: " + topics.status().message());
+    for (TopicInfo& t : *topics) out.push_back(std::move(t));
+    if (token.empty()) return out;
+  }
+  return Status::Internal("ListTopics: more than 10,000 pages");
+}
+
 Result<std::vector<ObjectVersion>> S3Client::ListObjectVersions(const std::string& bucket,
                                                                 const std::string& prefix) {
   DS_RETURN_IF_ERROR(impl_->CheckNames(bucket, nullptr));

@@ -28,6 +28,15 @@
 
 namespace ds {
 
+// A topic as Ceph RGW's ListTopics describes it (its SNS-compatible API, 16.2 and later).
+struct TopicInfo {
+  std::string name;
+  std::string arn;
+  std::string push_endpoint;  // EndPoint/EndpointAddress
+  bool persistent = false;    // EndPoint/Persistent
+  // The attributes it was created with (EndPoint/EndpointArgs: "k=v&k=v", not URL-encoded).
+  std::map<std::string, std::string> args;
+};
 struct S3Config {
   // How the bucket is put into a request URL: path-style (https://host/bucket/key) or
   // virtual-hosted (https://bucket.host/key). kAuto picks virtual-hosted for *.amazonaws.com
@@ -145,6 +154,9 @@ class S3Client : public ObjectStore {
   Status PutBucketNotification(const std::string& bucket, const std::string& xml);
   // The SNS-compatible CreateTopic of Ceph RGW (POST / Action=CreateTopic, signed for "sns");
   // idempotent on RGW (same name -> same topic, attributes replaced). Returns the TopicArn.
+  // The SNS-compatible ListTopics (every page), for finding a topic's current attributes on
+  // Ceph RGW before changing it.
+  Result<std::vector<TopicInfo>> ListTopics();
   Result<std::string> CreateTopic(
       const std::string& name, const std::vector<std::pair<std::string, std::string>>& attributes);
 

@@ -336,6 +336,42 @@ Result<std::string> ParseCreateTopicArn(std::string_view xml) {
   return arn;
 }
 
+Result<std::vector<TopicInfo>> ParseListTopics(std::string_view xml, std::string* next_token) {
+  pugi::xml_document doc;
+  DS_RETURN_IF_ERROR(Load(doc, xml, "ListTopics").status());
+  pugi::xml_node result = doc.child("ListTopicsResponse").child("ListTopicsResult");
+  if (!result) return Status::Internal("no ListTopicsResult in the ListTopics answer");
+  std::vector<TopicInfo> out;
+  for (pugi::xml_node m : result.child("Topics").children("member")) {
+    TopicInfo t;
+    t.arn = m.child_value("TopicArn");
+    t.name = m.child_value("Name");
+    if (t.name.empty()) {  // AWS: the name is the ARN's last part
+      size_t colon = t.arn.rfind(':');
+      t.name = colon == std::string::npos ? t.arn : t.arn.substr(colon + 1);
+    }
+    pugi::xml_node ep = m.child("EndPoint");
+    t.push_endpoint = ep.child_value("EndpointAddress");
+    std::string persistent = ep.child_value("Persistent");
+    for (char& c : persistent) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    t.persistent = persistent == "true";
+    std::string_view args = ep.child_value("EndpointArgs");
+    while (!args.empty()) {
+      size_t amp = args.find('&');
+      std::string_view pair = args.substr(0, amp);
+      size_t eq = pair.find('=');
+      if (eq != std::string_view::npos) {
+        t.args[std::string(pair.substr(0, eq))] = std::string(pair.substr(eq + 1));
+      }
+      if (amp == std::string_view::npos) break;
+      args.remove_prefix(amp + 1);
+    }
+    out.push_back(std::move(t));
+  }
+  *next_token = result.child_value("NextToken");
+  return out;
+}
+
 std::string BuildVersioningConfiguration(bool enabled) {
   pugi::xml_node root;
   pugi::xml_document doc = NewDocument("VersioningConfiguration", &root);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -87,6 +88,10 @@ Result<std::string> MergeNotificationConfiguration(std::string_view existing,
 
 // The TopicArn of an SNS CreateTopic answer.
 Result<std::string> ParseCreateTopicArn(std::string_view xml);
+
+// The topics of a ListTopics answer, and its NextToken ("" on the last page). AWS SNS answers
+// with TopicArn only: the other fields are then empty.
+Result<std::vector<TopicInfo>> ParseListTopics(std::string_view xml, std::string* next_token);
 
 std::string BuildVersioningConfiguration(bool enabled);
 std::string BuildCreateBucketConfiguration(const std::string& region);

@@ -384,5 +384,50 @@ TEST(S3ErrorMappingTest, RetryableAndOthers) {
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
 }
 
+// Ceph RGW 16.2's ListTopics answer (captured from the lab): the topic's endpoint, persistence
+// and the attributes it was created with; setup-notifications compares them with the wanted ones.
+TEST(S3ListTopicsTest, RgwAnswerGivesEndpointPersistenceAndAttributes) {
+  const std::string xml =
+      R"(<ListTopicsResponse xmlns="https://sns.amazonaws.com/doc/2010-03-31/"><ListTopicsResult>)"
+      R"(<Topics><member><User></User><Name>t9</Name><EndPoint><EndpointAddress>)"
+      R"(http://127.0.0.1:9/?token=abc</EndpointAddress><EndpointArgs>Attributes.entry.1.key=)"
+      R"(push-endpoint&amp;Attributes.entry.1.value=http://127.0.0.1:9/?token=abc&amp;)"
+      R"(Attributes.entry.2.key=persistent&amp;Attributes.entry.2.value=false&amp;Version=)"
+      R"(2010-03-31&amp;amqp-exchange=ex&amp;persistent=false&amp;push-endpoint=)"
+      R"(http://127.0.0.1:9/?token=abc</EndpointArgs><EndpointTopic>t9</EndpointTopic>)"
+      R"(<HasStoredSecret>False</HasStoredSecret><Persistent>True</Persistent></EndPoint>)"
+      R"(<TopicArn>arn:aws:sns:default::t9</TopicArn><OpaqueData></OpaqueData></member></Topics>)"
+      R"(</ListTopicsResult><ResponseMetadata><RequestId>x</RequestId></ResponseMetadata>)"
+      R"(</ListTopicsResponse>)";
+  std::string next = "stale";
+  Result<std::vector<TopicInfo>> topics = ParseListTopics(xml, &next);
+  ASSERT_TRUE(topics.ok()) << topics.status().ToString();
+  ASSERT_EQ(topics->size(), 1u);
+  const TopicInfo& t = (*topics)[0];
+  EXPECT_EQ(t.name, "t9");
+  EXPECT_EQ(t.arn, "arn:aws:sns:default::t9");
+  EXPECT_EQ(t.push_endpoint, "http://127.0.0.1:9/?token=abc");
+  EXPECT_TRUE(t.persistent);
+  EXPECT_EQ(t.args.at("amqp-exchange"), "ex");
+  EXPECT_EQ(t.args.at("push-endpoint"), "http://127.0.0.1:9/?token=abc");
+  EXPECT_EQ(next, "");
+}
+
+// AWS SNS answers with ARNs only, in pages.
+TEST(S3ListTopicsTest, AwsAnswerGivesNamesFromArnsAndTheNextToken) {
+  const std::string xml =
+      R"(<ListTopicsResponse><ListTopicsResult><Topics><member><TopicArn>)"
+      R"(arn:aws:sns:us-east-1:123456789012:alpha</TopicArn></member></Topics><NextToken>tok)"
+      R"(</NextToken></ListTopicsResult></ListTopicsResponse>)";
+  std::string next;
+  Result<std::vector<TopicInfo>> topics = ParseListTopics(xml, &next);
+  ASSERT_TRUE(topics.ok());
+  ASSERT_EQ(topics->size(), 1u);
+  EXPECT_EQ((*topics)[0].name, "alpha");
+  EXPECT_EQ((*topics)[0].push_endpoint, "");
+  EXPECT_EQ(next, "tok");
+  EXPECT_FALSE(ParseListTopics("<nope/>", &next).ok());
+}
+
 }  // namespace
 }  // namespace ds::s3
