@@ -175,7 +175,7 @@ std::vector<OpsRoute> OpsService::Routes() {
   return routes;
 }
 
-Status OpsService::Start(const std::string& token, const ListenerOptions& limits) {
+Status OpsService::Start(std::shared_ptr<const TokenSet> tokens, const ListenerOptions& limits) {
   if (metrics_listen_.empty()) return Status::Ok();
   std::vector<OpsRoute> routes = Routes();
   routes.push_back({"/healthz", false, [] {
@@ -187,7 +187,7 @@ Status OpsService::Start(const std::string& token, const ListenerOptions& limits
   lo.host = metrics_host_;
   lo.port = metrics_port_;
   lo.setting = "--metrics-listen";
-  ops_server_ = std::make_unique<OpsServer>(routes, lo, token);
+  ops_server_ = std::make_unique<OpsServer>(routes, lo, std::move(tokens));
   return ops_server_->Start();
 }
 

@@ -29,7 +29,7 @@ class OpsService {
   // Before the webhook starts: observes the engine, adds the routes to `server`.
   void Attach(Runtime& rt, const CommonSettings& common, WebhookServer& server);
   // Starts the --metrics-listen server when set, with the limits of `limits` (the webhook's).
-  Status Start(const std::string& token, const ListenerOptions& limits);
+  Status Start(std::shared_ptr<const TokenSet> tokens, const ListenerOptions& limits);
   // The AMQP consumer, for /readyz's "amqp" check (ready while connected; not ready, with the
   // broker's reason, once it stopped for good).
   void set_amqp(const AmqpConsumer* consumer) { amqp_ = consumer; }

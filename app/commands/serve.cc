@@ -62,6 +62,22 @@ class WorkSignal {
   bool stopped_ = false;
 };
 
+// The tokens of --webhook-token-file: one per line, spaces around them, blank lines and lines
+// starting with # ignored. An error when it cannot be read or lists none.
+Result<std::vector<std::string>> ReadTokenFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::Invalid("cannot read --webhook-token-file " + path);
+  std::vector<std::string> tokens;
+  for (std::string line; std::getline(in, line);) {
+    size_t b = line.find_first_not_of(" \t\r");
+    size_t e = line.find_last_not_of(" \t\r");
+    if (b == std::string::npos || line[b] == '#') continue;
+    tokens.push_back(line.substr(b, e - b + 1));
+  }
+  if (tokens.empty()) return Status::Invalid("--webhook-token-file " + path + " lists no token");
+  return tokens;
+}
+
 class ServeCommand : public Command {
  public:
   CLI::App* Register(CLI::App& parent) override {
@@ -75,7 +91,9 @@ class ServeCommand : public Command {
                    "127.0.0.1:8089");
     settings_->Add("webhook-token", &token_,
                    "token a sender must present (Authorization: Bearer, or ?token=)");
-    settings_->Add("webhook-token-file", &token_file_, "read the webhook token from this file");
+    settings_->Add("webhook-token-file", &token_file_,
+                   "read the webhook token from this file: one token per line (several while "
+                   "rotating; blank lines and # comments ignored), read again on SIGHUP");
     settings_->Add("webhook-max-body", &max_body_, "largest accepted notification body", "8MiB");
     settings_->Add("webhook-workers", &webhook_workers_,
                    "threads that apply notification documents and erasure requests (slow or "
@@ -114,11 +132,17 @@ class ServeCommand : public Command {
     DS_RETURN_IF_ERROR(settings_->Resolve());
     DS_RETURN_IF_ERROR(SetupLogging(common_.log_level));
     DS_RETURN_IF_ERROR(ops_.Configure());
-    if (token_.empty() && !token_file_.empty()) {
-      std::ifstream in(token_file_);
-      if (!in) return Status::Invalid("cannot read --webhook-token-file " + token_file_);
-      std::getline(in, token_);
+    std::vector<std::string> tokens;
+    tokens_from_file_ = token_.empty() && !token_file_.empty();
+    if (tokens_from_file_) {
+      Result<std::vector<std::string>> read = ReadTokenFile(token_file_);
+      if (!read.ok()) return read.status();
+      tokens = std::move(read).value();
+      token_ = tokens.front();
+    } else if (!token_.empty()) {
+      tokens = {token_};
     }
+    wo_.tokens = std::make_shared<TokenSet>(tokens);
     webhook_on_ = listen_ != "off";
     if (!webhook_on_ && !amqp_.enabled()) {
       return Status::Invalid(
@@ -297,7 +321,7 @@ class ServeCommand : public Command {
     WebhookServer server(engine, wo, [&] { work.Notify(); });
     // Metrics, /readyz, the status page, one log line per event (app/ops_service.h).
     ops_.Attach(*rt, common_, server);
-    s = ops_.Start(token_, wo.listener);
+    s = ops_.Start(server.tokens(), wo.listener);
     if (!s.ok()) return s;
     // POST /erase: the request part of a receipt; the reply is the receipt.
     server.set_erase_handler([&](const std::string& body) -> WebhookReply {
@@ -454,6 +478,17 @@ class ServeCommand : public Command {
       } else {
         spdlog::error("SIGHUP: {}", rs.message());
       }
+      if (tokens_from_file_) {
+        // Token rotation: the file lists every token accepted from now on.
+        Result<std::vector<std::string>> read = ReadTokenFile(token_file_);
+        if (read.ok()) {
+          server.tokens()->Replace(*read);
+          spdlog::info("SIGHUP: the webhook accepts {} token(s) from {}", read->size(),
+                       token_file_);
+        } else {
+          spdlog::error("SIGHUP: {}; the webhook keeps its tokens", read.status().message());
+        }
+      }
     }
     // In-flight requests finish; new ones get 503 + Retry-After until the listener closes.
     ops_.BeginDrain();
@@ -511,6 +546,7 @@ class ServeCommand : public Command {
   AmqpSettings amqp_;
   // Checked by Check().
   bool webhook_on_ = true, never_at_start_ = false, reconcile_at_start_on_ = true;
+  bool tokens_from_file_ = false;
   WebhookOptions wo_;
   AmqpConsumerOptions amqp_opts_;
   int64_t workers_ = 4, reconcile_every_ms_ = 0;

@@ -130,6 +130,27 @@ bool HeadHasToken(const RequestHead& head, const std::string& token) {
   return head.token_param && SameToken(*head.token_param, token);
 }
 
+void TokenSet::Replace(std::vector<std::string> tokens) {
+  std::vector<std::string> kept;
+  for (std::string& t : tokens) {
+    if (!t.empty()) kept.push_back(std::move(t));
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  tokens_ = std::move(kept);
+}
+
+bool TokenSet::Accepts(const RequestHead& head) const {
+  std::lock_guard<std::mutex> l(mu_);
+  bool ok = false;
+  for (const std::string& t : tokens_) ok = HeadHasToken(head, t) || ok;  // no early exit
+  return ok;
+}
+
+size_t TokenSet::size() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return tokens_.size();
+}
+
 Result<int> ListenExclusive(const std::string& host, int port, int backlog,
                             const std::string& setting, int* bound_port) {
   const std::string where =

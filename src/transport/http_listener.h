@@ -66,6 +66,23 @@ struct RequestHead {
 // case, RFC 7235) or the query parameter token=<token>. Constant-time comparison.
 bool HeadHasToken(const RequestHead& head, const std::string& token);
 
+// The tokens a listener accepts: one, or several while a token is being rotated (the old one
+// until every sender has the new one). Replaceable while serving (SIGHUP re-reads
+// --webhook-token-file); safe from any thread.
+class TokenSet {
+ public:
+  explicit TokenSet(std::vector<std::string> tokens = {}) { Replace(std::move(tokens)); }
+  // Empty tokens are dropped.
+  void Replace(std::vector<std::string> tokens);
+  // Whether the head carries one of the tokens (HeadHasToken, each compared in constant time).
+  bool Accepts(const RequestHead& head) const;
+  size_t size() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> tokens_;
+};
+
 enum class Lane { kSenders, kOperators };
 
 struct Admission {

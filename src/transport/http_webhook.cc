@@ -99,13 +99,15 @@ ListenerOptions WebhookListenerOptions(ListenerOptions o) {
 WebhookServer::WebhookServer(Engine& engine, WebhookOptions opts, std::function<void()> on_queued)
     : engine_(engine),
       opts_(std::move(opts)),
+      tokens_(opts_.tokens ? opts_.tokens
+                           : std::make_shared<TokenSet>(std::vector<std::string>{opts_.token})),
       on_queued_(std::move(on_queued)),
       listener_(WebhookListenerOptions(opts_.listener), *this) {}
 
 WebhookServer::~WebhookServer() { Stop(); }
 
 Status WebhookServer::Start() {
-  if (opts_.token.empty()) {
+  if (tokens_->size() == 0) {
     return Status::Invalid(
         "the webhook needs a token: set --webhook-token (or DELETE_SYNC_WEBHOOK_TOKEN)");
   }
@@ -124,7 +126,7 @@ Admission WebhookServer::Admit(const RequestHead& head) {
       a.reply = HttpReply{200, "text/plain", "ok\n", {}, false};
       return a;
     }
-    if (std::optional<Admission> ops = AdmitOpsRoute(ops_routes_, head, opts_.token, true)) {
+    if (std::optional<Admission> ops = AdmitOpsRoute(ops_routes_, head, *tokens_, true)) {
       return *ops;
     }
     a.reply = JsonReply(404, R"({"error":"no such route"})");
@@ -140,7 +142,7 @@ Admission WebhookServer::Admit(const RequestHead& head) {
     a.reply->headers.push_back({"Retry-After", "5"});
     return a;
   }
-  if (!HeadHasToken(head, opts_.token)) {
+  if (!tokens_->Accepts(head)) {
     a.reply = Unauthorised();
     return a;
   }

@@ -34,7 +34,9 @@ namespace ds {
 struct WebhookOptions {
   // Address, workers and the limits on slow and unauthenticated clients (http_listener.h).
   ListenerOptions listener;
-  std::string token;  // required, non-empty
+  std::string token;  // required unless `tokens` is set
+  // Several tokens at once (rotation), replaceable while serving; when set, `token` is unused.
+  std::shared_ptr<TokenSet> tokens;
 };
 
 // The JSON answer to one document, and the status code to send.
@@ -84,6 +86,8 @@ class WebhookServer : private HttpHandler {
   Status Start();
   void Stop();
   int port() const { return listener_.port(); }
+  // The tokens accepted now (shared with --metrics-listen; Replace it to rotate).
+  std::shared_ptr<TokenSet> tokens() const { return tokens_; }
 
  private:
   Admission Admit(const RequestHead& head) override;
@@ -91,6 +95,7 @@ class WebhookServer : private HttpHandler {
 
   Engine& engine_;
   WebhookOptions opts_;
+  std::shared_ptr<TokenSet> tokens_;
   std::function<void()> on_queued_;
   std::function<WebhookReply(const std::string& body)> erase_handler_;
   std::vector<OpsRoute> ops_routes_;

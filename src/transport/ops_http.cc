@@ -37,13 +37,13 @@ const OpsRoute* Find(const std::vector<OpsRoute>& routes, const std::string& pat
 }  // namespace
 
 std::optional<Admission> AdmitOpsRoute(const std::vector<OpsRoute>& routes, const RequestHead& head,
-                                       const std::string& token, bool require_token) {
+                                       const TokenSet& tokens, bool require_token) {
   if (head.method != "GET" && head.method != "HEAD") return std::nullopt;
   const OpsRoute* route = Find(routes, head.path);
   if (route == nullptr) return std::nullopt;
   Admission a;
   a.lane = Lane::kOperators;
-  bool has_token = !token.empty() && HeadHasToken(head, token);
+  bool has_token = tokens.Accepts(head);
   if (require_token && route->needs_token && !has_token) {
     a.reply = Unauthorised();
     return a;
@@ -80,16 +80,21 @@ ListenerOptions OpsListenerOptions(ListenerOptions o) {
 }  // namespace
 
 OpsServer::OpsServer(std::vector<OpsRoute> routes, ListenerOptions listen, std::string token)
+    : OpsServer(std::move(routes), std::move(listen),
+                std::make_shared<const TokenSet>(std::vector<std::string>{std::move(token)})) {}
+
+OpsServer::OpsServer(std::vector<OpsRoute> routes, ListenerOptions listen,
+                     std::shared_ptr<const TokenSet> tokens)
     : routes_(std::move(routes)),
       host_(listen.host),
-      token_(std::move(token)),
+      tokens_(std::move(tokens)),
       require_token_(!IsLoopbackHost(host_)),
       listener_(OpsListenerOptions(std::move(listen)), *this) {}
 
 OpsServer::~OpsServer() { Stop(); }
 
 Status OpsServer::Start() {
-  if (require_token_ && token_.empty()) {
+  if (require_token_ && tokens_->size() == 0) {
     return Status::Invalid("a non-loopback --metrics-listen needs the webhook token");
   }
   DS_RETURN_IF_ERROR(listener_.Start());
@@ -101,7 +106,8 @@ Status OpsServer::Start() {
 void OpsServer::Stop() { listener_.Stop(); }
 
 Admission OpsServer::Admit(const RequestHead& head) {
-  if (std::optional<Admission> a = AdmitOpsRoute(routes_, head, token_, require_token_)) return *a;
+  if (std::optional<Admission> a = AdmitOpsRoute(routes_, head, *tokens_, require_token_))
+    return *a;
   Admission a;
   HttpReply r;
   bool get = head.method == "GET" || head.method == "HEAD";

@@ -36,9 +36,10 @@ struct OpsRoute {
 bool IsLoopbackHost(const std::string& host);
 
 // The admission of a GET for one of `routes` (nullopt when the request is not one): 401 when
-// the route needs `token` (and `require_token`) and the head lacks it; else the operator lane.
+// the route needs a token (and `require_token`) and the head has none of `tokens`; else the
+// operator lane.
 std::optional<Admission> AdmitOpsRoute(const std::vector<OpsRoute>& routes, const RequestHead& head,
-                                       const std::string& token, bool require_token);
+                                       const TokenSet& tokens, bool require_token);
 // The reply of the route the head names (404 when none).
 HttpReply ReplyOfOpsRoute(const std::vector<OpsRoute>& routes, const RequestHead& head);
 // 401 with WWW-Authenticate: Bearer.
@@ -48,6 +49,9 @@ HttpReply Unauthorised();
 class OpsServer : private HttpHandler {
  public:
   OpsServer(std::vector<OpsRoute> routes, ListenerOptions listen, std::string token);
+  // With the webhook's token set, so that a rotation (SIGHUP) applies here too.
+  OpsServer(std::vector<OpsRoute> routes, ListenerOptions listen,
+            std::shared_ptr<const TokenSet> tokens);
   ~OpsServer() override;
   Status Start();
   void Stop();
@@ -60,7 +64,7 @@ class OpsServer : private HttpHandler {
 
   std::vector<OpsRoute> routes_;
   std::string host_;
-  std::string token_;
+  std::shared_ptr<const TokenSet> tokens_;
   bool require_token_;
   HttpListener listener_;
 };

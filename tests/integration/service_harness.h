@@ -137,6 +137,10 @@ class ServiceHarness {
     cache_ = dir_ + "/cache";
     log_ = dir_ + "/serve.log";
     token_ = "tok-" + RandomSuffix();
+    if (use_token_file_) {
+      token_file_ = dir_ + "/webhook.token";
+      std::ofstream(token_file_) << token_ << "\n";
+    }
     port_ = FreePort();
     extra_args_ = extra_args;
     Spawn();
@@ -194,9 +198,18 @@ class ServiceHarness {
       for (const auto& [k, v] : serve_env_) setenv(k.c_str(), v.c_str(), 1);
       std::vector<std::string> argv = launcher_;
       const std::vector<std::string> serve = {
-          DS_BINARY,         "serve", "--cache",          cache_,
-          "--bucket",        bucket_, "--webhook-listen", "127.0.0.1:" + std::to_string(port_),
-          "--webhook-token", token_,  "--log-level",      "debug"};
+          DS_BINARY,
+          "serve",
+          "--cache",
+          cache_,
+          "--bucket",
+          bucket_,
+          "--webhook-listen",
+          "127.0.0.1:" + std::to_string(port_),
+          token_file_.empty() ? "--webhook-token" : "--webhook-token-file",
+          token_file_.empty() ? token_ : token_file_,
+          "--log-level",
+          "debug"};
       argv.insert(argv.end(), serve.begin(), serve.end());
       argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
       std::vector<char*> args;
@@ -253,6 +266,15 @@ class ServiceHarness {
     return pid;
   }
 
+  // Before Start: serve reads its token from <dir>/webhook.token (token_file()) instead of
+  // --webhook-token, so that a test can rotate it (write the file, then Hup()).
+  void UseTokenFile() { use_token_file_ = true; }
+  const std::string& token_file() const { return token_file_; }
+  // Sends SIGHUP to serve (it reopens its log file and re-reads the token file).
+  void Hup() {
+    if (pid_ > 0) kill(pid_, SIGHUP);
+  }
+
   // A variable set for serve's next starts, over the RGW lab's (e.g. AWS_ENDPOINT_URL_S3 pointed
   // at a proxy, DELETE_SYNC_CRASH_AT); UnsetServeEnv drops it again.
   void SetServeEnv(const std::string& name, const std::string& value) { serve_env_[name] = value; }
@@ -304,7 +326,8 @@ class ServiceHarness {
   bool versioned_;
   std::map<std::string, std::string> env_;
   std::unique_ptr<S3Client> s3_;
-  std::string bucket_, topic_, dir_, cache_, log_, token_;
+  std::string bucket_, topic_, dir_, cache_, log_, token_, token_file_;
+  bool use_token_file_ = false;
   std::vector<std::string> extra_args_;
   std::map<std::string, std::string> serve_env_;
   std::vector<std::string> launcher_;
