@@ -512,6 +512,7 @@ struct HttpListener::Impl {
         req->conn->since_ms = NowMs();
       }
     }
+    if (req->reply.after) req->reply.after();
     delete req;
   }
 

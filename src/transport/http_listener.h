@@ -32,6 +32,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,6 +50,10 @@ struct HttpReply {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   bool close = false;  // "Connection: close" after this reply
+  // Called once the reply went out (or the client went away), on the I/O thread; must be
+  // quick. The webhook wakes the fetch workers here, so that a download never races its
+  // document's answer.
+  std::function<void()> after;
 };
 
 // What is known of a request once its line and headers are in.

@@ -123,7 +123,10 @@ Admission WebhookServer::Admit(const RequestHead& head) {
   Admission a;
   if (head.method == "GET" || head.method == "HEAD") {
     if (head.path == "/healthz") {  // liveness: no token, answered on the I/O thread
-      a.reply = HttpReply{200, "text/plain", "ok\n", {}, false};
+      HttpReply ok;
+      ok.content_type = "text/plain";
+      ok.body = "ok\n";
+      a.reply = ok;
       return a;
     }
     if (std::optional<Admission> ops = AdmitOpsRoute(ops_routes_, head, *tokens_, true)) {
@@ -161,8 +164,12 @@ HttpReply WebhookServer::Handle(const RequestHead& head, std::string body) {
     return JsonReply(reply.status, std::move(reply.body));
   }
   WebhookReply reply = HandleNotification(engine_, body);
-  if (reply.queued > 0 && on_queued_) on_queued_();
-  return JsonReply(reply.status, std::move(reply.body));
+  HttpReply r = JsonReply(reply.status, std::move(reply.body));
+  // The downloads start once the answer is out: the sender (RGW's PUT) is not kept waiting by
+  // them, and a download that fails (or crashes the process) cannot cost a durable document
+  // its answer.
+  if (reply.queued > 0 && on_queued_) r.after = on_queued_;
+  return r;
 }
 
 }  // namespace ds
