@@ -445,6 +445,10 @@ struct S3Client::Impl {
   }
 
   Result<Response> Execute(const Request& req);
+  // A POST of `form` to the SNS-compatible topic API (Ceph RGW's); its answer's body. `what`
+  // names the call in errors.
+  Result<std::string> SnsAction(const char* op, const std::string& what,
+                                const s3::QueryParams& form);
   Status PerformOnce(CURL* h, const Request& req, const std::string& url, curl_slist* headers,
                      Response* resp, CURLcode* rc, std::string* curl_error);
   Status MapError(const Request& req, const Response& resp) const {
@@ -1069,6 +1073,25 @@ Status S3Client::PutBucketNotification(const std::string& bucket, const std::str
   return impl_->MapError(req, *resp);
 }
 
+Result<std::string> S3Client::Impl::SnsAction(const char* op, const std::string& what,
+                                              const s3::QueryParams& form) {
+  const std::string body = s3::BuildQuery(form);
+  Request req;
+  req.method = "POST";
+  req.op = op;
+  req.body = &body;
+  req.content_type = "application/x-www-form-urlencoded";
+  req.service = "sns";
+  Result<Response> resp = Execute(req);
+  if (!resp.ok()) return resp.status();
+  if (!resp->ok()) {
+    return Status::Unavailable(what + ": HTTP " + std::to_string(resp->status) +
+                               (resp->error.code.empty() ? "" : " " + resp->error.code) +
+                               " (does this store have an SNS-compatible topic API?)");
+  }
+  return std::move(resp->body);
+}
+
 Result<std::string> S3Client::CreateTopic(
     const std::string& name, const std::vector<std::pair<std::string, std::string>>& attributes) {
   DS_RETURN_IF_ERROR(impl_->config_status);
@@ -1079,21 +1102,9 @@ Result<std::string> S3Client::CreateTopic(
     form.emplace_back("Attributes.entry." + n + ".key", attributes[i].first);
     form.emplace_back("Attributes.entry." + n + ".value", attributes[i].second);
   }
-  const std::string body = s3::BuildQuery(form);
-  Request req;
-  req.method = "POST";
-  req.op = "CreateTopic";
-  req.body = &body;
-  req.content_type = "application/x-www-form-urlencoded";
-  req.service = "sns";
-  Result<Response> resp = impl_->Execute(req);
-  if (!resp.ok()) return resp.status();
-  if (!resp->ok()) {
-    return Status::Unavailable("CreateTopic " + name + ": HTTP " + std::to_string(resp->status) +
-                               (resp->error.code.empty() ? "" : " " + resp->error.code) +
-                               " (does this store have an SNS-compatible topic API?)");
-  }
-  Result<std::string> arn = s3::ParseCreateTopicArn(resp->body);
+  Result<std::string> answer = impl_->SnsAction("CreateTopic", "CreateTopic " + name, form);
+  if (!answer.ok()) return answer.status();
+  Result<std::string> arn = s3::ParseCreateTopicArn(*answer);
   if (!arn.ok()) return Status::Internal("CreateTopic " + name + ": " + arn.status().message());
   return arn;
 }
@@ -1105,21 +1116,9 @@ Result<std::vector<TopicInfo>> S3Client::ListTopics() {
   for (int page = 0; page < 10000; ++page) {
     s3::QueryParams form = {{"Action", "ListTopics"}};
     if (!token.empty()) form.emplace_back("NextToken", token);
-    const std::string body = s3::BuildQuery(form);
-    Request req;
-    req.method = "POST";
-    req.op = "ListTopics";
-    req.body = &body;
-    req.content_type = "application/x-www-form-urlencoded";
-    req.service = "sns";
-    Result<Response> resp = impl_->Execute(req);
-    if (!resp.ok()) return resp.status();
-    if (!resp->ok()) {
-      return Status::Unavailable("ListTopics: HTTP " + std::to_string(resp->status) +
-                                 (resp->error.code.empty() ? "" : " " + resp->error.code) +
-                                 " (does this store have an SNS-compatible topic API?)");
-    }
-    Result<std::vector<TopicInfo>> topics = s3::ParseListTopics(resp->body, &token);
+    Result<std::string> answer = impl_->SnsAction("ListTopics", "ListTopics", form);
+    if (!answer.ok()) return answer.status();
+    Result<std::vector<TopicInfo>> topics = s3::ParseListTopics(*answer, &token);
     if (!topics.ok()) return Status::Internal("ListTopics: " + topics.status().message());
     for (TopicInfo& t : *topics) out.push_back(std::move(t));
     if (token.empty()) return out;

@@ -45,11 +45,6 @@ bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool SameToken(const std::string& presented, const std::string& expected) {
-  if (expected.empty() || presented.size() != expected.size()) return false;
-  return CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
-}
-
 std::string AddressText(const sockaddr* sa) {
   if (sa == nullptr) return "?";
   char buf[INET6_ADDRSTRLEN] = "?";
@@ -120,14 +115,19 @@ class Lanes {
 
 }  // namespace
 
+bool TokenMatches(const std::string& presented, const std::string& expected) {
+  if (expected.empty() || presented.size() != expected.size()) return false;
+  return CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
+}
+
 bool HeadHasToken(const RequestHead& head, const std::string& token) {
   const std::string& auth = head.authorization;
   size_t space = auth.find(' ');
   if (space != std::string::npos && EqualsIgnoringCase(auth.substr(0, space), "Bearer")) {
     size_t start = auth.find_first_not_of(' ', space);
-    if (start != std::string::npos && SameToken(auth.substr(start), token)) return true;
+    if (start != std::string::npos && TokenMatches(auth.substr(start), token)) return true;
   }
-  return head.token_param && SameToken(*head.token_param, token);
+  return head.token_param && TokenMatches(*head.token_param, token);
 }
 
 void TokenSet::Replace(std::vector<std::string> tokens) {
@@ -210,7 +210,6 @@ Result<int> ListenExclusive(const std::string& host, int port, int backlog,
 
 // One TCP connection.
 struct Conn {
-  MHD_Connection* mhd = nullptr;
   int fd = -1;
   std::string addr;
   uint64_t id = 0;
@@ -236,14 +235,12 @@ struct Req {
 };
 
 struct HttpListener::Impl {
-  Impl(HttpListener& owner, const ListenerOptions& o, HttpHandler& h)
-      : self(owner), opts(o), handler(h), senders(o.workers), operators(2) {}
+  Impl(const ListenerOptions& o, HttpHandler& h)
+      : opts(o), handler(h), senders(o.workers), operators(2) {}
 
-  HttpListener& self;
   const ListenerOptions& opts;
   HttpHandler& handler;
   MHD_Daemon* daemon = nullptr;
-  int listen_fd = -1;
   Lanes senders;
   Lanes operators;
 
@@ -313,7 +310,6 @@ struct HttpListener::Impl {
     std::lock_guard<std::mutex> l(mu);
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
       auto* c = new Conn;
-      c->mhd = connection;
       const MHD_ConnectionInfo* fd_info =
           MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
       c->fd = fd_info ? fd_info->connect_fd : -1;
@@ -599,9 +595,8 @@ Status HttpListener::Start() {
   }
   Result<int> fd = ListenExclusive(opts_.host, opts_.port, opts_.backlog, opts_.setting, &port_);
   if (!fd.ok()) return fd.status();
-  auto impl = std::make_unique<Impl>(*this, opts_, handler_);
+  auto impl = std::make_unique<Impl>(opts_, handler_);
   Impl* raw = impl.get();
-  raw->listen_fd = *fd;
   raw->daemon =
       MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
                        0, nullptr, nullptr, &AccessCallback, raw, MHD_OPTION_EXTERNAL_LOGGER,

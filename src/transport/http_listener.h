@@ -67,6 +67,10 @@ struct RequestHead {
   bool chunked = false;                    // Transfer-Encoding: chunked
 };
 
+// Constant-time comparison of a presented token with the configured one; an empty configured
+// token never matches.
+bool TokenMatches(const std::string& presented, const std::string& expected);
+
 // Whether a request head carries `token`: "Authorization: Bearer <token>" (the scheme in any
 // case, RFC 7235) or the query parameter token=<token>. Constant-time comparison.
 bool HeadHasToken(const RequestHead& head, const std::string& token);

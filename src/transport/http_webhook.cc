@@ -1,6 +1,5 @@
 #include "transport/http_webhook.h"
 
-#include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
@@ -31,11 +30,6 @@ HttpReply JsonReply(int status, std::string body) {
 }
 
 }  // namespace
-
-bool TokenMatches(const std::string& presented, const std::string& expected) {
-  if (expected.empty() || presented.size() != expected.size()) return false;
-  return CRYPTO_memcmp(presented.data(), expected.data(), expected.size()) == 0;
-}
 
 namespace {
 

@@ -55,9 +55,6 @@ WebhookReply ReplyFor(const DocumentResult& result);
 // Separate from the server so that it can be tested without sockets.
 WebhookReply HandleNotification(Engine& engine, const std::string& body);
 
-// Constant-time comparison of a presented token with the configured one.
-bool TokenMatches(const std::string& presented, const std::string& expected);
-
 class WebhookServer : private HttpHandler {
  public:
   // `on_queued` is called after a document queued at least one download (wakes fetch workers).

@@ -97,4 +97,11 @@ class Dribbler {
   std::thread thread_;
 };
 
+// The head of a POST that never ends (a thousand padding headers): what a slow client dribbles.
+inline std::string EndlessHead() {
+  std::string h = "POST / HTTP/1.1\r\nHost: x\r\n";
+  for (int i = 0; i < 1000; ++i) h += "X-Padding-" + std::to_string(i) + ": y\r\n";
+  return h;
+}
+
 }  // namespace ds::fakes

@@ -16,13 +16,8 @@ namespace ds::itest {
 namespace {
 
 using fakes::Dribbler;
+using fakes::EndlessHead;
 using fakes::RawConn;
-
-std::string EndlessHead() {
-  std::string h = "POST / HTTP/1.1\r\nHost: x\r\n";
-  for (int i = 0; i < 1000; ++i) h += "X-Padding-" + std::to_string(i) + ": y\r\n";
-  return h;
-}
 
 // Issue 19, seen 1: eight clients sending headers a byte at a time held every webhook worker
 // (an upload took 43 s); twenty made RGW time out real notifications. Here thirty dribblers,

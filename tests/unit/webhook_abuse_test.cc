@@ -36,6 +36,7 @@ std::string CreationDoc(const std::string& key) {
 }
 
 using fakes::Dribbler;
+using fakes::EndlessHead;
 using fakes::RawConn;
 
 class WebhookAbuseTest : public ::testing::Test {
@@ -246,12 +247,6 @@ TEST_F(WebhookAbuseTest, IdleKeptAliveConnectionsDoNotHoldWorkers) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(state_.Jobs().size(), 8u);
-}
-
-std::string EndlessHead() {
-  std::string h = "POST / HTTP/1.1\r\nHost: x\r\n";
-  for (int i = 0; i < 1000; ++i) h += "X-Padding-" + std::to_string(i) + ": y\r\n";
-  return h;
 }
 
 class WebhookSlowClientsTest : public WebhookAbuseTest {
