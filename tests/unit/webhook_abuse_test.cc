@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -372,6 +374,44 @@ TEST_F(WebhookAbuseTest, BearerInAnyCaseAndMissingContentLengthIs411) {
   std::string answer = raw.ReadUntilClosed(&closed);
   EXPECT_NE(answer.find(" 411 "), std::string::npos) << answer;
   EXPECT_TRUE(cache_.Has("k"));
+}
+
+// What /readyz's "webhook" check and delete_sync_webhook_{workers_busy,requests_waiting} read:
+// with both workers held by requests, a third whole request waits, and is counted as waiting.
+TEST_F(WebhookAbuseTest, BusyWorkersAndWaitingRequestsAreCounted) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  server_->set_erase_handler([&](const std::string&) {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return release; });
+    return WebhookReply{200, "{}", 0};
+  });
+  std::vector<int> status(3, 0);
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 3; ++i) {
+    senders.emplace_back([&, i] {
+      httplib::Client c = Client();
+      auto r = c.Post((std::string("/erase?token=") + kToken).c_str(), "{}", "application/json");
+      status[static_cast<size_t>(i)] = r ? r->status : -1;
+    });
+  }
+  bool saturated = false;
+  for (int i = 0; i < 1000 && !saturated; ++i) {
+    ListenerStats st = server_->Stats();
+    saturated = st.busy_workers == 2 && st.queued == 1;
+    if (!saturated) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(saturated);
+  EXPECT_EQ(server_->workers(), 2);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    release = true;
+  }
+  cv.notify_all();
+  for (std::thread& t : senders) t.join();
+  EXPECT_EQ(status, std::vector<int>({200, 200, 200}));
+  EXPECT_EQ(server_->Stats().queued, 0);
 }
 
 class WebhookManySendersTest : public WebhookAbuseTest {
