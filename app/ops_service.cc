@@ -19,6 +19,7 @@ void OpsService::Register(Settings& s) {
         "space kept in <cache>/.delete-sync/reserve so that removals can still be recorded and "
         "committed when the cache's file system fills up (0 or off: none)",
         "16MiB");
+  tls_settings_.Register(s);
   log_.Register(s);
 }
 
@@ -26,6 +27,9 @@ Status OpsService::Configure() {
   if (!metrics_listen_.empty()) {
     DS_RETURN_IF_ERROR(ParseListen(metrics_listen_, &metrics_host_, &metrics_port_));
   }
+  Result<std::shared_ptr<TlsCredentials>> tls = tls_settings_.Load(!metrics_listen_.empty());
+  if (!tls.ok()) return tls.status();
+  metrics_tls_ = std::move(tls).value();
   Result<int64_t> t = ParseDurationMs("readyz-timeout", readyz_timeout_);
   if (!t.ok()) return t.status();
   if (*t <= 0) return Status::Invalid("--readyz-timeout must be more than 0");
@@ -187,8 +191,11 @@ Status OpsService::Start(std::shared_ptr<const TokenSet> tokens, const ListenerO
   lo.host = metrics_host_;
   lo.port = metrics_port_;
   lo.setting = "--metrics-listen";
+  lo.tls = metrics_tls_;  // its own, never the webhook's
   ops_server_ = std::make_unique<OpsServer>(routes, lo, std::move(tokens));
-  return ops_server_->Start();
+  DS_RETURN_IF_ERROR(ops_server_->Start());
+  if (metrics_tls_) spdlog::info("--metrics-listen: {}", DescribeTls(metrics_tls_));
+  return Status::Ok();
 }
 
 void OpsService::Stop() {

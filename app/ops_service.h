@@ -13,6 +13,7 @@
 #include "ops_health.h"
 #include "ops_log.h"
 #include "runtime.h"
+#include "tls_settings.h"
 #include "transport/amqp.h"
 #include "transport/http_webhook.h"
 #include "transport/ops_http.h"
@@ -41,6 +42,8 @@ class OpsService {
   void Stop();
   // The disk-space reserve to keep in the cache (bytes; 0: none).
   uint64_t disk_reserve() const { return disk_reserve_bytes_; }
+  // The TLS credentials of --metrics-listen (null: plain HTTP), for SIGHUP's reload.
+  const std::shared_ptr<TlsCredentials>& metrics_tls() const { return metrics_tls_; }
 
   StatusSummary Summary() const;
   std::vector<OpsRoute> Routes();
@@ -49,6 +52,8 @@ class OpsService {
   std::string metrics_listen_, readyz_timeout_, disk_reserve_;
   uint64_t disk_reserve_bytes_ = 0;
   LogSettings log_;
+  TlsSettings tls_settings_{"metrics", "--metrics-listen"};
+  std::shared_ptr<TlsCredentials> metrics_tls_;
   std::string metrics_host_;
   int metrics_port_ = 0;
   int64_t readyz_timeout_ms_ = 5000;

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
   libcurl4-openssl-dev libsqlite3-dev libssl-dev nlohmann-json3-dev libpugixml-dev
-  libcli11-dev libtomlplusplus-dev libspdlog-dev libcpp-httplib-dev librabbitmq-dev libmicrohttpd-dev
+  libcli11-dev libtomlplusplus-dev libspdlog-dev libcpp-httplib-dev librabbitmq-dev libmicrohttpd-dev libgnutls28-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3
   clang-14 libclang-rt-14-dev

@@ -17,6 +17,7 @@
 #include "ops_service.h"
 #include "reconcile_runner.h"
 #include "runtime.h"
+#include "tls_settings.h"
 #include "transport/http_webhook.h"
 
 namespace ds::app {
@@ -111,6 +112,7 @@ class ServeCommand : public Command {
                    "connections that have not shown the token yet, at most (a quarter of that "
                    "from one address, at most 32); past it the oldest such one is closed",
                    "256");
+    tls_.Register(*settings_);
     settings_->Add("fetch-concurrency", &fetch_concurrency_, "parallel downloads", "4");
     settings_->Add("reconcile-every", &reconcile_every_,
                    "run a reconcile pass this often (e.g. 10m, 1h, off); default 10m when "
@@ -164,6 +166,16 @@ class ServeCommand : public Command {
     wo_.token = token_;
     ListenerOptions& lo = wo_.listener;
     if (webhook_on_) DS_RETURN_IF_ERROR(ParseListen(listen_, &lo.host, &lo.port));
+    Result<std::shared_ptr<TlsCredentials>> tls = tls_.Load(webhook_on_);
+    if (!tls.ok()) return tls.status();
+    lo.tls = std::move(tls).value();
+    if (webhook_on_ && !lo.tls && !IsLoopbackHost(lo.host)) {
+      spdlog::warn(
+          "--webhook-listen {} is not a loopback address and serves plain HTTP: the token and "
+          "the notifications cross the network in clear; set --webhook-tls-cert and "
+          "--webhook-tls-key",
+          listen_);
+    }
     Result<uint64_t> max_body = ParseBytes("webhook-max-body", max_body_);
     if (!max_body.ok()) return max_body.status();
     lo.max_body = *max_body;
@@ -234,7 +246,7 @@ class ServeCommand : public Command {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGINT);
     sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGHUP);  // reopen the log file
+    sigaddset(&stop_signals, SIGHUP);  // reopen the log file, re-read tokens and certificates
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
@@ -352,6 +364,7 @@ class ServeCommand : public Command {
     if (webhook_on) {
       s = server.Start();
       if (!s.ok()) return s;
+      if (wo.listener.tls) spdlog::info("--webhook-listen: {}", DescribeTls(wo.listener.tls));
     }
     // AMQP: one consumer; a message is acked once its document is durable (as the webhook's
     // 200), dead-lettered when malformed or refused (400/422), redelivered otherwise.
@@ -478,6 +491,8 @@ class ServeCommand : public Command {
       } else {
         spdlog::error("SIGHUP: {}", rs.message());
       }
+      ReloadTls(wo.listener.tls, "--webhook-listen");
+      ReloadTls(ops_.metrics_tls(), "--metrics-listen");
       if (tokens_from_file_) {
         // Token rotation: the file lists every token accepted from now on.
         Result<std::vector<std::string>> read = ReadTokenFile(token_file_);
@@ -542,6 +557,7 @@ class ServeCommand : public Command {
       reconcile_at_start_, webhook_workers_, backlog_, request_timeout_, max_connections_,
       max_unauthenticated_;
   ReconcileSettings reconcile_;
+  TlsSettings tls_{"webhook", "--webhook-listen"};
   OpsService ops_;
   AmqpSettings amqp_;
   // Checked by Check().

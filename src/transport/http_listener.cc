@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <openssl/crypto.h>
@@ -20,6 +21,8 @@
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include "transport/tls_credentials.h"
 
 namespace ds {
 namespace {
@@ -151,6 +154,12 @@ size_t TokenSet::size() const {
   return tokens_.size();
 }
 
+std::string ListenerUrl(const ListenerOptions& opts, int port) {
+  const std::string host =
+      opts.host.find(':') != std::string::npos ? "[" + opts.host + "]" : opts.host;
+  return std::string(opts.tls ? "https://" : "http://") + host + ":" + std::to_string(port) + "/";
+}
+
 Result<int> ListenExclusive(const std::string& host, int port, int backlog,
                             const std::string& setting, int* bound_port) {
   const std::string where =
@@ -210,6 +219,8 @@ Result<int> ListenExclusive(const std::string& host, int port, int backlog,
 
 // One TCP connection.
 struct Conn {
+  const TlsCredentials* tls = nullptr;  // the listener's, for the TLS handshake
+  bool client_verified = false;         // its client certificate was accepted
   int fd = -1;
   std::string addr;
   uint64_t id = 0;
@@ -250,7 +261,8 @@ struct HttpListener::Impl {
   uint64_t next_id = 1;
   int64_t unauthenticated = 0;
   std::map<std::string, int64_t> unauthenticated_by_addr;
-  std::atomic<int64_t> timed_out{0}, evicted{0}, unauthorised{0};
+  std::atomic<int64_t> timed_out{0}, evicted{0}, unauthorised{0}, no_client_cert{0};
+  std::atomic<int64_t> last_403_log_ms{0};
   std::atomic<int64_t> last_401_log_ms{0}, unlogged_401{0};
 
   std::mutex dispatch_mu;  // orders "suspend and queue" with the start of Stop
@@ -317,6 +329,7 @@ struct HttpListener::Impl {
           MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
       c->addr = AddressText(addr_info ? addr_info->client_addr : nullptr);
       c->id = next_id++;
+      c->tls = opts.tls.get();
       c->since_ms = NowMs();
       conns[c->id] = c;
       CountLocked(c, true);
@@ -434,8 +447,13 @@ struct HttpListener::Impl {
       if (errno == 0 && end != cl && *end == '\0') h.content_length = n;
     }
 
-    Admission a = handler.Admit(h);
-    if (a.reply && a.reply->status == 401) CountUnauthorisedAndLog(h);
+    Admission a;
+    if (std::optional<HttpReply> refused = CheckClientCertificate(connection, req->conn, h)) {
+      a.reply = std::move(refused);
+    } else {
+      a = handler.Admit(h);
+      if (a.reply && a.reply->status == 401) CountUnauthorisedAndLog(h);
+    }
     const bool wants_body = h.method == "POST" || h.method == "PUT" || h.method == "PATCH";
     const bool has_body = h.chunked || (h.content_length && *h.content_length > 0);
     if (!a.reply && wants_body && !h.content_length && !h.chunked) {
@@ -477,6 +495,32 @@ struct HttpListener::Impl {
     }
     req->lane = a.lane;
     return MHD_YES;
+  }
+
+  // With a client CA: a 403 for a connection without an accepted client certificate (checked
+  // once per connection); nullopt otherwise.
+  std::optional<HttpReply> CheckClientCertificate(MHD_Connection* connection, Conn* conn,
+                                                  const RequestHead& h) {
+    if (!opts.tls || !opts.tls->requires_client_certificate()) return std::nullopt;
+    if (conn != nullptr && conn->client_verified) return std::nullopt;
+    const MHD_ConnectionInfo* info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    Status st = info && info->tls_session
+                    ? opts.tls->VerifyClient(static_cast<gnutls_session_t>(info->tls_session))
+                    : Status::Denied("no TLS session");
+    if (st.ok()) {
+      if (conn != nullptr) conn->client_verified = true;
+      return std::nullopt;
+    }
+    ++no_client_cert;
+    int64_t now = NowMs();
+    int64_t last = last_403_log_ms.load();
+    if (now - last >= 1000 && last_403_log_ms.compare_exchange_strong(last, now)) {
+      spdlog::warn("{}: refused {} {} from {}: {}", opts.setting, h.method, h.path, h.remote_addr,
+                   st.message());
+    }
+    return Error(403, "a client certificate accepted by " + opts.tls->files().flag_prefix +
+                          "-client-ca is required");
   }
 
   void CountUnauthorisedAndLog(const RequestHead& h) {
@@ -553,6 +597,21 @@ void CompletedCallback(void* cls, MHD_Connection*, void** con_cls, MHD_RequestTe
   static_cast<HttpListener::Impl*>(cls)->OnCompleted(con_cls);
 }
 
+// gnutls_certificate_retrieve_function2: the listener's current certificate for a handshake.
+// libmicrohttpd sets the session's pointer to its connection, whose socket context is ours.
+int RetrieveCertificate(gnutls_session_t session, const gnutls_datum_t*, int,
+                        const gnutls_pk_algorithm_t*, int, gnutls_pcert_st** pcert,
+                        unsigned int* pcert_length, gnutls_privkey_t* key) {
+  auto* connection = static_cast<MHD_Connection*>(gnutls_session_get_ptr(session));
+  if (connection == nullptr) return -1;
+  const MHD_ConnectionInfo* info =
+      MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  const Conn* c = info ? static_cast<const Conn*>(info->socket_context) : nullptr;
+  if (c == nullptr || c->tls == nullptr) return -1;
+  c->tls->Select(pcert, pcert_length, key);
+  return 0;
+}
+
 void LogCallback(void* cls, const char* fm, va_list ap) {
   char buf[512];
   vsnprintf(buf, sizeof buf, fm, ap);
@@ -597,14 +656,34 @@ Status HttpListener::Start() {
   if (!fd.ok()) return fd.status();
   auto impl = std::make_unique<Impl>(opts_, handler_);
   Impl* raw = impl.get();
-  raw->daemon =
-      MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
-                       0, nullptr, nullptr, &AccessCallback, raw, MHD_OPTION_EXTERNAL_LOGGER,
-                       &LogCallback, &opts_.setting, MHD_OPTION_LISTEN_SOCKET, *fd,
-                       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(opts_.max_connections),
-                       MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(opts_.idle_timeout_s),
-                       MHD_OPTION_NOTIFY_CONNECTION, &ConnectionCallback, raw,
-                       MHD_OPTION_NOTIFY_COMPLETED, &CompletedCallback, raw, MHD_OPTION_END);
+  unsigned int flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  // TLS 1.2 and 1.3 only, GnuTLS's secure defaults otherwise.
+  static const char kPriorities[] = "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2";
+  std::vector<MHD_OptionItem> tls_options;
+  if (opts_.tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK) != MHD_YES) {
+      ::close(*fd);
+      return Status::Unavailable("this libmicrohttpd has no TLS certificate callback (" +
+                                 opts_.setting + " with TLS)");
+    }
+    flags |= MHD_USE_TLS;
+    tls_options.push_back(
+        {MHD_OPTION_HTTPS_CERT_CALLBACK, 0, reinterpret_cast<void*>(&RetrieveCertificate)});
+    tls_options.push_back({MHD_OPTION_HTTPS_PRIORITIES, 0, const_cast<char*>(kPriorities)});
+    // With a client CA the server asks for a client certificate (VerifyClient decides).
+    if (opts_.tls->requires_client_certificate()) {
+      tls_options.push_back(
+          {MHD_OPTION_HTTPS_MEM_TRUST, 0, const_cast<char*>(opts_.tls->client_ca_pem().c_str())});
+    }
+  }
+  tls_options.push_back({MHD_OPTION_END, 0, nullptr});
+  raw->daemon = MHD_start_daemon(
+      flags, 0, nullptr, nullptr, &AccessCallback, raw, MHD_OPTION_EXTERNAL_LOGGER, &LogCallback,
+      &opts_.setting, MHD_OPTION_LISTEN_SOCKET, *fd, MHD_OPTION_CONNECTION_LIMIT,
+      static_cast<unsigned>(opts_.max_connections), MHD_OPTION_CONNECTION_TIMEOUT,
+      static_cast<unsigned>(opts_.idle_timeout_s), MHD_OPTION_NOTIFY_CONNECTION,
+      &ConnectionCallback, raw, MHD_OPTION_NOTIFY_COMPLETED, &CompletedCallback, raw,
+      MHD_OPTION_ARRAY, tls_options.data(), MHD_OPTION_END);
   if (raw->daemon == nullptr) {
     ::close(*fd);
     return Status::Unavailable("cannot start the HTTP listener on " + opts_.host + ":" +
@@ -664,6 +743,7 @@ ListenerStats HttpListener::Stats() const {
   s.timed_out = impl_->timed_out;
   s.evicted = impl_->evicted;
   s.unauthorised = impl_->unauthorised;
+  s.no_client_cert = impl_->no_client_cert;
   return s;
 }
 

@@ -28,6 +28,13 @@
 //     `idle_timeout_s`.
 //   - The listening socket is exclusive (no SO_REUSEPORT): a second listener on the same address
 //     fails to start ("cannot listen on HOST:PORT: in use").
+//
+// TLS (ListenerOptions::tls): every connection is TLS 1.2 or 1.3 with the credentials' current
+// certificate (replaced for new handshakes by TlsCredentials::Reload). A client that speaks
+// plain HTTP gets no HTTP answer: its bytes fail the handshake and the connection is closed.
+// The handshake counts against the connection's request_timeout_s like the head does. With a
+// client CA, a request from a connection without an accepted client certificate is answered
+// 403 and the connection closed, before Admit is called (so before the token is looked at).
 #pragma once
 
 #include <atomic>
@@ -43,6 +50,8 @@
 #include "common/status.h"
 
 namespace ds {
+
+class TlsCredentials;
 
 struct HttpReply {
   int status = 200;
@@ -123,6 +132,7 @@ struct ListenerOptions {
   int request_timeout_s = 10;
   int idle_timeout_s = 60;
   uint64_t max_body = 8ull * 1024 * 1024;
+  std::shared_ptr<TlsCredentials> tls;  // null: plain HTTP
 };
 
 // Counts since Start, for metrics and readiness.
@@ -134,6 +144,7 @@ struct ListenerStats {
   int64_t timed_out = 0;        // connections closed for missing request_timeout_s
   int64_t evicted = 0;          // unauthenticated connections closed to make room
   int64_t unauthorised = 0;     // requests answered 401 (counted by the listener)
+  int64_t no_client_cert = 0;   // requests answered 403 for want of an accepted client certificate
 };
 
 class HttpListener {
@@ -150,6 +161,7 @@ class HttpListener {
   void Stop();
   int port() const { return port_; }
   int workers() const { return opts_.workers; }
+  const ListenerOptions& options() const { return opts_; }
   // Safe to call from any thread, also while or after the listener stops.
   ListenerStats Stats() const;
 
@@ -162,6 +174,9 @@ class HttpListener {
   std::unique_ptr<Impl> impl_;
   int port_ = 0;
 };
+
+// "http://HOST:PORT/" or "https://HOST:PORT/" (an IPv6 host in brackets), for logs.
+std::string ListenerUrl(const ListenerOptions& opts, int port);
 
 // Binds and listens on HOST:PORT without SO_REUSEPORT. Returns the descriptor and sets *port
 // to the bound port (useful with port 0). The error names the address and `setting`.

@@ -106,8 +106,8 @@ Status WebhookServer::Start() {
         "the webhook needs a token: set --webhook-token (or DELETE_SYNC_WEBHOOK_TOKEN)");
   }
   DS_RETURN_IF_ERROR(listener_.Start());
-  spdlog::info("webhook listening on http://{}:{}/ ({} workers)", opts_.listener.host,
-               listener_.port(), listener_.workers());
+  spdlog::info("webhook listening on {} ({} workers)",
+               ListenerUrl(opts_.listener, listener_.port()), listener_.workers());
   return Status::Ok();
 }
 

@@ -98,7 +98,8 @@ Status OpsServer::Start() {
     return Status::Invalid("a non-loopback --metrics-listen needs the webhook token");
   }
   DS_RETURN_IF_ERROR(listener_.Start());
-  spdlog::info("metrics and status listening on http://{}:{}/ ({})", host_, listener_.port(),
+  spdlog::info("metrics and status listening on {} ({})",
+               ListenerUrl(listener_.options(), listener_.port()),
                require_token_ ? "token required" : "loopback, no token");
   return Status::Ok();
 }
