@@ -91,6 +91,22 @@ void OpsService::Attach(Runtime& rt, const CommonSettings& common, WebhookServer
                               "Webhook requests answered 401 (missing or wrong token)", [&server] {
                                 return static_cast<double>(server.Stats().unauthorised);
                               });
+  metrics_->AddSampledCounter(
+      "delete_sync_webhook_client_certificate_refused_total",
+      "Webhook requests answered 403 for want of a client certificate accepted by "
+      "--webhook-client-ca",
+      [&server] { return static_cast<double>(server.Stats().no_client_cert); });
+  // When a listener serves TLS: when its certificate in use expires (alert well before).
+  for (const auto& [name, creds] :
+       {std::pair{"delete_sync_webhook_tls_certificate_expiry_timestamp_seconds", server.tls()},
+        std::pair{"delete_sync_metrics_tls_certificate_expiry_timestamp_seconds", metrics_tls_}}) {
+    if (!creds) continue;
+    std::shared_ptr<TlsCredentials> c = creds;
+    metrics_->AddSampledGauge(name,
+                              "Unix time at which the TLS certificate in use expires (a SIGHUP "
+                              "after renewing the file serves the new one)",
+                              [c] { return static_cast<double>(c->info().not_after); });
+  }
   AuditLog* audit = rt.audit.get();
   metrics_->AddSampledCounter(
       "delete_sync_audit_lock_wait_seconds_total",

@@ -23,6 +23,13 @@
 #   DS_RGW_OSD_PORTS    first of 32 ports for the OSD      (default 17320)
 #   DS_RGW_MEMSTORE_MB  cap of the in-memory OSD, in MiB   (default 4096; RAM is used on demand)
 #
+# The lab has a certificate authority of its own ($DS_RGW_DIR/tls/ca.pem and ca.key, named in
+# the env file as DS_RGW_CA_CERT and DS_RGW_CA_KEY) that radosgw trusts, so that tests can push
+# to an https:// endpoint with verify-ssl on: radosgw runs in a mount namespace of its own in
+# which /etc/ssl/certs (where its libcurl-gnutls looks) is the system's bundle plus that CA.
+# The machine's trust store is not changed. This needs root (unshare, mount); without it the
+# lab starts without a trusted CA and the env file names none.
+#
 # Everything listens on 127.0.0.1 only. Daemons run detached (setsid, stdin from /dev/null,
 # stdout/stderr to $DS_RGW_DIR/log/*.out, no inherited descriptors), so a caller that pipes
 # our output (CI) never waits on them.
@@ -69,7 +76,7 @@ ENV_FILE="$DIR/env"
 LOCK_FILE="$DIR.lock"
 AWS_BIN=/usr/bin/aws
 PY_BIN=/usr/bin/python3
-PACKAGES=(radosgw ceph-mon ceph-osd awscli curl python3)
+PACKAGES=(radosgw ceph-mon ceph-osd awscli curl python3 openssl ca-certificates)
 NO_PROXY_ENV=(-u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u ALL_PROXY -u all_proxy)
 
 unset CEPH_ARGS
@@ -291,8 +298,34 @@ write_env() {
         printf 'export AWS_ENDPOINT_URL_S3=%q\n' "$ENDPOINT"
         printf 'export AWS_ENDPOINT_URL=%q\n' "$ENDPOINT"
         printf 'export DS_RGW_ENDPOINT=%q\n' "$ENDPOINT"
+        if [ -f "$DIR/tls/trusted" ]; then
+            printf 'export DS_RGW_CA_CERT=%q\n' "$DIR/tls/ca.pem"
+            printf 'export DS_RGW_CA_KEY=%q\n' "$DIR/tls/ca.key"
+        fi
     } >"$tmp"
     mv -f "$tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------- lab CA
+# make_lab_ca: the lab's CA and the trust folder radosgw sees as /etc/ssl/certs. Fails (and
+# the lab goes on without it) when not root or mount namespaces are not available.
+make_lab_ca() {
+    if [ "$(id -u)" -ne 0 ] || ! unshare -m --propagation private true 2>/dev/null; then
+        log "not root or no mount namespaces: radosgw will not trust a lab CA (https push endpoints with verify-ssl will fail)"
+        return 1
+    fi
+    mkdir -p "$DIR/tls/trust"
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+            -subj "/CN=delete-sync RGW lab CA" -keyout "$DIR/tls/ca.key" -out "$DIR/tls/ca.pem" \
+            >"$DIR/log/lab-ca.out" 2>&1; then
+        log "openssl could not make the lab CA (see $DIR/log/lab-ca.out)"
+        return 1
+    fi
+    chmod 600 "$DIR/tls/ca.key"
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+        cp /etc/ssl/certs/ca-certificates.crt "$DIR/tls/trust/"
+    fi
+    cp "$DIR/tls/ca.pem" "$DIR/tls/trust/delete-sync-rgw-lab-ca.pem"
 }
 
 # ---------------------------------------------------------------- start
@@ -352,7 +385,16 @@ cmd_start() {
 
     # --- radosgw (creates its pools on first start: 9 s with the default paxos interval,
     # under 1 s with the one in ceph.conf)
-    spawn rgw /usr/bin/radosgw --conf "$CONF" -n client.rgw.a -f
+    local rgw_cmd=(/usr/bin/radosgw --conf "$CONF" -n client.rgw.a -f)
+    if make_lab_ca; then
+        # unshare and sh exec, so the pid recorded is radosgw's.
+        # shellcheck disable=SC2016
+        spawn rgw unshare -m --propagation private /bin/sh -c \
+            'mount --bind "$0" /etc/ssl/certs && exec "$@"' "$DIR/tls/trust" "${rgw_cmd[@]}"
+        : >"$DIR/tls/trusted"
+    else
+        spawn rgw "${rgw_cmd[@]}"
+    fi
     ln -sf client.rgw.a.log "$DIR/log/rgw.log"
     wait_for rgw 90 s3_answers
     log "radosgw answers after $(elapsed "$t0") s"

@@ -77,6 +77,8 @@ class WebhookServer : private HttpHandler {
   // The listener's counts (connections, busy workers, slow clients cut, 401s).
   ListenerStats Stats() const { return listener_.Stats(); }
   int workers() const { return listener_.workers(); }
+  // The TLS credentials served (null: plain HTTP).
+  const std::shared_ptr<TlsCredentials>& tls() const { return opts_.listener.tls; }
 
   // Binds and starts serving. Fails with a clear message when the address is taken or the
   // token is empty.

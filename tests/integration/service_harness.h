@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "fakes/test_ca.h"
 #include "rgw_env.h"
 #include "s3/client.h"
 
@@ -141,12 +142,20 @@ class ServiceHarness {
       token_file_ = dir_ + "/webhook.token";
       std::ofstream(token_file_) << token_ << "\n";
     }
+    if (use_tls_) {
+      ASSERT_TRUE(env_.count("DS_RGW_CA_CERT") && env_.count("DS_RGW_CA_KEY"))
+          << "the RGW lab has no CA that radosgw trusts (scripts/rgw-local.sh start makes one "
+             "when run as root)";
+      std::filesystem::create_directories(tls_dir());
+      IssueWebhookCertificate("delete-sync webhook");
+    }
     port_ = FreePort();
     extra_args_ = extra_args;
     Spawn();
     ASSERT_FALSE(::testing::Test::HasFatalFailure());
     std::string out;
-    std::string endpoint = "http://127.0.0.1:" + std::to_string(port_) + "/?token=" + token_;
+    std::string endpoint = std::string(use_tls_ ? "https" : "http") +
+                           "://127.0.0.1:" + std::to_string(port_) + "/?token=" + token_;
     int rc = RunCommand({std::string(DS_SOURCE_DIR) + "/scripts/rgw-local.sh", "notify", bucket_,
                          "t-" + bucket_, endpoint},
                         {}, &out);
@@ -211,6 +220,11 @@ class ServiceHarness {
           "--log-level",
           "debug"};
       argv.insert(argv.end(), serve.begin(), serve.end());
+      if (use_tls_) {
+        const std::vector<std::string> tls = {"--webhook-tls-cert", tls_dir() + "/webhook.pem",
+                                              "--webhook-tls-key", tls_dir() + "/webhook.key"};
+        argv.insert(argv.end(), tls.begin(), tls.end());
+      }
       argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
@@ -220,6 +234,7 @@ class ServiceHarness {
     }
     httplib::Client c("127.0.0.1", port_);
     ASSERT_TRUE(WaitFor([&] {
+      if (use_tls_) return Curl({"/healthz"}) == 0;
       auto r = c.Get("/healthz");
       return r && r->status == 200;
     })) << "serve did not come up; log:\n"
@@ -269,6 +284,29 @@ class ServiceHarness {
   // Before Start: serve reads its token from <dir>/webhook.token (token_file()) instead of
   // --webhook-token, so that a test can rotate it (write the file, then Hup()).
   void UseTokenFile() { use_token_file_ = true; }
+  // Before Start: the webhook serves TLS with a certificate for 127.0.0.1 issued by the RGW
+  // lab's CA (<dir>/tls/webhook.pem and .key), and RGW pushes to https:// with verify-ssl on
+  // (its default). The lab's CA is the one radosgw trusts (scripts/rgw-local.sh).
+  void UseTls() { use_tls_ = true; }
+  std::string tls_dir() const { return dir_ + "/tls"; }
+  std::string lab_ca_file() const { return env_.at("DS_RGW_CA_CERT"); }
+  // Writes a new webhook certificate (and key) issued by the lab's CA over the files serve
+  // reads; it serves them after Hup().
+  void IssueWebhookCertificate(const std::string& common_name) {
+    testing::TestCa ca(ReadFile(env_.at("DS_RGW_CA_CERT")), ReadFile(env_.at("DS_RGW_CA_KEY")));
+    testing::TestCert c = ca.Issue(common_name);
+    std::ofstream(tls_dir() + "/webhook.pem", std::ios::trunc) << c.cert_pem;
+    std::ofstream(tls_dir() + "/webhook.key", std::ios::trunc) << c.key_pem;
+  }
+  // Runs curl against the webhook over TLS, trusting the lab's CA: `args` are the path (first)
+  // and curl's own options; its exit code (0: a 2xx answer) and its output.
+  int Curl(const std::vector<std::string>& args, std::string* out = nullptr) const {
+    std::vector<std::string> argv = {"curl", "-sS", "--noproxy", "*",          "--fail-with-body",
+                                     "-m",   "20",  "--cacert",  lab_ca_file()};
+    argv.insert(argv.end(), args.begin() + 1, args.end());
+    argv.push_back("https://127.0.0.1:" + std::to_string(port_) + args.front());
+    return RunCommand(argv, {}, out);
+  }
   const std::string& token_file() const { return token_file_; }
   // Sends SIGHUP to serve (it reopens its log file and re-reads the token file).
   void Hup() {
@@ -328,6 +366,7 @@ class ServiceHarness {
   std::unique_ptr<S3Client> s3_;
   std::string bucket_, topic_, dir_, cache_, log_, token_, token_file_;
   bool use_token_file_ = false;
+  bool use_tls_ = false;
   std::vector<std::string> extra_args_;
   std::map<std::string, std::string> serve_env_;
   std::vector<std::string> launcher_;
