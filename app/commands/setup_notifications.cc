@@ -22,6 +22,7 @@
 #include "s3/client.h"
 #include "s3/xml.h"
 #include "transport/amqp.h"
+#include "transport/ops_http.h"
 
 namespace ds::app {
 namespace {
@@ -133,6 +134,23 @@ class SetupNotificationsCommand : public Command {
       } else if (push_endpoint_.find("token=") == std::string::npos) {
         std::cerr << "delete-sync setup-notifications: warning: the push endpoint carries no "
                      "?token=; serve's webhook will answer 401\n";
+      }
+      if (push_endpoint_.rfind("http://", 0) == 0) {
+        // The host of http://HOST[:PORT]/...: the token crosses the network in clear unless
+        // RGW and serve share the host.
+        std::string host = push_endpoint_.substr(7);
+        host = host.substr(0, host.find('/'));
+        if (!host.empty() && host.front() == '[') {
+          host = host.substr(0, host.find(']') + 1);
+        } else {
+          host = host.substr(0, host.find(':'));
+        }
+        if (!IsLoopbackHost(host)) {
+          std::cerr << "delete-sync setup-notifications: warning: http:// to " << host
+                    << " sends the token and the notifications in clear; serve the webhook "
+                       "with --webhook-tls-cert/--webhook-tls-key and push to https:// (RGW "
+                       "verifies the certificate: verify-ssl is on by default)\n";
+        }
       }
       target.kind = "Topic";
       target.events = {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"};

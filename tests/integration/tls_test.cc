@@ -39,6 +39,27 @@ TEST(TlsListener, RgwPushesOverHttpsWithVerifySslAndPlainHttpGetsNothing) {
             std::string::npos)
       << out;
 
+  // setup-notifications reads the https topic back as it is; an http:// endpoint to another
+  // host is warned about (the token would cross the network in clear).
+  const std::string topic = "t-" + h.bucket();
+  ASSERT_EQ(RunCommand({DS_BINARY, "setup-notifications", "--bucket", h.bucket(), "--topic", topic,
+                        "--id", topic, "--push-endpoint",
+                        "https://127.0.0.1:" + std::to_string(h.port()) + "/?token=" + h.token()},
+                       h.env(), &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("(unchanged)"), std::string::npos) << out;
+  ASSERT_EQ(RunCommand({DS_BINARY, "setup-notifications", "--bucket", h.bucket(), "--topic", topic,
+                        "--id", topic, "--push-endpoint",
+                        "http://192.0.2.1:8089/?token=" + h.token(), "--dry-run"},
+                       h.env(), &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("warning: http:// to 192.0.2.1 sends the token and the notifications in "
+                     "clear"),
+            std::string::npos)
+      << out;
+
   // Plain HTTP to the TLS port: no HTTP answer at all (curl: empty reply or reset), and no
   // document applied.
   int rc = RunCommand({"curl", "-sS", "--noproxy", "*", "-m", "10", "-d", R"({"Records":[]})",
