@@ -21,6 +21,7 @@
 
 #include "common/crash_point.h"
 #include "crypto/digest.h"
+#include "fs/unique_fd.h"
 
 namespace ds {
 namespace {
@@ -206,24 +207,13 @@ bool HmacMatches(const std::string& key, const std::string& line, const Envelope
 
 // ---- files ----
 
-struct Fd {
-  int fd = -1;
-  Fd() = default;
-  explicit Fd(int f) : fd(f) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
 Status FsyncDir(const std::string& file_path) {
   std::string dir = file_path;
   size_t slash = dir.rfind('/');
   dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : dir.substr(0, slash));
-  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.fd < 0) return Status::Io("cannot open folder " + dir + ": " + Errno(errno));
-  if (::fsync(d.fd) != 0) return Status::Io("cannot fsync folder " + dir + ": " + Errno(errno));
+  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (d.get() < 0) return Status::Io("cannot open folder " + dir + ": " + Errno(errno));
+  if (::fsync(d.get()) != 0) return Status::Io("cannot fsync folder " + dir + ": " + Errno(errno));
   return Status::Ok();
 }
 
@@ -598,12 +588,12 @@ Result<std::string> LoadHmacKey(const std::string& path) {
   if (st.st_size > kMaxKeyFileBytes) {
     return Status::Invalid("HMAC key file " + path + " is larger than 64 KiB: not a key file?");
   }
-  Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (f.fd < 0) return Status::Io("cannot read HMAC key file " + path + ": " + Errno(errno));
+  UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (f.get() < 0) return Status::Io("cannot read HMAC key file " + path + ": " + Errno(errno));
   std::string key;
   char buf[4096];
   for (;;) {
-    ssize_t r = ::read(f.fd, buf, sizeof buf);
+    ssize_t r = ::read(f.get(), buf, sizeof buf);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) return Status::Io("cannot read HMAC key file " + path + ": " + Errno(errno));
     if (r == 0) break;
@@ -736,8 +726,8 @@ Status AuditLog::CutTornTail(int64_t start, int64_t size) {
   std::string torn(static_cast<size_t>(size - start), '\0');
   DS_RETURN_IF_ERROR(PreadAll(fd_, torn.data(), torn.size(), start, path_));
   const std::string evidence = path_ + ".torn-" + std::to_string(start);
-  Fd efd(::open(evidence.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (efd.fd < 0) {
+  UniqueFd efd(::open(evidence.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (efd.get() < 0) {
     return Status::Io("audit log " + path_ + " ends with a torn record (bytes " +
                       std::to_string(start) + ".." + std::to_string(size) +
                       ", a crash during an append) and it cannot be kept in " + evidence + ": " +
@@ -746,13 +736,13 @@ Status AuditLog::CutTornTail(int64_t start, int64_t size) {
   const char* p = torn.data();
   size_t left = torn.size();
   while (left > 0) {
-    ssize_t n = ::write(efd.fd, p, left);
+    ssize_t n = ::write(efd.get(), p, left);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return Status::Io("cannot write " + evidence + ": " + Errno(errno));
     p += n;
     left -= static_cast<size_t>(n);
   }
-  if (::fsync(efd.fd) != 0) return Status::Io("cannot fsync " + evidence + ": " + Errno(errno));
+  if (::fsync(efd.get()) != 0) return Status::Io("cannot fsync " + evidence + ": " + Errno(errno));
   DS_RETURN_IF_ERROR(FsyncDir(evidence));
   if (::ftruncate(fd_, static_cast<off_t>(start)) != 0 || ::fdatasync(fd_) != 0) {
     return Status::Io("cannot cut the torn record off audit log " + path_ + ": " + Errno(errno) +
@@ -793,15 +783,15 @@ Status AuditLog::LoadTail() {
     if (rot->empty()) return Status::Ok();
     const Rotated* newest = &rot->back();
     for (const Rotated& r : *rot) newest = r.last > newest->last ? &r : newest;
-    Fd rfd(::open(newest->path.c_str(), O_RDONLY | O_CLOEXEC));
+    UniqueFd rfd(::open(newest->path.c_str(), O_RDONLY | O_CLOEXEC));
     struct stat rst {};
-    if (rfd.fd < 0 || ::fstat(rfd.fd, &rst) != 0) {
+    if (rfd.get() < 0 || ::fstat(rfd.get(), &rst) != 0) {
       return Status::Io("cannot read rotated audit log " + newest->path + ": " + Errno(errno));
     }
     if (rst.st_size == 0) {
       return Status::Invalid("rotated audit log " + newest->path + " is empty" + Advice(path_));
     }
-    Result<FileTail> ft = CheckFileTail(newest->path, rfd.fd, rst.st_size, key);
+    Result<FileTail> ft = CheckFileTail(newest->path, rfd.get(), rst.st_size, key);
     if (!ft.ok()) return Status::Invalid(ft.status().message() + Advice(path_));
     if (ft->last.seq != newest->last) {
       return Status::Invalid("rotated audit log " + newest->path + " ends at seq " +
@@ -1060,25 +1050,26 @@ Result<VerifyReport> AuditLog::Inspect(const std::string& path,
   // A consistent snapshot: under a shared lock (when the lock file exists) list the rotated
   // files and note the current file's size; appenders hold the lock exclusively for a whole
   // append or rotation, so the snapshot ends at a record boundary.
-  Fd lock(::open((path + ".lock").c_str(), O_RDONLY | O_CLOEXEC));
-  if (lock.fd >= 0) {
-    while (::flock(lock.fd, LOCK_SH) != 0 && errno == EINTR) {
+  UniqueFd lock(::open((path + ".lock").c_str(), O_RDONLY | O_CLOEXEC));
+  if (lock.get() >= 0) {
+    while (::flock(lock.get(), LOCK_SH) != 0 && errno == EINTR) {
     }
   }
   Result<std::vector<Rotated>> rotated = ListRotated(path);
   if (!rotated.ok()) return rotated.status();
-  Fd cur(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (cur.fd < 0 && errno != ENOENT) {
+  UniqueFd cur(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (cur.get() < 0 && errno != ENOENT) {
     return Status::Io("cannot read audit log " + path + ": " + Errno(errno));
   }
   int64_t cur_size = 0;
-  if (cur.fd >= 0) {
+  if (cur.get() >= 0) {
     struct stat st {};
-    if (::fstat(cur.fd, &st) != 0) return Status::Io("cannot stat " + path + ": " + Errno(errno));
+    if (::fstat(cur.get(), &st) != 0)
+      return Status::Io("cannot stat " + path + ": " + Errno(errno));
     cur_size = st.st_size;
   }
-  if (lock.fd >= 0) ::flock(lock.fd, LOCK_UN);
-  if (cur.fd < 0 && rotated->empty()) return Status::NotFound("no audit log at " + path);
+  if (lock.get() >= 0) ::flock(lock.get(), LOCK_UN);
+  if (cur.get() < 0 && rotated->empty()) return Status::NotFound("no audit log at " + path);
 
   VerifyReport report;
   report.head_hash = kZeroHash;
@@ -1086,14 +1077,14 @@ Result<VerifyReport> AuditLog::Inspect(const std::string& path,
   ChainChecker checker(hmac_key, &report);
   Status io;
   for (const Rotated& r : *rotated) {
-    Fd fd(::open(r.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.fd < 0) return Status::Io("cannot read audit log " + r.path + ": " + Errno(errno));
-    if (!checker.File(r.path, fd.fd, -1, &r, &io)) {
+    UniqueFd fd(::open(r.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) return Status::Io("cannot read audit log " + r.path + ": " + Errno(errno));
+    if (!checker.File(r.path, fd.get(), -1, &r, &io)) {
       if (!io.ok()) return io;
       return report;
     }
   }
-  if (cur.fd >= 0 && !checker.File(path, cur.fd, cur_size, nullptr, &io)) {
+  if (cur.get() >= 0 && !checker.File(path, cur.get(), cur_size, nullptr, &io)) {
     if (!io.ok()) return io;
   }
   return report;

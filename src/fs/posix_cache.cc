@@ -23,44 +23,16 @@
 
 #include "common/crash_point.h"
 #include "fs/parallel.h"
+#include "fs/unique_fd.h"
 
 namespace ds {
 namespace posix_cache_internal {
 
-// Owns one file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() { reset(); }
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  int release() { return std::exchange(fd_, -1); }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 struct State {
   std::string root_path;
-  Fd root;
-  Fd reserved;
-  Fd tmp;
+  UniqueFd root;
+  UniqueFd reserved;
+  UniqueFd tmp;
   PosixCacheOptions opts;
   std::string host_token;  // "<hostname>.<pid namespace inode>", see posix_cache.h
 };
@@ -69,7 +41,6 @@ struct State {
 
 namespace {
 
-using posix_cache_internal::Fd;
 using posix_cache_internal::State;
 
 constexpr int kDirOpenFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
@@ -182,7 +153,7 @@ Status FsyncFd(int fd, const std::string& what) {
 // the folder segs[0..i-1].
 struct DirChain {
   int root = -1;
-  std::vector<Fd> dirs;
+  std::vector<UniqueFd> dirs;
   int at(size_t level) const { return level == 0 ? root : dirs[level - 1].get(); }
   int last() const { return at(dirs.size()); }
 };
@@ -224,7 +195,7 @@ Result<DirChain> OpenDirsOnce(const State& st, const std::string& rel,
           }
           return ErrnoStatus(errno, "create folder " + where());
         }
-        Fd made(::openat(cur, seg.c_str(), kDirOpenFlags));
+        UniqueFd made(::openat(cur, seg.c_str(), kDirOpenFlags));
         if (!made.valid()) {
           if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) continue;  // raced
           return ErrnoStatus(errno, "open new folder " + where());
@@ -343,14 +314,15 @@ bool ProcessAlive(pid_t pid) {
 }
 
 // Creates (mode 0700 + owner) or opens a service folder, refusing symbolic links.
-Result<Fd> OpenPrivateDir(const State& st, int parent, const char* name, const std::string& path) {
+Result<UniqueFd> OpenPrivateDir(const State& st, int parent, const char* name,
+                                const std::string& path) {
   bool created = false;
   if (::mkdirat(parent, name, kPrivateDirMode) == 0) {
     created = true;
   } else if (errno != EEXIST) {
     return ErrnoStatus(errno, "create folder " + path);
   }
-  Fd fd(::openat(parent, name, kDirOpenFlags));
+  UniqueFd fd(::openat(parent, name, kDirOpenFlags));
   if (!fd.valid()) {
     if (errno == ELOOP || errno == ENOTDIR) {
       return Status::Invalid("cache folder " + path + " is a symbolic link or not a folder");
@@ -370,7 +342,7 @@ Result<Fd> OpenPrivateDir(const State& st, int parent, const char* name, const s
 
 class PosixTempFile : public TempFile {
  public:
-  PosixTempFile(std::shared_ptr<const State> st, Fd fd, std::string name)
+  PosixTempFile(std::shared_ptr<const State> st, UniqueFd fd, std::string name)
       : st_(std::move(st)), fd_(std::move(fd)), name_(std::move(name)) {}
 
   ~PosixTempFile() override {
@@ -434,7 +406,7 @@ class PosixTempFile : public TempFile {
         published_ = true;
         published_path_ = rel_path;
         // The folder is fsynced by SyncFolder(), through a descriptor of its own.
-        unsynced_folder_ = Fd(::fcntl(parent, F_DUPFD_CLOEXEC, 0));
+        unsynced_folder_ = UniqueFd(::fcntl(parent, F_DUPFD_CLOEXEC, 0));
         fd_.reset();
         if (!unsynced_folder_.valid()) {
           return FsyncFd(parent, "folder of " + Quoted(rel_path) + " in cache " + st_->root_path);
@@ -467,9 +439,9 @@ class PosixTempFile : public TempFile {
   }
 
   std::shared_ptr<const State> st_;
-  Fd fd_;
+  UniqueFd fd_;
   std::string name_;
-  Fd unsynced_folder_;  // after PublishUnsynced: the folder still to fsync
+  UniqueFd unsynced_folder_;  // after PublishUnsynced: the folder still to fsync
   std::string published_path_;
   bool published_ = false;
   bool synced_ = false;
@@ -483,7 +455,7 @@ using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
 // A fresh stream over folder `dir_fd` (its own offset, so concurrent listings don't interfere).
 Result<DirPtr> OpenListing(int dir_fd, const std::string& what) {
-  Fd fd(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd fd(::openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(errno, "open folder " + what);
   DIR* d = ::fdopendir(fd.get());
   if (d == nullptr) return ErrnoStatus(errno, "list folder " + what);
@@ -545,7 +517,7 @@ Status WalkDir(const State& st, int dir_fd, const std::string& path, const std::
   for (const WalkEntry& e : entries) {
     if (e.is_dir) {
       std::string name = e.sort_key.substr(0, e.sort_key.size() - 1);
-      Fd child(::openat(dir_fd, name.c_str(), kDirOpenFlags));
+      UniqueFd child(::openat(dir_fd, name.c_str(), kDirOpenFlags));
       if (!child.valid()) {
         // Removed or replaced by a non-folder since the listing: nothing to report.
         if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) continue;
@@ -609,7 +581,7 @@ Result<std::unique_ptr<PosixCache>> PosixCache::Open(const std::string& root,
     if (err == ENOTDIR) return Status::Invalid("cache root " + Quoted(root) + " is not a folder");
     return ErrnoStatus(err, "create cache root " + Quoted(root));
   }
-  st->root = Fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  st->root = UniqueFd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!st->root.valid()) {
     int err = errno;
     if (err == ENOTDIR) return Status::Invalid("cache root " + Quoted(root) + " is not a folder");
@@ -642,8 +614,8 @@ Result<std::unique_ptr<TempFile>> PosixCache::CreateTemp() {
   const State& st = *state_;
   for (int attempt = 0; attempt < kMaxRaceRetries; ++attempt) {
     std::string name = MakeTempName(st.host_token);
-    Fd fd(::openat(st.tmp.get(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                   0600));
+    UniqueFd fd(::openat(st.tmp.get(), name.c_str(),
+                         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd.valid()) {
       if (errno == EEXIST || errno == EINTR) continue;
       return ErrnoStatus(errno,
@@ -809,7 +781,7 @@ class PosixRemovalBatch : public RemovalBatch {
 
   struct Folder {
     Status status;  // OK: `fd` (or the root, when `fd` is not valid) is the folder
-    Fd fd;
+    UniqueFd fd;
     bool unsynced = false;  // lost a file since it was last fsynced
   };
   struct Path {
@@ -1037,9 +1009,8 @@ Status PosixCache::EnsureReserve(uint64_t bytes) {
   const std::string what = st.root_path + "/" + kReservedDir + "/reserve";
   // A name of this process's own: several processes (and hosts) may make the reserve at once.
   const std::string temp = MakeTempName(st.host_token) + ".reserve";
-  posix_cache_internal::Fd fd(::openat(st.reserved.get(), temp.c_str(),
-                                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                                       0600));
+  UniqueFd fd(::openat(st.reserved.get(), temp.c_str(),
+                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd.get() < 0) return ErrnoStatus(errno, "create " + what);
   int rc = ::posix_fallocate(fd.get(), 0, static_cast<off_t>(bytes));
   if (rc == EOPNOTSUPP || rc == EINVAL) {

@@ -59,6 +59,12 @@ std::string AddressText(const sockaddr* sa) {
   return buf;
 }
 
+}  // namespace
+
+// Named rather than anonymous: HttpListener::Impl holds Lanes (GCC's -Wsubobject-linkage when
+// this file is compiled in a unity batch, where it counts as an included file).
+namespace listener_internal {
+
 // A fixed set of threads running queued jobs in order; counts the busy ones.
 class Lanes {
  public:
@@ -116,7 +122,7 @@ class Lanes {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace
+}  // namespace listener_internal
 
 bool TokenMatches(const std::string& presented, const std::string& expected) {
   if (expected.empty() || presented.size() != expected.size()) return false;
@@ -252,8 +258,8 @@ struct HttpListener::Impl {
   const ListenerOptions& opts;
   HttpHandler& handler;
   MHD_Daemon* daemon = nullptr;
-  Lanes senders;
-  Lanes operators;
+  listener_internal::Lanes senders;
+  listener_internal::Lanes operators;
 
   // Connections by id (oldest first), shared by the I/O thread and the sweeper.
   mutable std::mutex mu;
@@ -410,7 +416,7 @@ struct HttpListener::Impl {
         return Queue(connection, r);
       }
       MHD_suspend_connection(connection);
-      Lanes& lane = req->lane == Lane::kOperators ? operators : senders;
+      listener_internal::Lanes& lane = req->lane == Lane::kOperators ? operators : senders;
       lane.Enqueue([this, req, connection] {
         req->reply = handler.Handle(req->head, std::move(req->body));
         req->state = Req::kDone;

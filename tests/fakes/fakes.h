@@ -11,11 +11,31 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "core/audit_sink.h"
 #include "core/cache_fs.h"
 #include "core/object_store.h"
 #include "core/state_store.h"
 
 namespace ds::fakes {
+
+// Keeps the removal records the engine writes (in memory); `fail` makes every write fail.
+class RecordingAudit : public AuditSink {
+ public:
+  Status RecordRemoval(const RemovalRecord& r) override {
+    if (!fail.ok()) return fail;
+    records.push_back(r);
+    return Status::Ok();
+  }
+  Status RecordRemovals(const std::vector<RemovalRecord>& group) override {
+    if (!fail.ok()) return fail;
+    ++groups;
+    records.insert(records.end(), group.begin(), group.end());
+    return Status::Ok();
+  }
+  std::vector<RemovalRecord> records;
+  int groups = 0;
+  Status fail;
+};
 
 class FakeClock : public Clock {
  public:

@@ -57,9 +57,9 @@ class EraseIT : public ::testing::Test {
     int rc = RunCommand(argv, env, &out);
     last_output_ = out;
     size_t start = out.rfind("\n{");
-    std::string json = start == std::string::npos ? out : out.substr(start + 1);
+    std::string text = start == std::string::npos ? out : out.substr(start + 1);
     try {
-      *receipt = nlohmann::json::parse(json);
+      *receipt = nlohmann::json::parse(text);
     } catch (const std::exception&) {
       ADD_FAILURE() << "no JSON receipt in:\n" << out;
     }

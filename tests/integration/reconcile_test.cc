@@ -41,9 +41,9 @@ class ReconcileIT : public ::testing::Test {
     int rc = RunCommand(argv, env, &out);
     // The JSON report is the last line of output; logs (stderr) come before it.
     size_t start = out.rfind("\n{");
-    std::string json = start == std::string::npos ? out : out.substr(start + 1);
+    std::string text = start == std::string::npos ? out : out.substr(start + 1);
     try {
-      *report = nlohmann::json::parse(json);
+      *report = nlohmann::json::parse(text);
     } catch (const std::exception&) {
       ADD_FAILURE() << "no JSON report in:\n" << out;
     }

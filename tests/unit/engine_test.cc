@@ -19,6 +19,7 @@ using fakes::FakeCacheFs;
 using fakes::FakeClock;
 using fakes::FakeObjectStore;
 using fakes::FakeStateStore;
+using fakes::RecordingAudit;
 
 class EngineTest : public ::testing::Test {
  protected:
@@ -609,24 +610,6 @@ TEST_F(EngineTest, RemovingAKeyWhosePathIsAFolderRemovesNothingAndSucceeds) {
   cache_.fail_remove = Status::Ok();
   EXPECT_TRUE(cache_.Has("a/b"));
 }
-
-class RecordingAudit : public AuditSink {
- public:
-  Status RecordRemoval(const RemovalRecord& r) override {
-    if (!fail.ok()) return fail;
-    records.push_back(r);
-    return Status::Ok();
-  }
-  Status RecordRemovals(const std::vector<RemovalRecord>& group) override {
-    if (!fail.ok()) return fail;
-    ++groups;
-    records.insert(records.end(), group.begin(), group.end());
-    return Status::Ok();
-  }
-  std::vector<RemovalRecord> records;
-  int groups = 0;
-  Status fail;
-};
 
 TEST_F(EngineTest, EveryRemovalIsAuditedBeforeItIsAcknowledged) {
   RecordingAudit audit;

@@ -18,6 +18,7 @@ namespace {
 using fakes::FakeCacheFs;
 using fakes::FakeClock;
 using fakes::FakeStateStore;
+using fakes::RecordingAudit;
 using nlohmann::json;
 
 // A versioned bucket: key -> versions, newest last. Also answers HEAD and listings.
@@ -93,15 +94,6 @@ class FakeVersions : public VersionedStore, public ObjectStore {
   int next_ = 1;
 };
 
-class RecordingAudit : public AuditSink {
- public:
-  Status RecordRemoval(const RemovalRecord& r) override {
-    removals.push_back(r);
-    return Status::Ok();
-  }
-  std::vector<RemovalRecord> removals;
-};
-
 class EraseTest : public ::testing::Test {
  protected:
   EraseTest() {
@@ -166,9 +158,9 @@ TEST_F(EraseTest, EveryVersionAndMarkerAndTheCopyGo) {
   EXPECT_EQ(records_[1].first, "verification");
   EXPECT_EQ(records_[1].second["verified"], true);
   EXPECT_EQ(r["audit"]["verification"]["seq"], 2);
-  ASSERT_EQ(removals_.removals.size(), 1u);
-  EXPECT_EQ(removals_.removals[0].cause, "erase");
-  EXPECT_EQ(removals_.removals[0].event_id, "r1");
+  ASSERT_EQ(removals_.records.size(), 1u);
+  EXPECT_EQ(removals_.records[0].cause, "erase");
+  EXPECT_EQ(removals_.records[0].event_id, "r1");
   EXPECT_TRUE(state_.Key("b", "a/k").tombstone);
 
   // Again: nothing left, and the receipt says so.

@@ -28,7 +28,7 @@ namespace ds::app {
 namespace {
 
 constexpr char kKeyId[] = "AKIDREADYZTEST123456";
-constexpr char kSecret[] = "readyz-secret-never-shown";
+constexpr char kReadyzSecret[] = "readyz-secret-never-shown";
 
 // A loopback HTTP server answering every request with `status` and `body`; records requests.
 class ScriptedS3 {
@@ -78,7 +78,7 @@ std::unique_ptr<S3Client> ProbeClient(int port) {
   S3Config c;
   c.endpoint = "http://127.0.0.1:" + std::to_string(port);
   c.access_key_id = kKeyId;
-  c.secret_access_key = kSecret;
+  c.secret_access_key = kReadyzSecret;
   c.max_attempts = 1;
   c.connect_timeout = std::chrono::milliseconds(1000);
   SetRequestTimeout(&c, std::chrono::milliseconds(1000));
@@ -131,7 +131,7 @@ TEST_F(ReadinessTest, UnknownAccessKeyIsNotReadyAndSaysWhatToCheck) {
   EXPECT_NE(c.detail.find("access denied"), std::string::npos) << c.detail;
   EXPECT_NE(c.detail.find("InvalidAccessKeyId"), std::string::npos) << c.detail;
   EXPECT_NE(c.detail.find("check AWS_ACCESS_KEY_ID"), std::string::npos) << c.detail;
-  EXPECT_EQ(report.ToJson().find(kSecret), std::string::npos);
+  EXPECT_EQ(report.ToJson().find(kReadyzSecret), std::string::npos);
   EXPECT_EQ(report.ToJson().find(kKeyId), std::string::npos);  // shortened, never whole
 }
 
@@ -143,7 +143,7 @@ TEST_F(ReadinessTest, WrongSecretIsNotReadyAndSaysWhatToCheck) {
   CheckResult c = S3Check(s3.port(), &report);
   EXPECT_FALSE(report.ready) << report.ToJson();
   EXPECT_NE(c.detail.find("check AWS_SECRET_ACCESS_KEY"), std::string::npos) << c.detail;
-  EXPECT_EQ(report.ToJson().find(kSecret), std::string::npos);
+  EXPECT_EQ(report.ToJson().find(kReadyzSecret), std::string::npos);
 }
 
 TEST_F(ReadinessTest, AccessDeniedIsNotReadyAndNamesThePermission) {

@@ -66,7 +66,7 @@ class LogCapture {
   std::ostringstream out_;
 };
 
-constexpr char kSecret[] = "loopback-secret-never-shown";
+constexpr char kTimeoutSecret[] = "loopback-secret-never-shown";
 
 void SetRequestTimeout(S3Config* c, std::chrono::milliseconds d) { c->request_timeout = d; }
 
@@ -74,7 +74,7 @@ S3Config LoopbackConfig(int port) {
   S3Config c;
   c.endpoint = "http://127.0.0.1:" + std::to_string(port);
   c.access_key_id = "AKIDLOOPBACK0000";
-  c.secret_access_key = kSecret;
+  c.secret_access_key = kTimeoutSecret;
   c.max_attempts = 1;
   c.backoff_base = std::chrono::milliseconds(1);
   c.backoff_max = std::chrono::milliseconds(5);
@@ -95,7 +95,7 @@ TEST(S3TimeoutTest, ListingOfAServerThatNeverAnswersFailsAtTheRequestTimeout) {
   EXPECT_NE(s.message().find("timed out"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("s3-request-timeout 1s"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("ListObjectsV2"), std::string::npos) << s.message();
-  EXPECT_EQ(s.message().find(kSecret), std::string::npos);
+  EXPECT_EQ(s.message().find(kTimeoutSecret), std::string::npos);
 }
 
 TEST(S3TimeoutTest, HeadOfAServerThatNeverAnswersFailsAtTheRequestTimeout) {
@@ -139,7 +139,7 @@ TEST(S3TimeoutTest, EachRetryIsLoggedAsAWarningNamingOperationAttemptAndError) {
             std::string::npos)
       << text;
   EXPECT_EQ(text.find("attempt 2/2 failed"), std::string::npos) << text;  // no retry after it
-  EXPECT_EQ(text.find(kSecret), std::string::npos);
+  EXPECT_EQ(text.find(kTimeoutSecret), std::string::npos);
 }
 
 TEST(S3TimeoutTest, ASteadyDownloadLongerThanTheRequestTimeoutIsNotCut) {
