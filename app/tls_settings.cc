@@ -4,18 +4,13 @@
 
 #include <ctime>
 
+#include "common/clock.h"
+
 namespace ds::app {
 
 namespace {
 
-std::string UtcDate(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string UtcDate(int64_t seconds) { return FormatUtcMillis(seconds * 1000); }
 
 }  // namespace
 

@@ -12,6 +12,12 @@
 namespace ds::itest {
 namespace {
 
+// Writes `text` to DIR/NAME; returns that path.
+std::string WriteIn(const std::string& dir, const std::string& name, const std::string& text) {
+  std::ofstream(dir + "/" + name, std::ios::trunc) << text;
+  return dir + "/" + name;
+}
+
 TEST(TlsListener, RgwPushesOverHttpsWithVerifySslAndPlainHttpGetsNothing) {
   ServiceHarness h;
   h.UseTls();
@@ -123,8 +129,7 @@ TEST(TlsListener, MetricsListenerWithClientCertificates) {
   const std::string dir = std::filesystem::temp_directory_path() / ("ds-it-mtls-" + RandomSuffix());
   std::filesystem::create_directories(dir);
   auto write = [&](const std::string& name, const std::string& text) {
-    std::ofstream(dir + "/" + name, std::ios::trunc) << text;
-    return dir + "/" + name;
+    return WriteIn(dir, name, text);
   };
   testing::TestCert server = server_ca.Issue("metrics");
   testing::TestCert prometheus = client_ca.Issue("prometheus", testing::TestCa::kClient);
@@ -164,8 +169,7 @@ TEST(TlsListener, BadTlsSettingsAreRefusedAtStart) {
       std::filesystem::temp_directory_path() / ("ds-it-tlsbad-" + RandomSuffix());
   std::filesystem::create_directories(dir);
   auto write = [&](const std::string& name, const std::string& text) {
-    std::ofstream(dir + "/" + name, std::ios::trunc) << text;
-    return dir + "/" + name;
+    return WriteIn(dir, name, text);
   };
   const std::string cert = write("a.pem", a.cert_pem), key = write("a.key", a.key_pem),
                     other_key = write("b.key", b.key_pem);
