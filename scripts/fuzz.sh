@@ -8,7 +8,9 @@
 #
 #   scripts/fuzz.sh [SECONDS]            every target
 #   FUZZ_TARGETS="fuzz_key_path" scripts/fuzz.sh 3600
-#   FUZZ_JOBS=2 scripts/fuzz.sh 600      parallel workers per target (libFuzzer -fork)
+#   FUZZ_JOBS=2 scripts/fuzz.sh 600      parallel workers per target (libFuzzer -fork), one
+#                                        target at a time
+#   FUZZ_PARALLEL=1 scripts/fuzz.sh      one target at a time (default: as many as cores)
 # Long campaigns and reproducing a crash: docs/RELIABILITY.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -40,23 +42,39 @@ seeds_for() {
 }
 
 mkdir -p "$BUILD/artifacts"
-status=0
-for t in "${TARGETS[@]}"; do
-  corpus="$BUILD/corpus/$t"
+# run_target T: one target's campaign, its log in $BUILD/T.log; fails when libFuzzer found a crash.
+run_target() {
+  local t="$1" corpus="$BUILD/corpus/$1"
   mkdir -p "$corpus"
+  local seeds extra=()
   mapfile -t seeds < <(seeds_for "$t")
-  extra=()
   if [[ -n "${FUZZ_JOBS:-}" ]]; then extra+=(-fork="$FUZZ_JOBS"); fi
-  printf '==> %s for %ss\n' "$t" "$SECONDS_PER_TARGET"
   # -max_len 64 KiB: notification documents and listings are bigger than libFuzzer's default.
-  if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$BUILD/fuzz/$t" "$corpus" "${seeds[@]}" -max_total_time="$SECONDS_PER_TARGET" \
     -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$BUILD/artifacts/$t-" "${extra[@]}" >"$BUILD/$t.log" 2>&1; then
+    -artifact_prefix="$BUILD/artifacts/$t-" "${extra[@]}" >"$BUILD/$t.log" 2>&1
+}
+
+# The targets run side by side, as many at a time as there are cores (FUZZ_PARALLEL): each
+# libFuzzer process is single-threaded, so four 15 s campaigns take 30 s on 2 cores, not 60 s.
+PARALLEL="${FUZZ_PARALLEL:-$(nproc)}"
+if [[ -n "${FUZZ_JOBS:-}" ]]; then PARALLEL=1; fi
+declare -A pid_of=()
+for t in "${TARGETS[@]}"; do
+  while (($(jobs -rp | wc -l) >= PARALLEL)); do wait -n || true; done
+  printf '==> %s for %ss\n' "$t" "$SECONDS_PER_TARGET"
+  run_target "$t" &
+  pid_of[$t]=$!
+done
+status=0
+for t in "${TARGETS[@]}"; do
+  if ! wait "${pid_of[$t]}"; then
     echo "FAILED: $t (see $BUILD/$t.log; the input is in $BUILD/artifacts/)" >&2
     tail -40 "$BUILD/$t.log" >&2
     status=1
   fi
+  printf '    %s:\n' "$t"
   grep -E '^stat::number_of_executed_units|^#[0-9]+ *DONE' "$BUILD/$t.log" | sed 's/^/    /' || true
 done
 exit "$status"

@@ -47,8 +47,32 @@ cmake --build build/tsan -j"$JOBS" --target unit_tests
 TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build/tsan/unit_tests
 fi
 
+# Servers this run started are stopped at the end, also on failure; running ones are reused.
+# They start in the background while the fuzzing and the checks below run (issue 18, CI time:
+# RabbitMQ alone takes half a minute to boot, mostly waiting).
+started_rgw=0
+started_rmq=0
+started_cephfs=0
+labs_pid=""
+cleanup() {
+  if [[ -n "$labs_pid" ]]; then wait "$labs_pid" >/dev/null 2>&1 || true; fi
+  if ((started_cephfs)); then scripts/cephfs-local.sh stop >/dev/null 2>&1 || true; fi
+  if ((started_rmq)); then scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true; fi
+  if ((started_rgw)); then scripts/rgw-local.sh stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+step "local Ceph RGW, RabbitMQ (AMQP tests) and CephFS with a metadata server (multi-host tests: hosts are namespaces with ceph-fuse): starting in the background, log in build/labs.log"
+if ! scripts/rgw-local.sh status >/dev/null 2>&1; then started_rgw=1; fi
+if ! scripts/rabbitmq-local.sh status >/dev/null 2>&1; then started_rmq=1; fi
+if ! scripts/cephfs-local.sh status >/dev/null 2>&1; then started_cephfs=1; fi
+mkdir -p build
+(scripts/rgw-local.sh start && scripts/rabbitmq-local.sh start && scripts/cephfs-local.sh start) \
+  >build/labs.log 2>&1 &
+labs_pid=$!
+
 if [[ "${DS_CI_FUZZ:-1}" == 1 ]]; then
-step "fuzzing: libFuzzer targets, 15 s each (scripts/fuzz.sh)"
+step "fuzzing: libFuzzer targets, 15 s each, side by side (scripts/fuzz.sh)"
 scripts/fuzz.sh 15
 fi
 
@@ -61,31 +85,19 @@ promtool check rules deploy/prometheus/delete-sync-rules.yml
 step "AWS CDK app: template assertions (npm test) and offline cdk synth"
 deploy/aws-cdk/test.sh
 
-# Servers this run started are stopped at the end, also on failure; running ones are reused.
-started_rgw=0
-started_rmq=0
-started_cephfs=0
-cleanup() {
-  if ((started_cephfs)); then scripts/cephfs-local.sh stop >/dev/null 2>&1 || true; fi
-  if ((started_rmq)); then scripts/rabbitmq-local.sh stop >/dev/null 2>&1 || true; fi
-  if ((started_rgw)); then scripts/rgw-local.sh stop >/dev/null 2>&1 || true; fi
-}
-trap cleanup EXIT
-
-step "local Ceph RGW"
-if ! scripts/rgw-local.sh status >/dev/null 2>&1; then started_rgw=1; fi
-scripts/rgw-local.sh start
-
-step "local RabbitMQ (AMQP transport tests)"
-if ! scripts/rabbitmq-local.sh status >/dev/null 2>&1; then started_rmq=1; fi
-scripts/rabbitmq-local.sh start >/dev/null
-
-step "local CephFS with a metadata server (multi-host tests: hosts are namespaces with ceph-fuse)"
-if ! scripts/cephfs-local.sh status >/dev/null 2>&1; then started_cephfs=1; fi
-scripts/cephfs-local.sh start >/dev/null
+step "waiting for the local RGW, RabbitMQ and CephFS"
+if ! wait "$labs_pid"; then
+  labs_pid=""
+  cat build/labs.log >&2
+  echo "scripts/test.sh: a local server did not start (build/labs.log above)" >&2
+  exit 1
+fi
+labs_pid=""
+tail -n 3 build/labs.log
 
 step "integration tests (real RGW, real notifications, real RabbitMQ, CephFS shared by hosts)"
-ctest --test-dir build/ci -L integration --output-on-failure
+# Several at a time: most of their time is waiting; what they share is locked (CMakeLists.txt).
+ctest --test-dir build/ci -L integration --output-on-failure -j3
 
 step "benchmark smoke run: every bench/*.sh with tiny sizes, one run (bench/run --smoke)"
 DS_BENCH_BUILD=build/ci bench/run --smoke

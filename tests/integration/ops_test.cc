@@ -332,7 +332,10 @@ TEST(OpsTest, SighupReopensTheLogFile) {
   std::filesystem::create_directories(log_dir);
   const std::string log = log_dir + "/serve.log";
   p.Start(env, {"--bucket", "b", "--log-file", log});
-  EXPECT_NE(ReadFile(log).find("delete-sync serving"), std::string::npos);
+  // The listener answers before serve has logged that it serves (the line comes once every
+  // thread is started), so the line is waited for.
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(log).find("delete-sync serving") != std::string::npos; }))
+      << ReadFile(log);
   // logrotate moves the file away, then signals.
   std::filesystem::rename(log, log + ".1");
   httplib::Client c("127.0.0.1", p.port());
