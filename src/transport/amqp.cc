@@ -32,9 +32,9 @@ timeval Millis(int ms) {
 }
 
 // An AMQP string table over caller-owned strings.
-class Table {
+class AmqpTable {
  public:
-  explicit Table(const std::map<std::string, std::string>& kv) {
+  explicit AmqpTable(const std::map<std::string, std::string>& kv) {
     entries_.reserve(kv.size());
     for (const auto& [k, v] : kv) {
       amqp_table_entry_t e{};
@@ -238,7 +238,7 @@ Status AmqpChannel::DeclareExchange(const std::string& name, const std::string& 
 }
 
 Status AmqpChannel::DeclareQueue(const std::string& name, const AmqpArgs& args, bool durable) {
-  Table t(args);
+  AmqpTable t(args);
   amqp_queue_declare(impl_->conn, kChannel, StringBytes(name), 0, durable ? 1 : 0, 0, 0, t.get());
   return Check(amqp_get_rpc_reply(impl_->conn), "queue.declare '" + name + "'");
 }
@@ -342,7 +342,7 @@ Status AmqpChannel::PublishConfirmed(const std::string& exchange, const std::str
                                      bool mandatory, int timeout_ms) {
   Status s = EnableConfirms();
   if (!s.ok()) return s;
-  Table t(headers);
+  AmqpTable t(headers);
   amqp_basic_properties_t props{};
   props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
   props.delivery_mode = 2;  // persistent
