@@ -867,10 +867,10 @@ std::string AuditLog::RemovalFields(const RemovalRecord& r) {
   AddStringField(&f, "version_id", r.version_id);
   AddStringField(&f, "etag", r.etag);
   f += ",\"size\":" + std::to_string(r.size);
-  AddStringField(&f, "cause", r.cause);
+  AddStringField(&f, "cause", std::string(RemovalCauseName(r.cause)));
   AddStringField(&f, "event_id", r.event_id);
   AddStringField(&f, "event_name", r.event_name);
-  AddStringField(&f, "outcome", r.outcome);
+  AddStringField(&f, "outcome", std::string(RemovalOutcomeName(r.outcome)));
   return f;
 }
 

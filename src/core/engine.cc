@@ -173,7 +173,7 @@ std::optional<ApplyResult> Engine::Screen(const Event& ev) {
 }
 
 RemovalRecord Engine::MakeRecord(const std::string& bucket, const std::string& key,
-                                 const KeyState& before, bool removed, const std::string& cause,
+                                 const KeyState& before, bool removed, RemovalCause cause,
                                  const std::string& event_id, const std::string& event_name) {
   RemovalRecord rec;
   rec.bucket = bucket;
@@ -184,12 +184,12 @@ RemovalRecord Engine::MakeRecord(const std::string& bucket, const std::string& k
   rec.cause = cause;
   rec.event_id = event_id;
   rec.event_name = event_name;
-  rec.outcome = removed ? "removed" : "absent";
+  rec.outcome = removed ? RemovalOutcome::kRemoved : RemovalOutcome::kAbsent;
   return rec;
 }
 
 Status Engine::Audit(const std::string& bucket, const std::string& key, const KeyState& before,
-                     bool removed, const std::string& cause, const std::string& event_id,
+                     bool removed, RemovalCause cause, const std::string& event_id,
                      const std::string& event_name) {
   if (audit_ == nullptr) return Status::Ok();
   Status s =
@@ -278,7 +278,7 @@ void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& 
       }
       if (audit_ != nullptr) {
         RemovalRecord v = group.records[u.record];
-        v.outcome = "failed";
+        v.outcome = RemovalOutcome::kFailed;
         voided.push_back(std::move(v));
       }
     }
@@ -308,7 +308,7 @@ void Engine::ApplyStaged(std::span<const Event> evs, const std::vector<size_t>& 
     switch (result.outcome) {
       case Outcome::kRemoved:
         counters_.removed++;
-        Removed(ev.bucket, ev.key, "event");
+        Removed(ev.bucket, ev.key, RemovalCause::kEvent);
         spdlog::info("removed {} ({}) [{}]", Where(ev.bucket, ev.key), ev.name, ev.event_id);
         break;
       case Outcome::kAbsent:
@@ -359,7 +359,7 @@ Result<bool> Engine::CopyPresent(const std::string& bucket, const std::string& k
 }
 
 Result<bool> Engine::RecordThenRemove(const std::string& bucket, const std::string& key,
-                                      const KeyState& before, const std::string& cause,
+                                      const KeyState& before, RemovalCause cause,
                                       const std::string& event_id, const std::string& event_name,
                                       bool record_absent) {
   Result<bool> present = CopyPresent(bucket, key, cache_.Stat(key));
@@ -374,7 +374,7 @@ Result<bool> Engine::RecordThenRemove(const std::string& bucket, const std::stri
     // The record names a copy that is still there: void it.
     if (audit_ != nullptr) {
       RemovalRecord v = MakeRecord(bucket, key, before, true, cause, event_id, event_name);
-      v.outcome = "failed";
+      v.outcome = RemovalOutcome::kFailed;
       Status vs = audit_->RecordRemoval(v);
       if (!vs.ok()) {
         spdlog::error("audit log: cannot record the failed removal of {}: {}", Where(bucket, key),
@@ -428,7 +428,7 @@ Status Engine::StageRemove(StateTxn& txn, const Event& ev, ApplyResult& result,
     group.unlinks.push_back({ev.bucket, ev.key, group.records.size()});
   }
   group.records.push_back(
-      MakeRecord(ev.bucket, ev.key, st, removed, "event", ev.event_id, ev.name));
+      MakeRecord(ev.bucket, ev.key, st, removed, RemovalCause::kEvent, ev.event_id, ev.name));
   MarkRemoved(st, clock_.NowMillis(), ev.ordered && !ev.sequencer.empty());
   RaiseSeq(st, ev.sequencer, ev.ordered);
   DS_RETURN_IF_ERROR(txn.Put(ev.bucket, ev.key, st));
@@ -441,7 +441,7 @@ Status Engine::StageRemove(StateTxn& txn, const Event& ev, ApplyResult& result,
     job.key = ev.key;
     job.ordered = false;
     job.event_id = ev.event_id;
-    job.reason = "resync-after-removal";
+    job.reason = JobReason::kResyncAfterRemoval;
     job.not_before_ms = clock_.NowMillis();
     job.event_ms = job.not_before_ms;  // it asks for the bucket's state from now on
     DS_RETURN_IF_ERROR(txn.Enqueue(job));
@@ -464,7 +464,8 @@ Status Engine::StageCreate(StateTxn& txn, const Event& ev, ApplyResult& result) 
   job.seq = ev.ordered ? ev.sequencer : "";
   job.ordered = ev.ordered;
   job.event_id = ev.event_id;
-  job.reason = "event " + ev.name;
+  job.reason = JobReason::kEvent;
+  job.event_name = ev.name;
   job.not_before_ms = clock_.NowMillis();
   // The event's own time when it says one (a late redelivery carries its original eventTime),
   // else when it was journaled; never later than that.
@@ -648,8 +649,9 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
       MarkRemoved(next, clock_.NowMillis());
       DS_RETURN_IF_ERROR(txn.Put(job.bucket, job.key, next));
       DS_RETURN_IF_ERROR(txn.ClearFailed(job.bucket, job.key));
-      Result<bool> r = RecordThenRemove(job.bucket, job.key, st, "store-not-found", job.event_id,
-                                        job.reason, /*record_absent=*/false);
+      Result<bool> r =
+          RecordThenRemove(job.bucket, job.key, st, RemovalCause::kStoreNotFound, job.event_id,
+                           JobReasonText(job.reason, job.event_name), /*record_absent=*/false);
       if (!r.ok()) return r.status();
       removed = *r;
       if (removed) {
@@ -661,7 +663,7 @@ JobOutcome Engine::RunStarted(const FetchJob& job, const JobStart& start, int64_
     counters_.gone++;
     if (removed) {
       counters_.removed++;
-      Removed(job.bucket, job.key, "store-not-found");
+      Removed(job.bucket, job.key, RemovalCause::kStoreNotFound);
       spdlog::info("removed {}: the store no longer has it", where);
     } else {
       spdlog::info("download of {}: the store no longer has it", where);
@@ -816,7 +818,8 @@ Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std:
     DS_RETURN_IF_ERROR(txn.Put(bucket, key, next));
     DS_RETURN_IF_ERROR(txn.ClearFailed(bucket, key));
     Result<bool> removed =
-        RecordThenRemove(bucket, key, st, "reconcile", request_id, "", /*record_absent=*/false);
+        RecordThenRemove(bucket, key, st, RemovalCause::kReconcile, request_id, "",
+                         /*record_absent=*/false);
     if (!removed.ok()) return removed.status();
     if (*removed) DS_RETURN_IF_ERROR(txn.RequeueShadowed(bucket, key, clock_.NowMillis()));
     outcome = *removed ? OrphanOutcome::kRemoved : OrphanOutcome::kAbsent;
@@ -829,7 +832,7 @@ Result<OrphanOutcome> Engine::RemoveOrphan(const std::string& bucket, const std:
   }
   if (outcome == OrphanOutcome::kRemoved) {
     counters_.removed++;
-    Removed(bucket, key, "reconcile");
+    Removed(bucket, key, RemovalCause::kReconcile);
     spdlog::info("removed {} (reconcile: not in the bucket) [{}]", Where(bucket, key), request_id);
   } else if (outcome == OrphanOutcome::kChanged) {
     spdlog::info("reconcile: {} changed during the pass; left alone", Where(bucket, key));
@@ -850,7 +853,7 @@ Result<bool> Engine::RemoveForErasure(const std::string& bucket, const std::stri
     MarkRemoved(next, clock_.NowMillis());
     DS_RETURN_IF_ERROR(txn.Put(bucket, key, next));
     DS_RETURN_IF_ERROR(txn.ClearFailed(bucket, key));
-    Result<bool> r = RecordThenRemove(bucket, key, st, "erase", request_id, "",
+    Result<bool> r = RecordThenRemove(bucket, key, st, RemovalCause::kErase, request_id, "",
                                       /*record_absent=*/true);
     if (!r.ok()) return r.status();
     removed = *r;
@@ -865,7 +868,7 @@ Result<bool> Engine::RemoveForErasure(const std::string& bucket, const std::stri
   }
   if (removed) {
     counters_.removed++;
-    Removed(bucket, key, "erase");
+    Removed(bucket, key, RemovalCause::kErase);
     spdlog::info("removed {} (erase) [{}]", Where(bucket, key), request_id);
   } else {
     counters_.absent++;

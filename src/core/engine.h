@@ -135,10 +135,8 @@ class EngineObserver {
   virtual ~EngineObserver() = default;
   virtual void OnEvent(const Event& ev, const ApplyResult& r) = 0;
   virtual void OnJob(const FetchJob& job, JobOutcome o) = 0;
-  // A cached copy was unlinked; `cause` as in RemovalRecord ("event", "reconcile", "erase",
-  // "store-not-found").
-  virtual void OnRemoved(const std::string& bucket, const std::string& key,
-                         const std::string& cause) = 0;
+  // A cached copy was unlinked, for `cause`.
+  virtual void OnRemoved(const std::string& bucket, const std::string& key, RemovalCause cause) = 0;
   // A download older than the state horizon was checked against the bucket.
   virtual void OnHorizonCheck(const FetchJob& /*job*/, HorizonCheck /*result*/) {}
   // A state collection ended (Engine::CollectState).
@@ -183,7 +181,7 @@ class Engine {
   // one state transaction.
   struct FetchRequest {
     std::string key;
-    std::string reason;  // "reconcile-missing", "reconcile-stale"
+    JobReason reason = JobReason::kReconcileMissing;  // or kReconcileStale, kReconcileUnverified
   };
   Status QueueFetches(const std::string& bucket, std::span<const FetchRequest> requests,
                       const std::string& request_id);
@@ -238,17 +236,17 @@ class Engine {
   Result<bool> CopyPresent(const std::string& bucket, const std::string& key,
                            const Result<CacheEntryInfo>& info);
   Status StageRemove(StateTxn& txn, const Event& ev, ApplyResult& result, GroupRemovals& group);
-  // Appends the audit record of the removal of `key`'s copy (outcome "removed" when the cache
-  // holds one, else "absent", written only when `record_absent`), and only once it is durable
+  // Appends the audit record of the removal of `key`'s copy (outcome kRemoved when the cache
+  // holds one, else kAbsent, written only when `record_absent`), and only once it is durable
   // unlinks the copy (CacheFs::Remove: durable, empty folders pruned). When the unlink fails a
-  // record with outcome "failed" voids the first. Returns whether a copy was unlinked.
+  // record with outcome kFailed voids the first. Returns whether a copy was unlinked.
   Result<bool> RecordThenRemove(const std::string& bucket, const std::string& key,
-                                const KeyState& before, const std::string& cause,
+                                const KeyState& before, RemovalCause cause,
                                 const std::string& event_id, const std::string& event_name,
                                 bool record_absent);
   Status StageCreate(StateTxn& txn, const Event& ev, ApplyResult& result);
   static RemovalRecord MakeRecord(const std::string& bucket, const std::string& key,
-                                  const KeyState& before, bool removed, const std::string& cause,
+                                  const KeyState& before, bool removed, RemovalCause cause,
                                   const std::string& event_id, const std::string& event_name);
   JobOutcome RunJobUnobserved(const FetchJob& job);
   // What a download starts under: the key's removal generation and the download's ticket
@@ -278,13 +276,13 @@ class Engine {
   JobOutcome RunStarted(const FetchJob& job, const JobStart& start, int64_t* finish_later);
   // Reschedules the job after a transient error (with backoff), or fails it.
   JobOutcome RetryOrFail(const FetchJob& job, const Status& err);
-  void Removed(const std::string& bucket, const std::string& key, const char* cause) {
+  void Removed(const std::string& bucket, const std::string& key, RemovalCause cause) {
     if (observer_ != nullptr) observer_->OnRemoved(bucket, key, cause);
   }
   ApplyResult Refuse(const Event& ev, KeyRefusal r);
   // Records a removal in the audit log when there is one.
   Status Audit(const std::string& bucket, const std::string& key, const KeyState& before,
-               bool removed, const std::string& cause, const std::string& event_id,
+               bool removed, RemovalCause cause, const std::string& event_id,
                const std::string& event_name);
   int64_t Backoff(int attempts);
   // Adds index rows for the subjects named by `fields` (name -> value pairs); logs failures.

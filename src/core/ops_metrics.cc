@@ -129,7 +129,7 @@ OpsMetrics::OpsMetrics(Clock& clock, EventLogger log)
     failed_.With({a});
     delay_.With({a});
   }
-  for (const char* c : {"event", "reconcile", "erase", "store-not-found"}) removals_.With({c});
+  for (RemovalCause c : kAllRemovalCauses) removals_.With({std::string(RemovalCauseName(c))});
   for (const char* o : {"published", "discarded", "gone", "retry", "failed"}) downloads_.With({o});
   for (const char* r : {"ok", "failed"}) reconcile_runs_.With({r});
   state_collected_.With({});
@@ -233,8 +233,8 @@ void OpsMetrics::OnStateCollected(const CollectStats& stats) {
   state_collected_.With({}).Inc(stats.keys);
 }
 
-void OpsMetrics::OnRemoved(const std::string&, const std::string&, const std::string& cause) {
-  removals_.With({cause}).Inc();
+void OpsMetrics::OnRemoved(const std::string&, const std::string&, RemovalCause cause) {
+  removals_.With({std::string(RemovalCauseName(cause))}).Inc();
 }
 
 void OpsMetrics::OnReconcile(const ReconcileReport& report, const Status& s) {

@@ -55,8 +55,7 @@ class OpsMetrics : public EngineObserver {
   // EngineObserver.
   void OnEvent(const Event& ev, const ApplyResult& r) override;
   void OnJob(const FetchJob& job, JobOutcome o) override;
-  void OnRemoved(const std::string& bucket, const std::string& key,
-                 const std::string& cause) override;
+  void OnRemoved(const std::string& bucket, const std::string& key, RemovalCause cause) override;
   void OnHorizonCheck(const FetchJob& job, HorizonCheck result) override;
   void OnStateCollected(const CollectStats& stats) override;
 

@@ -206,7 +206,7 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
     fetches.clear();
     return Status::Ok();
   };
-  auto queue = [&](const std::string& key, const char* why) -> Status {
+  auto queue = [&](const std::string& key, JobReason why) -> Status {
     if (!download) return Status::Ok();
     fetches.push_back({key, why});
     return fetches.size() >= kBatch ? flush_fetches() : Status::Ok();
@@ -231,7 +231,7 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
         ++r.refused;
       } else {
         ++r.missing;
-        merge_status = queue(b->key, "reconcile-missing");
+        merge_status = queue(b->key, JobReason::kReconcileMissing);
       }
     } else if (cmp > 0) {  // only in the cache
       ++r.cache_files;
@@ -255,10 +255,10 @@ Status Reconciler::Run(const ReconcileOptions& opts, ReconcileReport* report) {
       bool stale = c->size != b->size || (!st->etag.empty() && st->etag != b->etag);
       if (stale) {
         ++r.stale;
-        merge_status = queue(b->key, "reconcile-stale");
+        merge_status = queue(b->key, JobReason::kReconcileStale);
       } else if (!st->present) {
         ++r.unverified;
-        merge_status = queue(b->key, "reconcile-unverified");
+        merge_status = queue(b->key, JobReason::kReconcileUnverified);
       } else {
         ++r.matching;
       }

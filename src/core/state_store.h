@@ -37,6 +37,53 @@ struct KeyState {
   int64_t updated_ms = 0;
 };
 
+// Why a download was journaled.
+enum class JobReason {
+  kEvent,               // a creation event (FetchJob::event_name says which)
+  kResyncAfterRemoval,  // a removal of unknown order: the bucket's current object is fetched
+  kReconcileMissing,    // a reconcile pass found the key in the bucket and not in the cache
+  kReconcileStale,      // a reconcile pass found the cached copy older than the bucket's
+  // a reconcile pass found a file in the cache with no record of its publication (the state
+  // was lost, or another tool put it there): its size proves nothing, so it is fetched again
+  kReconcileUnverified,
+};
+
+// The reason as the state database stores it and the logs and the audit log show it:
+// "event <event_name>" ("event" without a name), "resync-after-removal", "reconcile-missing",
+// "reconcile-stale", "reconcile-unverified".
+inline std::string JobReasonText(JobReason reason, const std::string& event_name) {
+  switch (reason) {
+    case JobReason::kEvent:
+      return event_name.empty() ? "event" : "event " + event_name;
+    case JobReason::kResyncAfterRemoval:
+      return "resync-after-removal";
+    case JobReason::kReconcileMissing:
+      return "reconcile-missing";
+    case JobReason::kReconcileStale:
+      return "reconcile-stale";
+    case JobReason::kReconcileUnverified:
+      return "reconcile-unverified";
+  }
+  return "event";
+}
+
+// The inverse of JobReasonText. A text it does not know (a database written by another version)
+// reads as an event whose name is that text, so that nothing is lost from the logs.
+inline JobReason ParseJobReason(const std::string& text, std::string* event_name) {
+  event_name->clear();
+  if (text == "resync-after-removal") return JobReason::kResyncAfterRemoval;
+  if (text == "reconcile-missing") return JobReason::kReconcileMissing;
+  if (text == "reconcile-stale") return JobReason::kReconcileStale;
+  if (text == "reconcile-unverified") return JobReason::kReconcileUnverified;
+  if (text == "event") return JobReason::kEvent;
+  if (text.rfind("event ", 0) == 0) {
+    *event_name = text.substr(6);
+  } else {
+    *event_name = text;
+  }
+  return JobReason::kEvent;
+}
+
 // A creation journaled durably before it is acknowledged, downloaded later.
 struct FetchJob {
   int64_t id = 0;
@@ -45,7 +92,8 @@ struct FetchJob {
   std::string seq;  // the triggering event's sequencer when ordered, else ""
   bool ordered = false;
   std::string event_id;  // for logs
-  std::string reason;    // "event", "resync-after-removal", "reconcile", ...
+  JobReason reason = JobReason::kEvent;
+  std::string event_name;  // with kEvent: the event's name, e.g. "ObjectCreated:Put"
   int attempts = 0;
   int64_t not_before_ms = 0;
   std::string last_error;

@@ -130,7 +130,7 @@ FetchJob ReadJob(Stmt& q) {
   j.seq = q.ColText(3);
   j.ordered = q.ColInt(4) != 0;
   j.event_id = q.ColText(5);
-  j.reason = q.ColText(6);
+  j.reason = ParseJobReason(q.ColText(6), &j.event_name);
   j.attempts = static_cast<int>(q.ColInt(7));
   j.not_before_ms = q.ColInt(8);
   j.last_error = q.ColText(9);
@@ -231,7 +231,7 @@ class SqliteTxn : public StateTxn {
                "reason = ?6, event_ms = ?7 WHERE id = ?1");
       if (!upd.ok()) return err_("prepare job merge");
       upd.Int(1, id).Text(2, seq).Int(3, ordered ? 1 : 0).Int(4, not_before);
-      upd.Text(5, job.event_id).Text(6, job.reason).Int(7, event_ms);
+      upd.Text(5, job.event_id).Text(6, JobReasonText(job.reason, job.event_name)).Int(7, event_ms);
       if (upd.Step() != SQLITE_DONE) return err_("merge job");
       return Status::Ok();
     }
@@ -241,7 +241,10 @@ class SqliteTxn : public StateTxn {
              "event_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
     if (!ins.ok()) return err_("prepare job insert");
     ins.Text(1, job.bucket).Blob(2, job.key).Text(3, job.seq).Int(4, job.ordered ? 1 : 0);
-    ins.Text(5, job.event_id).Text(6, job.reason).Int(7, job.not_before_ms).Int(8, job.event_ms);
+    ins.Text(5, job.event_id)
+        .Text(6, JobReasonText(job.reason, job.event_name))
+        .Int(7, job.not_before_ms)
+        .Int(8, job.event_ms);
     if (ins.Step() != SQLITE_DONE) return err_("insert job");
     return Status::Ok();
   }

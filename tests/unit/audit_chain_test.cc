@@ -88,10 +88,10 @@ RemovalRecord Removal(int i) {
   r.version_id = i % 2 ? "v" + std::to_string(i) : "";
   r.etag = "\"etag" + std::to_string(i) + "\"";
   r.size = i % 3 ? 1000 + i : -1;
-  r.cause = "event";
+  r.cause = RemovalCause::kEvent;
   r.event_id = "event-" + std::to_string(i);
   r.event_name = "ObjectRemoved:Delete";
-  r.outcome = i % 4 ? "removed" : "absent";
+  r.outcome = i % 4 ? RemovalOutcome::kRemoved : RemovalOutcome::kAbsent;
   return r;
 }
 
@@ -1071,10 +1071,10 @@ TEST(AuditFormatExample, WriterProducesTheExample) {
                      "",
                      "\"9b2cf535f27731c974343645a3985328\"",
                      102400,
-                     "event",
+                     RemovalCause::kEvent,
                      "26a7d1d3-8b0e-4f4e-b7a1-3c1d2c7e9f01",
                      "ObjectRemoved:Delete",
-                     "removed"};
+                     RemovalOutcome::kRemoved};
     ASSERT_TRUE((*log)->RecordRemoval(r1).ok());
     clock.Advance(1234);
     Result<AuditPosition> p = (*log)->Append(
@@ -1087,10 +1087,10 @@ TEST(AuditFormatExample, WriterProducesTheExample) {
                      "3HL4kqtJvjVBH40Nrjfkd",
                      "",
                      -1,
-                     "erase",
+                     RemovalCause::kErase,
                      "er-0001",
                      "",
-                     "absent"};
+                     RemovalOutcome::kAbsent};
     Result<AuditPosition> last = (*log)->AppendRemoval(r3);
     ASSERT_TRUE(last.ok());
     EXPECT_EQ(last->seq, 3);

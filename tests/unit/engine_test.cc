@@ -436,7 +436,7 @@ TEST_F(EngineTest, CreationArrivingWhileADoneJobAwaitsItsFinishIsDownloaded) {
     void OnJob(const FetchJob&, JobOutcome) override {
       if (fn) std::exchange(fn, nullptr)();
     }
-    void OnRemoved(const std::string&, const std::string&, const std::string&) override {}
+    void OnRemoved(const std::string&, const std::string&, RemovalCause) override {}
   } observer;
   engine_->set_observer(&observer);
   store_.Put("b", "k", "v1");
@@ -624,13 +624,13 @@ TEST_F(EngineTest, EveryRemovalIsAuditedBeforeItIsAcknowledged) {
   EXPECT_EQ(audit.records[0].key, "k");
   EXPECT_EQ(audit.records[0].version_id, "v7");
   EXPECT_EQ(audit.records[0].size, 4);
-  EXPECT_EQ(audit.records[0].cause, "event");
+  EXPECT_EQ(audit.records[0].cause, RemovalCause::kEvent);
   EXPECT_EQ(audit.records[0].event_id, "evt-1");
   EXPECT_EQ(audit.records[0].event_name, "ObjectRemoved:Delete");
-  EXPECT_EQ(audit.records[0].outcome, "removed");
+  EXPECT_EQ(audit.records[0].outcome, RemovalOutcome::kRemoved);
   // A repeated removal is recorded as absent.
   EXPECT_EQ(engine_->Apply(e).outcome, Outcome::kAbsent);
-  EXPECT_EQ(audit.records.back().outcome, "absent");
+  EXPECT_EQ(audit.records.back().outcome, RemovalOutcome::kAbsent);
 }
 
 TEST_F(EngineTest, AuditFailureFailsTheRemovalAndKeepsStateForARetry) {
@@ -649,7 +649,7 @@ TEST_F(EngineTest, AuditFailureFailsTheRemovalAndKeepsStateForARetry) {
   audit.fail = Status::Ok();
   EXPECT_EQ(engine_->Apply(Remove("k", "0A", true)).outcome, Outcome::kRemoved);
   ASSERT_EQ(audit.records.size(), 1u);
-  EXPECT_EQ(audit.records[0].outcome, "removed");
+  EXPECT_EQ(audit.records[0].outcome, RemovalOutcome::kRemoved);
 }
 
 // Issue 16, item 2: with a damaged state database, a removal event failed (500), but its copy
@@ -732,12 +732,13 @@ TEST_F(EngineTest, UnlinkFailingAfterItsRecordIsVoidedInTheLog) {
   EXPECT_TRUE(cache_.Has("k"));
   EXPECT_TRUE(state_.Key("b", "k").present);
   std::vector<std::string> outcomes;
-  for (const RemovalRecord& rec : audit.records) outcomes.push_back(rec.key + ":" + rec.outcome);
+  for (const RemovalRecord& rec : audit.records)
+    outcomes.push_back(rec.key + ":" + std::string(RemovalOutcomeName(rec.outcome)));
   EXPECT_EQ(outcomes, (std::vector<std::string>{"k:removed", "k:failed"}));
   cache_.fail_remove = Status::Ok();
   EXPECT_EQ(engine_->Apply(Remove("k", "0A", true)).outcome, Outcome::kRemoved);
   EXPECT_FALSE(cache_.Has("k"));
-  EXPECT_EQ(audit.records.back().outcome, "removed");
+  EXPECT_EQ(audit.records.back().outcome, RemovalOutcome::kRemoved);
 }
 
 class EngineGroupTest : public EngineTest {
@@ -781,7 +782,8 @@ TEST_F(EngineGroupTest, AppliesInOrderWithOneCommitAndOneAuditAppend) {
   EXPECT_EQ(cache_.batch_commits(), commits_before + 1);
   EXPECT_EQ(audit_.groups, 1);
   std::vector<std::string> audited;
-  for (const RemovalRecord& r : audit_.records) audited.push_back(r.key + ":" + r.outcome);
+  for (const RemovalRecord& r : audit_.records)
+    audited.push_back(r.key + ":" + std::string(RemovalOutcomeName(r.outcome)));
   EXPECT_EQ(audited,
             (std::vector<std::string>{"k1:removed", "k2:removed", "k1:absent", "new:absent"}));
   EXPECT_FALSE(cache_.Has("k1"));
@@ -806,7 +808,8 @@ TEST_F(EngineGroupTest, OneFailedUnlinkFailsOnlyItsEvent) {
   EXPECT_TRUE(cache_.Has("k2"));
   // Recorded before the unlinks; k2's record is voided by a "failed" one.
   std::vector<std::string> audited;
-  for (const RemovalRecord& r : audit_.records) audited.push_back(r.key + ":" + r.outcome);
+  for (const RemovalRecord& r : audit_.records)
+    audited.push_back(r.key + ":" + std::string(RemovalOutcomeName(r.outcome)));
   EXPECT_EQ(audited,
             (std::vector<std::string>{"k1:removed", "k2:removed", "k3:removed", "k2:failed"}));
   EXPECT_EQ(engine_->counters().failed, 1);

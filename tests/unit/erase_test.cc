@@ -159,7 +159,7 @@ TEST_F(EraseTest, EveryVersionAndMarkerAndTheCopyGo) {
   EXPECT_EQ(records_[1].second["verified"], true);
   EXPECT_EQ(r["audit"]["verification"]["seq"], 2);
   ASSERT_EQ(removals_.records.size(), 1u);
-  EXPECT_EQ(removals_.records[0].cause, "erase");
+  EXPECT_EQ(removals_.records[0].cause, RemovalCause::kErase);
   EXPECT_EQ(removals_.records[0].event_id, "r1");
   EXPECT_TRUE(state_.Key("b", "a/k").tombstone);
 

@@ -36,7 +36,8 @@ FetchJob Job(const std::string& key, const std::string& seq = "", bool ordered =
   j.key = key;
   j.seq = seq;
   j.ordered = ordered;
-  j.reason = "test";
+  j.reason = JobReason::kEvent;
+  j.event_name = "test";
   return j;
 }
 
@@ -105,6 +106,55 @@ TEST_F(SqliteStateTest, EnqueueMergesUnclaimedJobsOfOneKey) {
   EXPECT_TRUE(db->ClaimJobs(0, 10)->empty());
   ASSERT_TRUE(db->Transact([&](StateTxn& t) { return t.Enqueue(Job("k", "0D", true)); }).ok());
   EXPECT_EQ(db->ClaimJobs(0, 10)->size(), 1u);
+}
+
+// A job's reason is stored as the text the logs show ("event ObjectCreated:Put", ...) and read
+// back typed; a text this version does not know reads as an event of that name.
+TEST_F(SqliteStateTest, JobReasonsRoundTripAsTextAndUnknownTextIsKept) {
+  auto db = OpenDb();
+  const std::vector<std::pair<JobReason, std::string>> reasons = {
+      {JobReason::kEvent, "ObjectCreated:Put"}, {JobReason::kEvent, ""},
+      {JobReason::kResyncAfterRemoval, ""},     {JobReason::kReconcileMissing, ""},
+      {JobReason::kReconcileStale, ""},         {JobReason::kReconcileUnverified, ""}};
+  ASSERT_TRUE(db->Transact([&](StateTxn& t) {
+                  for (size_t i = 0; i < reasons.size(); ++i) {
+                    FetchJob j = Job("k" + std::to_string(i));
+                    j.reason = reasons[i].first;
+                    j.event_name = reasons[i].second;
+                    DS_RETURN_IF_ERROR(t.Enqueue(j));
+                  }
+                  return Status::Ok();
+                }).ok());
+  auto jobs = db->ClaimJobs(0, 10);
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), reasons.size());
+  for (const FetchJob& j : *jobs) {
+    const size_t i = std::stoul(j.key.substr(1));
+    EXPECT_EQ(j.reason, reasons[i].first) << j.key;
+    EXPECT_EQ(j.event_name, reasons[i].second) << j.key;
+  }
+  db.reset();
+  // A database written by another version: a reason text this one does not know.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(raw,
+                         "UPDATE jobs SET reason = 'reconcile', claimed_pid = NULL, "
+                         "lease_until_ms = NULL, claim_owner = ''",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(raw);
+  db = OpenDb();
+  jobs = db->ClaimJobs(0, 10);
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), reasons.size());
+  for (const FetchJob& j : *jobs) {
+    EXPECT_EQ(j.reason, JobReason::kEvent) << j.key;
+    EXPECT_EQ(j.event_name, "reconcile") << j.key;
+  }
+  std::string name;
+  EXPECT_EQ(ParseJobReason("event ObjectCreated:Put", &name), JobReason::kEvent);
+  EXPECT_EQ(name, "ObjectCreated:Put");
+  EXPECT_EQ(JobReasonText(JobReason::kEvent, "reconcile"), "event reconcile");
 }
 
 TEST_F(SqliteStateTest, RetryFailAndFinish) {
