@@ -1,4 +1,4 @@
-// The audit log (src/audit/chain.h) against its spec, docs/AUDIT_FORMAT.md: appends, reopening,
+// The audit log (src/audit/audit_log.h) against its spec, docs/AUDIT_FORMAT.md: appends, reopening,
 // HMACs, every kind of tampering, rotation, concurrent appenders (threads and processes),
 // keys that are not UTF-8, the crash/truncation policy and the spec's worked example.
 #include <fcntl.h>
@@ -21,7 +21,8 @@
 #include <thread>
 #include <vector>
 
-#include "audit/chain.h"
+#include "audit/audit_log.h"
+#include "audit/hmac_key.h"
 #include "fakes/fakes.h"
 
 namespace ds {
