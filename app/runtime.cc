@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "audit/hmac_key.h"
 #include "reconcile_runner.h"
 
 namespace ds::app {

@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "audit/chain.h"
+#include "audit/audit_log.h"
 #include "config.h"
 #include "core/engine.h"
 #include "core/store_watch.h"

@@ -3,7 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "audit/chain.h"
+#include "audit/audit_log.h"
+#include "audit/hmac_key.h"
 #include "runtime.h"
 
 namespace ds::app {

@@ -1,5 +1,5 @@
 // Where the engine reports every removal from a cache, so that it lands in the audit log
-// (audit/chain.h) before the removal is acknowledged.
+// (audit/audit_log.h) before the removal is acknowledged.
 #pragma once
 
 #include <cstdint>

@@ -50,7 +50,7 @@ struct OpenHolder {
   int fd = -1;
 };
 
-// Where an audit record sits in the chain (audit/chain.h AuditPosition).
+// Where an audit record sits in the chain (audit/audit_log.h AuditPosition).
 struct AuditRef {
   int64_t seq = 0;
   std::string hash;

@@ -5,6 +5,10 @@
 // Appends are durable (write + fdatasync) before they return, serialised by a mutex inside a
 // process and by flock(2) on "<path>.lock" across processes of one host, so several processes
 // may append to one log and the chain stays consistent.
+//
+// Where the parts live: this class's appending in audit_log.cc, its Verify/Inspect in verify.cc
+// (report types in verify.h), the bytes of a record in record.h, the files of a log (tails,
+// rotated files) in log_files.h, key files in hmac_key.h.
 #pragma once
 
 #include <sys/types.h>
@@ -18,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/verify.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "core/audit_sink.h"
@@ -25,8 +30,8 @@
 namespace ds {
 
 struct AuditOptions {
-  // HMAC-SHA-256 key (raw bytes, see LoadHmacKey). When set every record carries "hmac", and
-  // Open refuses a log whose last record has no HMAC or an HMAC made with another key.
+  // HMAC-SHA-256 key (raw bytes, see LoadHmacKey in hmac_key.h). When set every record carries
+  // "hmac", and Open refuses a log whose last record has no HMAC or an HMAC made with another key.
   std::optional<std::string> hmac_key;
   // Rotation: before an append that would make the current file larger than this, the current
   // file is renamed to "<path>.<first-seq>-<last-seq>" and a new one is started (the chain goes
@@ -40,31 +45,6 @@ struct AuditPosition {
   int64_t seq = 0;
   std::string hash;
 };
-
-// The first bad record found by a verification.
-struct VerifyFailure {
-  std::string file;  // the file holding it
-  int64_t line = 0;  // 1-based line number in that file
-  int64_t seq = 0;   // the record's seq when readable, else the seq expected there
-  std::string reason;
-  // "<file>:<line> (seq N): <reason>"
-  std::string ToString() const;
-};
-
-struct VerifyReport {
-  int64_t records = 0;             // records checked (when intact: all of them)
-  int64_t head_seq = 0;            // seq of the last good record (0 when none)
-  std::string head_hash;           // SHA-256 of the last good record's line (64 zeros when none)
-  std::vector<std::string> files;  // files verified, in chain order (rotated ones, then current)
-  bool hmac_checked = false;       // a key was given: every record's HMAC was checked
-  int64_t records_with_hmac = 0;   // records carrying an "hmac" field
-  std::optional<VerifyFailure> failure;  // set when the chain is broken
-};
-
-// Reads an HMAC key file: its bytes with trailing '\n' / '\r' bytes removed. Refuses a file that
-// is missing, not a regular file, larger than 64 KiB or empty (after the removal); warns (log)
-// when group or others may read it, or when the key is shorter than 16 bytes.
-Result<std::string> LoadHmacKey(const std::string& path);
 
 class AuditLog : public AuditSink {
  public:
