@@ -1,18 +1,17 @@
 #include "erase_runner.h"
 
-#include <fcntl.h>
 #include <limits.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <random>
 
 #include "fs/open_holders.h"
+#include "fs/posix.h"
 #include "s3/versioned_adapter.h"
 
 namespace ds::app {
@@ -31,16 +30,6 @@ std::string NewRequestId(int64_t now_ms) {
 
 namespace {
 
-Status SyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::Io("open " + dir + ": " + std::strerror(errno));
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0) return Status::Io("fsync " + dir + ": " + std::strerror(err));
-  return Status::Ok();
-}
-
 // Writes `text` to "<dir>/<id>.json" (or "<id>.2.json", ... when a receipt of that request id
 // exists: receipts are never overwritten): temp file, fsync, link into place, fsync the folder.
 Result<std::string> WriteReceipt(const std::string& dir, const std::string& id,
@@ -49,27 +38,9 @@ Result<std::string> WriteReceipt(const std::string& dir, const std::string& id,
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::Io("create " + dir + ": " + ec.message());
   std::string tmp = dir + "/." + id + ".tmp." + std::to_string(getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::Io("create " + tmp + ": " + std::strerror(errno));
-  size_t off = 0;
-  while (off < text.size()) {
-    ssize_t n = write(fd, text.data() + off, text.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      return Status::Io("write " + tmp + ": " + std::strerror(err));
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0) {
-    int err = errno;
-    close(fd);
-    unlink(tmp.c_str());
-    return Status::Io("fsync " + tmp + ": " + std::strerror(err));
-  }
-  close(fd);
+  posix::WriteFileOptions tmp_opts;
+  tmp_opts.sync_folder = false;  // the folder is fsynced once the receipt is linked into place
+  DS_RETURN_IF_ERROR(posix::WriteFileDurably(tmp, text, tmp_opts));
   std::string final_path;
   for (int n = 1; n < 10000; ++n) {
     final_path = dir + "/" + id + (n == 1 ? "" : "." + std::to_string(n)) + ".json";
@@ -77,13 +48,13 @@ Result<std::string> WriteReceipt(const std::string& dir, const std::string& id,
     if (errno != EEXIST) {
       int err = errno;
       unlink(tmp.c_str());
-      return Status::Io("link " + final_path + ": " + std::strerror(err));
+      return posix::IoError("link " + final_path, err);
     }
     final_path.clear();
   }
   unlink(tmp.c_str());
   if (final_path.empty()) return Status::Io("too many receipts for request id " + id);
-  DS_RETURN_IF_ERROR(SyncDir(dir));
+  DS_RETURN_IF_ERROR(posix::FsyncDir(dir));
   return final_path;
 }
 
@@ -93,7 +64,7 @@ Result<ErasureResult> ExecuteErase(Runtime& rt, const std::string& cache_root,
                                    const std::string& receipts_dir, const EraseRequest& req) {
   char resolved[PATH_MAX];
   if (realpath(cache_root.c_str(), resolved) == nullptr) {
-    return Status::Io("realpath " + cache_root + ": " + std::strerror(errno));
+    return posix::IoError("realpath " + cache_root, errno);
   }
   if (rt.s3 == nullptr) return Status::Invalid("erase needs the object store (AWS_* variables)");
   S3VersionedStore versions(*rt.s3);

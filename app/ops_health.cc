@@ -5,10 +5,10 @@
 
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/cache_fs.h"
+#include "fs/posix.h"
 #include "s3/client.h"
 
 namespace ds::app {
@@ -56,22 +56,23 @@ ReadyReport ReadinessChecker::Check(bool stopping) const {
   static std::atomic<uint64_t> seq{0};
   std::string probe = cache_root_ + "/" + kReservedDir + "/readyz-" + std::to_string(getpid()) +
                       "-" + std::to_string(seq++);
-  int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  bool cache_ok = fd >= 0;
+  // A plain (not durable) write: the probe asks whether the folder takes new files, not
+  // whether they survive a crash, and must stay cheap on a shared file system.
+  UniqueFd fd(open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  bool cache_ok = fd.valid();
   std::string cache_detail = "writable";
   if (!cache_ok) {
-    cache_detail =
-        "cannot create a file in " + cache_root_ + "/" + kReservedDir + ": " + std::strerror(errno);
+    cache_detail = "cannot create a file in " + cache_root_ + "/" + kReservedDir + ": " +
+                   posix::ErrnoText(errno);
   } else {
-    if (write(fd, "ok\n", 3) != 3) {
+    if (write(fd.get(), "ok\n", 3) != 3) {
       cache_ok = false;
-      cache_detail = std::string("cannot write to the cache folder: ") + std::strerror(errno);
+      cache_detail = "cannot write to the cache folder: " + posix::ErrnoText(errno);
     }
-    close(fd);
+    fd.reset();
     if (unlink(probe.c_str()) != 0 && cache_ok) {
       cache_ok = false;
-      cache_detail =
-          std::string("cannot remove a file in the cache folder: ") + std::strerror(errno);
+      cache_detail = "cannot remove a file in the cache folder: " + posix::ErrnoText(errno);
     }
   }
   r.checks.push_back({"cache", cache_ok, cache_detail, MillisSince(t0)});

@@ -9,11 +9,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "fs/posix.h"
 
 namespace ds::app {
 namespace {
@@ -62,7 +62,7 @@ class ReopenableFileSink : public spdlog::sinks::base_sink<std::mutex> {
     std::lock_guard<std::mutex> l(mutex_);
     std::FILE* f = std::fopen(path_.c_str(), "ae");
     if (f == nullptr) {
-      return Status::Io("cannot open the log file " + path_ + ": " + std::strerror(errno));
+      return posix::IoError("cannot open the log file " + path_, errno);
     }
     if (file_ != nullptr) std::fclose(file_);
     file_ = f;

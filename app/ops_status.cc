@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/key_path.h"
+#include "fs/posix.h"
 
 namespace ds::app {
 
@@ -27,26 +27,25 @@ Status FillFromState(SqliteState& state, StatusSummary* out) {
 }
 
 void FillFromAuditLog(const std::string& path, size_t max_records, StatusSummary* out) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT) out->audit_error = "cannot open " + path + ": " + std::strerror(errno);
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno != ENOENT) out->audit_error = "cannot open " + path + ": " + posix::ErrnoText(errno);
     return;
   }
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    out->audit_error = "cannot stat " + path + ": " + std::strerror(errno);
-    close(fd);
+  if (fstat(fd.get(), &st) != 0) {
+    out->audit_error = "cannot stat " + path + ": " + posix::ErrnoText(errno);
     return;
   }
   const off_t kTail = 1 << 20;
   off_t start = st.st_size > kTail ? st.st_size - kTail : 0;
   std::string buf(static_cast<size_t>(st.st_size - start), '\0');
-  ssize_t n = pread(fd, buf.data(), buf.size(), start);
-  close(fd);
+  ssize_t n = pread(fd.get(), buf.data(), buf.size(), start);
   if (n < 0) {
-    out->audit_error = "cannot read " + path + ": " + std::strerror(errno);
+    out->audit_error = "cannot read " + path + ": " + posix::ErrnoText(errno);
     return;
   }
+  fd.reset();
   buf.resize(static_cast<size_t>(n));
   // Complete lines only; when the read started mid-file, drop the first partial line.
   std::vector<std::string> lines;

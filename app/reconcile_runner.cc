@@ -1,12 +1,7 @@
 #include "reconcile_runner.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 namespace ds::app {
 
@@ -73,22 +68,14 @@ Result<int64_t> ParseDurationMs(const std::string& setting, const std::string& v
 
 Result<std::unique_ptr<PassLock>> PassLock::TryAcquire(const std::string& cache_root) {
   std::string path = cache_root + "/" + kReservedDir + "/reconcile.lock";
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::Io("cannot open " + path + ": " + std::strerror(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
-    close(fd);
-    if (err == EWOULDBLOCK) {
-      return Status::Conflict("another reconcile pass of this cache is running (" + path + ")");
-    }
-    return Status::Io("cannot lock " + path + ": " + std::strerror(err));
+  Result<posix::FileLock> lock = posix::FileLock::Open(path);
+  if (!lock.ok()) return lock.status();
+  Status locked = lock->TryLock(posix::FileLock::Kind::kExclusive);
+  if (locked.code() == Code::kConflict) {
+    return Status::Conflict("another reconcile pass of this cache is running (" + path + ")");
   }
-  return std::unique_ptr<PassLock>(new PassLock(fd));
-}
-
-PassLock::~PassLock() {
-  flock(fd_, LOCK_UN);
-  close(fd_);
+  if (!locked.ok()) return locked;
+  return std::unique_ptr<PassLock>(new PassLock(std::move(lock).value()));
 }
 
 std::string ReportJson(const ReconcileOptions& o, const ReconcileReport& r, const Status& s,

@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "core/reconcile.h"
+#include "fs/posix.h"
 #include "runtime.h"
 
 namespace ds::app {
@@ -21,15 +22,16 @@ struct ReconcileSettings {
 Result<int64_t> ParseDurationMs(const std::string& setting, const std::string& value);
 
 // An exclusive lock on <cache>/.delete-sync/reconcile.lock so that passes never overlap, in
-// one process or across processes. Held until destroyed.
+// one process or across processes (and hosts: an flock, posix::FileLock). Held until destroyed.
 class PassLock {
  public:
+  // kConflict "another reconcile pass of this cache is running (<path>)" when another pass
+  // holds it; kIoError when the lock file cannot be opened or locked.
   static Result<std::unique_ptr<PassLock>> TryAcquire(const std::string& cache_root);
-  ~PassLock();
 
  private:
-  explicit PassLock(int fd) : fd_(fd) {}
-  int fd_;
+  explicit PassLock(posix::FileLock lock) : lock_(std::move(lock)) {}
+  posix::FileLock lock_;
 };
 
 // The JSON report of one pass.

@@ -6,13 +6,13 @@
 
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <set>
 #include <thread>
 #include <vector>
 
 #include "audit/hmac_key.h"
+#include "fs/posix.h"
 #include "reconcile_runner.h"
 
 namespace ds::app {
@@ -319,7 +319,7 @@ Result<Runtime> OpenRuntime(const RuntimeOptions& o) {
     std::string parent_path = o.cache + "/..";
     if (stat(o.cache.c_str(), &here) != 0 || stat(parent_path.c_str(), &parent) != 0) {
       return Status::Unavailable("--require-mount: cannot stat the cache folder " + o.cache + ": " +
-                                 std::strerror(errno));
+                                 posix::ErrnoText(errno));
     }
     bool is_mount = here.st_dev != parent.st_dev || here.st_ino == parent.st_ino;
     if (!is_mount) {

@@ -6,8 +6,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
+
+#include "fs/posix.h"
 
 namespace ds {
 
@@ -34,13 +35,13 @@ Status ScanOpenHolders(const std::string& root, std::vector<OpenHolder>* holders
                        const std::string& proc) {
   char resolved[PATH_MAX];
   if (realpath(root.c_str(), resolved) == nullptr) {
-    return Status::Io("realpath " + root + ": " + std::strerror(errno));
+    return posix::IoError("realpath " + root, errno);
   }
   const std::string base = resolved;
   const std::string under = base == "/" ? base : base + "/";
   *complete = true;
   DIR* pd = opendir(proc.c_str());
-  if (pd == nullptr) return Status::Io("opendir " + proc + ": " + std::strerror(errno));
+  if (pd == nullptr) return posix::IoError("opendir " + proc, errno);
   static const std::string kDeleted = " (deleted)";
   while (dirent* pe = readdir(pd)) {
     if (!AllDigits(pe->d_name)) continue;

@@ -5,20 +5,16 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "fs/posix.h"
 #include "fs/posix_cache.h"
 
 namespace ds {
 namespace {
-
-std::string Errno(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
-}
 
 std::string NowUtc() {
   std::time_t t = std::time(nullptr);
@@ -55,30 +51,24 @@ Result<std::unique_ptr<RunMarker>> RunMarker::Create(const std::string& dir,
     while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
     if (unclean != nullptr) unclean->push_back({name, detail});
     if (::unlink(entry.path().c_str()) != 0 && errno != ENOENT) {
-      return Status::Io(Errno("cannot remove the run marker", entry.path().string()));
+      return posix::IoError("cannot remove the run marker " + entry.path().string(), errno);
     }
   }
   if (ec) return Status::Io("cannot list the run marker folder " + dir + ": " + ec.message());
 
   const std::string path = dir + "/" + prefix + std::to_string(self);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Status::Io(Errno("cannot create the run marker", path));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!fd.valid()) return posix::IoError("cannot create the run marker " + path, errno);
   std::string body =
       what + " pid " + std::to_string(self) + " on " + host + ", started " + NowUtc() + "\n";
-  bool ok = ::write(fd, body.data(), body.size()) == static_cast<ssize_t>(body.size()) &&
-            ::fsync(fd) == 0;
-  int saved = errno;
-  ::close(fd);
-  if (!ok) {
-    errno = saved;
-    return Status::Io(Errno("cannot write the run marker", path));
-  }
-  // The marker's name must survive a power cut for the next start to see it.
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  bool ok = ::write(fd.get(), body.data(), body.size()) == static_cast<ssize_t>(body.size()) &&
+            ::fsync(fd.get()) == 0;
+  const int err = errno;
+  fd.reset();
+  if (!ok) return posix::IoError("cannot write the run marker " + path, err);
+  // The marker's name must survive a power cut for the next start to see it (best effort: a
+  // marker whose name is lost only hides an unclean stop, as before there were markers).
+  (void)posix::FsyncDir(dir);
   return std::unique_ptr<RunMarker>(new RunMarker(path));
 }
 
@@ -87,7 +77,7 @@ RunMarker::~RunMarker() { (void)Release(); }
 Status RunMarker::Release() {
   if (released_) return Status::Ok();
   if (::unlink(path_.c_str()) != 0 && errno != ENOENT) {
-    return Status::Io(Errno("cannot remove the run marker", path_));
+    return posix::IoError("cannot remove the run marker " + path_, errno);
   }
   released_ = true;
   return Status::Ok();
