@@ -36,18 +36,6 @@ bool ParseSeq(std::string_view s, int64_t* out) {
 
 }  // namespace
 
-std::string Errno(int err) { return std::strerror(err); }
-
-Status FsyncDir(const std::string& file_path) {
-  std::string dir = file_path;
-  size_t slash = dir.rfind('/');
-  dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : dir.substr(0, slash));
-  UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.get() < 0) return Status::Io("cannot open folder " + dir + ": " + Errno(errno));
-  if (::fsync(d.get()) != 0) return Status::Io("cannot fsync folder " + dir + ": " + Errno(errno));
-  return Status::Ok();
-}
-
 Status PreadAll(int fd, char* buf, size_t n, int64_t off, const std::string& name) {
   while (n > 0) {
     ssize_t r = ::pread(fd, buf, n, static_cast<off_t>(off));

@@ -12,14 +12,16 @@
 
 #include "audit/audit_log.h"
 #include "common/status.h"
+#include "fs/posix.h"
 
 namespace ds::audit_internal {
 
-// strerror(err).
-std::string Errno(int err);
+// strerror(err), thread-safe (the POSIX layer's).
+inline std::string Errno(int err) { return posix::ErrnoText(err); }
 
-// fsyncs the folder holding `file_path`, so that a file created or renamed in it is durable.
-Status FsyncDir(const std::string& file_path);
+// fsyncs the folder holding `file_path`, so that a file created or renamed in it is durable
+// (posix::FsyncParentDir: "open <folder>: ..." / "fsync <folder>: ..." as kIoError).
+inline Status FsyncDir(const std::string& file_path) { return posix::FsyncParentDir(file_path); }
 
 // Reads exactly `n` bytes at offset `off` of `fd` (retrying on EINTR); a file that ends before
 // is an error. `name` names the file in errors.
