@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/cache_fs.h"
+#include "core/cache_layout.h"
 #include "fs/posix.h"
 #include "s3/client.h"
 
@@ -54,15 +55,15 @@ ReadyReport ReadinessChecker::Check(bool stopping) const {
 
   t0 = std::chrono::steady_clock::now();
   static std::atomic<uint64_t> seq{0};
-  std::string probe = cache_root_ + "/" + kReservedDir + "/readyz-" + std::to_string(getpid()) +
-                      "-" + std::to_string(seq++);
+  std::string probe = CacheLayout(cache_root_).ReservedDir() + "/readyz-" +
+                      std::to_string(getpid()) + "-" + std::to_string(seq++);
   // A plain (not durable) write: the probe asks whether the folder takes new files, not
   // whether they survive a crash, and must stay cheap on a shared file system.
   UniqueFd fd(open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   bool cache_ok = fd.valid();
   std::string cache_detail = "writable";
   if (!cache_ok) {
-    cache_detail = "cannot create a file in " + cache_root_ + "/" + kReservedDir + ": " +
+    cache_detail = "cannot create a file in " + CacheLayout(cache_root_).ReservedDir() + ": " +
                    posix::ErrnoText(errno);
   } else {
     if (write(fd.get(), "ok\n", 3) != 3) {

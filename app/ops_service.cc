@@ -5,7 +5,7 @@
 #include "common/version.h"
 #include "core/cache_fs.h"
 #include "ops_status.h"
-#include "reconcile_runner.h"
+#include "reconcile_pass.h"
 
 namespace ds::app {
 

@@ -12,8 +12,9 @@
 #include <vector>
 
 #include "audit/hmac_key.h"
+#include "core/cache_layout.h"
 #include "fs/posix.h"
-#include "reconcile_runner.h"
+#include "reconcile_pass.h"
 
 namespace ds::app {
 
@@ -178,7 +179,7 @@ void CollectStateOnce(Runtime& rt) {
 
 Result<std::string> StatePathOf(const std::string& cache, const std::string& state) {
   if (state.empty() && cache.empty()) return Status::Invalid("--cache or --state is required");
-  return state.empty() ? cache + "/" + kReservedDir + "/state.db" : state;
+  return state.empty() ? CacheLayout(cache).StateDb() : state;
 }
 
 Result<std::string> ExistingStatePath(const std::string& cache, const std::string& state) {
@@ -271,7 +272,7 @@ Result<RuntimeOptions> CheckCommonSettings(const CommonSettings& s, bool require
   if (!require_mount.ok()) return require_mount.status();
   o.require_mount = *require_mount;
 
-  o.state_path = s.state.empty() ? s.cache + "/" + kReservedDir + "/state.db" : s.state;
+  o.state_path = s.state.empty() ? CacheLayout(s.cache).StateDb() : s.state;
   Result<StateJournal> journal =
       ParseStateJournal(s.state_journal.empty() ? "wal" : s.state_journal);
   if (!journal.ok()) return journal.status();
@@ -293,7 +294,7 @@ Result<RuntimeOptions> CheckCommonSettings(const CommonSettings& s, bool require
       if (!key.ok()) return key.status();
       o.audit.hmac_key = *key;
     }
-    o.audit_path = s.audit_log.empty() ? s.cache + "/" + kReservedDir + "/audit.log" : s.audit_log;
+    o.audit_path = s.audit_log.empty() ? CacheLayout(s.cache).AuditLog() : s.audit_log;
   } else if (!s.audit_hmac_key.empty()) {
     return Status::Invalid("--audit-hmac-key needs an audit log (--audit-log is 'off')");
   }

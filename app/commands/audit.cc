@@ -5,6 +5,7 @@
 
 #include "audit/audit_log.h"
 #include "audit/hmac_key.h"
+#include "core/cache_layout.h"
 #include "runtime.h"
 
 namespace ds::app {
@@ -43,7 +44,7 @@ class AuditCommand : public Command {
     // Warnings (e.g. about the key file) go to stderr.
     DS_RETURN_IF_ERROR(SetupLogging("warn"));
     log_ = log_flag_.empty() ? log_ : log_flag_;
-    if (log_.empty() && !cache_.empty()) log_ = cache_ + "/" + kReservedDir + "/audit.log";
+    if (log_.empty() && !cache_.empty()) log_ = CacheLayout(cache_).AuditLog();
     if (log_.empty()) {
       return Status::Invalid(
           "--log FILE is required (or --audit-log, DELETE_SYNC_AUDIT_LOG, audit-log = \"...\" in "

@@ -14,7 +14,8 @@
 #include <iostream>
 #include <random>
 
-#include "erase_runner.h"
+#include "core/cache_layout.h"
+#include "erase_request.h"
 #include "runtime.h"
 
 namespace ds::app {
@@ -64,7 +65,7 @@ class EraseCommand : public Command {
     Result<Runtime> rt = OpenRuntime(runtime_options_);
     if (!rt.ok()) return rt.status();
     std::string dir =
-        receipts_dir_.empty() ? common_.cache + "/" + kReservedDir + "/receipts" : receipts_dir_;
+        receipts_dir_.empty() ? CacheLayout(common_.cache).ReceiptsDir() : receipts_dir_;
     Result<ErasureResult> out = ExecuteErase(*rt, common_.cache, dir, req);
     if (!out.ok()) return out.status();
     std::cout << out->receipt_line << "\n" << std::flush;

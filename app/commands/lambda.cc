@@ -10,8 +10,8 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "erase_runner.h"
-#include "reconcile_runner.h"
+#include "erase_request.h"
+#include "reconcile_pass.h"
 #include "runtime.h"
 #include "transport/lambda_runtime.h"
 
@@ -140,17 +140,18 @@ class LambdaCommand : public Command {
       return lambda::InvocationResult::Error("DeleteSync.DeadlineExceeded",
                                              "too close to the deadline to start a pass");
     }
-    Result<std::unique_ptr<PassLock>> lock = PassLock::TryAcquire(common_.cache);
-    if (!lock.ok()) {
-      // Another pass (another invocation) is running: this one has nothing to add.
-      spdlog::warn("lambda: scheduled reconcile skipped: {}", lock.status().message());
-      return lambda::InvocationResult::Response(Dump(json{{"skipped", lock.status().message()}}));
-    }
     ReconcileOptions o = ro_;
-    o.request_id = "reconcile-" + FormatUtcMillis(SystemClock().NowMillis());
+    o.request_id.clear();  // a new one for each pass
     Reconciler reconciler(*rt_.store, *rt_.cache, *rt_.state, *rt_.engine, SystemClock());
-    ReconcileReport report;
-    Status pass = reconciler.Run(o, &report);
+    PassRun run = RunReconcilePass(common_.cache, reconciler, o);
+    if (!run.lock_status.ok()) {
+      // Another pass (another invocation) is running: this one has nothing to add.
+      spdlog::warn("lambda: scheduled reconcile skipped: {}", run.lock_status.message());
+      return lambda::InvocationResult::Response(Dump(json{{"skipped", run.lock_status.message()}}));
+    }
+    o.request_id = run.request_id;
+    const ReconcileReport& report = run.report;
+    const Status& pass = run.status;
     size_t ran = pass.ok() ? dispatcher_->DrainDue(inv.deadline_ms) : 0;
     // Keep the state bounded (--state-horizon): batches of short transactions.
     if (dispatcher_->HaveTime(inv.deadline_ms)) CollectStateOnce(rt_);

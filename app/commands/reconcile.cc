@@ -6,7 +6,7 @@
 #include <iostream>
 #include <thread>
 
-#include "reconcile_runner.h"
+#include "reconcile_pass.h"
 #include "runtime.h"
 
 namespace ds::app {
@@ -52,9 +52,6 @@ class ReconcileCommand : public Command {
     ReconcileOptions& o = options_;
     Result<Runtime> rt = OpenRuntime(runtime_options_);
     if (!rt.ok()) return rt.status();
-    Result<std::unique_ptr<PassLock>> lock = PassLock::TryAcquire(common_.cache);
-    if (!lock.ok()) return lock.status();
-
     const bool tty = isatty(STDERR_FILENO) && !json_;
     o.store_watch = rt->store_watch.get();
     if (tty) {
@@ -79,8 +76,10 @@ class ReconcileCommand : public Command {
     StoreWaitLogger wait_logger(rt->store_watch.get(), o.request_id);
     Engine& engine = *rt->engine;
     Reconciler reconciler(*rt->store, *rt->cache, *rt->state, engine, SystemClock());
-    ReconcileReport report;
-    Status pass = reconciler.Run(o, &report);
+    PassRun run = RunReconcilePass(common_.cache, reconciler, o);
+    if (!run.lock_status.ok()) return run.lock_status;
+    const ReconcileReport& report = run.report;
+    const Status& pass = run.status;
     if (tty) std::fputc('\n', stderr);
 
     // Download what the pass queued (and anything an earlier run left queued).

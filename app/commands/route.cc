@@ -10,7 +10,7 @@
 #include <atomic>
 #include <thread>
 
-#include "amqp_runner.h"
+#include "amqp_settings.h"
 #include "runtime.h"
 
 namespace ds::app {

@@ -11,11 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "amqp_runner.h"
-#include "erase_runner.h"
+#include "amqp_settings.h"
+#include "core/cache_layout.h"
+#include "erase_request.h"
 #include "fs/run_marker.h"
 #include "ops_service.h"
-#include "reconcile_runner.h"
+#include "reconcile_pass.h"
 #include "runtime.h"
 #include "tls_settings.h"
 #include "transport/http_webhook.h"
@@ -298,7 +299,7 @@ class ServeCommand : public Command {
     // means that run was killed or crashed, and the events sent to it meanwhile may be lost.
     std::vector<UncleanRun> unclean;
     Result<std::unique_ptr<RunMarker>> marker =
-        RunMarker::Create(StateFolder() + "/running", "serve", &unclean);
+        RunMarker::Create(CacheLayout::RunningDir(StateFolder()), "serve", &unclean);
     if (!marker.ok()) return marker.status();
     for (const UncleanRun& u : unclean) {
       spdlog::warn(
@@ -418,16 +419,21 @@ class ServeCommand : public Command {
           }
           if (work.stopped()) return;
           const char* kind = at_start ? "start" : "periodic";
-          Result<std::unique_ptr<PassLock>> lock = PassLock::TryAcquire(common_.cache);
-          if (!lock.ok()) {
-            spdlog::warn("{} reconcile pass skipped: {}", kind, lock.status().message());
+          ReconcileOptions pass_options = ro;
+          pass_options.request_id.clear();  // a new one for each pass
+          PassRun run =
+              RunReconcilePass(common_.cache, reconciler, pass_options, [&](const std::string& id) {
+                spdlog::info(
+                    "{} reconcile pass {}: comparing the cache with "
+                    "s3://{}/{}",
+                    kind, id, common_.bucket, common_.prefix);
+              });
+          if (!run.lock_status.ok()) {
+            spdlog::warn("{} reconcile pass skipped: {}", kind, run.lock_status.message());
             continue;
           }
-          ro.request_id = "reconcile-" + FormatUtcMillis(SystemClock().NowMillis());
-          spdlog::info("{} reconcile pass {}: comparing the cache with s3://{}/{}", kind,
-                       ro.request_id, common_.bucket, common_.prefix);
-          ReconcileReport report;
-          Status ps = reconciler.Run(ro, &report);
+          const ReconcileReport& report = run.report;
+          const Status& ps = run.status;
           if (ps.ok() && at_start && !verify->empty()) {
             Status ms = rt->state->SetMeta(SqliteState::kVerifyCacheMeta, "");
             if (!ms.ok()) spdlog::error("{}", ms.message());
@@ -436,7 +442,7 @@ class ServeCommand : public Command {
             spdlog::info(
                 "{} reconcile pass {} done in {} ms: {} object(s), {} orphan(s) removed, {} "
                 "download(s) queued",
-                kind, ro.request_id, report.duration_ms, report.bucket_objects, report.removed,
+                kind, run.request_id, report.duration_ms, report.bucket_objects, report.removed,
                 report.queued);
           } else {
             spdlog::error("{} reconcile pass failed: {}", kind, ps.message());
@@ -537,7 +543,7 @@ class ServeCommand : public Command {
   // folder, or an audit log.
   bool CacheHasContent() const {
     std::error_code ec;
-    if (std::filesystem::exists(common_.cache + "/" + kReservedDir + "/audit.log", ec)) return true;
+    if (std::filesystem::exists(CacheLayout(common_.cache).AuditLog(), ec)) return true;
     for (const auto& e : std::filesystem::directory_iterator(common_.cache, ec)) {
       if (e.path().filename() != kReservedDir) return true;
     }
@@ -545,7 +551,7 @@ class ServeCommand : public Command {
   }
   // The folder of the state database: the run markers live beside it.
   std::string StateFolder() const {
-    if (common_.state.empty()) return common_.cache + "/" + kReservedDir;
+    if (common_.state.empty()) return CacheLayout(common_.cache).ReservedDir();
     std::string::size_type slash = common_.state.rfind('/');
     return slash == std::string::npos ? "." : common_.state.substr(0, slash);
   }

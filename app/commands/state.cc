@@ -8,6 +8,7 @@
 #include <iostream>
 #include <optional>
 
+#include "core/cache_layout.h"
 #include "fs/run_marker.h"
 #include "runtime.h"
 
@@ -72,7 +73,7 @@ class StateCommand : public Command {
     // markers of dead processes of this host are dropped by RunMarker::Create; those left are
     // of live processes here, or of other hosts (which cannot be judged from here: --force).
     std::error_code ec;
-    const std::string marker_dir = folder + "/running";
+    const std::string marker_dir = CacheLayout::RunningDir(folder);
     if (!force_ && std::filesystem::exists(marker_dir)) {
       std::vector<UncleanRun> unclean;
       Result<std::unique_ptr<RunMarker>> probe = RunMarker::Create(marker_dir, "state", &unclean);

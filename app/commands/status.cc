@@ -3,6 +3,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "core/cache_layout.h"
 #include "ops_status.h"
 #include "runtime.h"
 
@@ -45,7 +46,7 @@ class StatusCommand : public Command {
     if (!failed.ok()) return failed.status();
     StatusSummary summary;
     if (audit_log_.empty() && !cache_.empty()) {
-      audit_log_ = cache_ + "/" + kReservedDir + "/audit.log";
+      audit_log_ = CacheLayout(cache_).AuditLog();
     }
     if (!audit_log_.empty() && audit_log_ != "off") {
       FillFromAuditLog(audit_log_, recent_count_, &summary);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "common/crash_point.h"
+#include "core/cache_layout.h"
 #include "fs/posix.h"
 #include "fs/posix_cache_internal.h"
 
@@ -140,7 +141,7 @@ Status EnsureReserveFile(const State& st, uint64_t bytes) {
       S_ISREG(sb.st_mode) && static_cast<uint64_t>(sb.st_size) >= bytes) {
     return Status::Ok();
   }
-  const std::string what = st.root_path + "/" + kReservedDir + "/reserve";
+  const std::string what = CacheLayout(st.root_path).Reserve();
   // A name of this process's own: several processes (and hosts) may make the reserve at once.
   const std::string temp = MakeTempName(st.host_token) + ".reserve";
   UniqueFd fd(::openat(st.reserved.get(), temp.c_str(),
@@ -180,7 +181,7 @@ Status EnsureReserveFile(const State& st, uint64_t bytes) {
 Result<bool> ReleaseReserveFile(const State& st) {
   if (::unlinkat(st.reserved.get(), "reserve", 0) == 0) return true;
   if (errno == ENOENT) return false;
-  return posix::PosixError("remove " + st.root_path + "/" + kReservedDir + "/reserve", errno);
+  return posix::PosixError("remove " + CacheLayout(st.root_path).Reserve(), errno);
 }
 
 // PosixCache::HasReserve.
@@ -188,7 +189,7 @@ Result<bool> HasReserveFile(const State& st) {
   struct stat sb;
   if (::fstatat(st.reserved.get(), "reserve", &sb, AT_SYMLINK_NOFOLLOW) == 0) return true;
   if (errno == ENOENT) return false;
-  return posix::PosixError("stat " + st.root_path + "/" + kReservedDir + "/reserve", errno);
+  return posix::PosixError("stat " + CacheLayout(st.root_path).Reserve(), errno);
 }
 
 // PosixCache::FreeBytes.

@@ -16,6 +16,7 @@
 #include <string>
 #include <utility>
 
+#include "core/cache_layout.h"
 #include "fs/posix.h"
 #include "fs/posix_cache.h"
 #include "fs/posix_cache_internal.h"
@@ -200,7 +201,7 @@ class PosixTempFile : public TempFile {
   uint64_t bytes_written() const override { return bytes_written_; }
 
  private:
-  std::string Where() const { return st_->root_path + "/" + kReservedDir + "/tmp/" + name_; }
+  std::string Where() const { return CacheLayout(st_->root_path).TempDir() + "/" + name_; }
   static Status FolderConflict(const std::string& rel_path) {
     return Status::Conflict("cannot publish " + Quoted(rel_path) +
                             ": a folder of that name exists");
@@ -225,8 +226,7 @@ Result<std::unique_ptr<TempFile>> CreateTempFile(const std::shared_ptr<const Sta
                          O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (!fd.valid()) {
       if (errno == EEXIST || errno == EINTR) continue;
-      return posix::PosixError("create temp file in " + st.root_path + "/" + kReservedDir + "/tmp",
-                               errno);
+      return posix::PosixError("create temp file in " + CacheLayout(st.root_path).TempDir(), errno);
     }
     Status s = ApplyOwnerAndMode(st, fd.get(), st.opts.file_mode, "temp file " + name);
     if (!s.ok()) {
@@ -240,7 +240,7 @@ Result<std::unique_ptr<TempFile>> CreateTempFile(const std::shared_ptr<const Sta
 
 // PosixCache::CleanTemp.
 Result<size_t> CleanTempFiles(const State& st) {
-  const std::string tmp_path = st.root_path + "/" + kReservedDir + "/tmp";
+  const std::string tmp_path = CacheLayout(st.root_path).TempDir();
   auto listing = OpenListing(st.tmp.get(), Quoted(tmp_path));
   if (!listing.ok()) return listing.status();
   const time_t now = ::time(nullptr);

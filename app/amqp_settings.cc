@@ -1,4 +1,4 @@
-#include "amqp_runner.h"
+#include "amqp_settings.h"
 
 namespace ds::app {
 

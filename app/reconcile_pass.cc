@@ -1,7 +1,10 @@
-#include "reconcile_runner.h"
+#include "reconcile_pass.h"
 
 #include <nlohmann/json.hpp>
 #include <utility>
+
+#include "common/clock.h"
+#include "core/cache_layout.h"
 
 namespace ds::app {
 
@@ -67,7 +70,7 @@ Result<int64_t> ParseDurationMs(const std::string& setting, const std::string& v
 }
 
 Result<std::unique_ptr<PassLock>> PassLock::TryAcquire(const std::string& cache_root) {
-  std::string path = cache_root + "/" + kReservedDir + "/reconcile.lock";
+  std::string path = CacheLayout(cache_root).ReconcileLock();
   Result<posix::FileLock> lock = posix::FileLock::Open(path);
   if (!lock.ok()) return lock.status();
   Status locked = lock->TryLock(posix::FileLock::Kind::kExclusive);
@@ -76,6 +79,23 @@ Result<std::unique_ptr<PassLock>> PassLock::TryAcquire(const std::string& cache_
   }
   if (!locked.ok()) return locked;
   return std::unique_ptr<PassLock>(new PassLock(std::move(lock).value()));
+}
+
+PassRun RunReconcilePass(const std::string& cache_root, Reconciler& reconciler, ReconcileOptions o,
+                         const std::function<void(const std::string&)>& started) {
+  PassRun run;
+  Result<std::unique_ptr<PassLock>> lock = PassLock::TryAcquire(cache_root);
+  if (!lock.ok()) {
+    run.lock_status = lock.status();
+    return run;
+  }
+  run.lock = std::move(lock).value();
+  if (o.request_id.empty())
+    o.request_id = "reconcile-" + FormatUtcMillis(SystemClock().NowMillis());
+  run.request_id = o.request_id;
+  if (started) started(run.request_id);
+  run.status = reconciler.Run(o, &run.report);
+  return run;
 }
 
 std::string ReportJson(const ReconcileOptions& o, const ReconcileReport& r, const Status& s,

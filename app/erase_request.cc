@@ -1,4 +1,4 @@
-#include "erase_runner.h"
+#include "erase_request.h"
 
 #include <limits.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +10,7 @@
 #include <mutex>
 #include <random>
 
+#include "core/cache_layout.h"
 #include "fs/open_holders.h"
 #include "fs/posix.h"
 #include "s3/versioned_adapter.h"
@@ -126,7 +127,7 @@ EraseReply HandleEraseRequest(Runtime& rt, const std::string& cache_root, const 
   if (!v.ok()) return {EraseEnd::kInvalid, v.message(), ""};
   static std::mutex one_at_a_time;
   std::lock_guard<std::mutex> lock(one_at_a_time);
-  const std::string dir = cache_root + "/" + kReservedDir + "/receipts";
+  const std::string dir = CacheLayout(cache_root).ReceiptsDir();
   Result<ErasureResult> out = ExecuteErase(rt, cache_root, dir, *req);
   if (!out.ok()) return {EraseEnd::kFailed, out.status().message(), ""};
   if (!out->receipt_saved.ok()) {
