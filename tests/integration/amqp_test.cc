@@ -33,49 +33,6 @@ std::map<std::string, std::string> ReadAmqpEnv() {
   return testenv::ParseEnvExports(ss.str());
 }
 
-// A delete-sync process (serve or route) with the lab's S3 variables, logging to a file.
-class DsProcess {
- public:
-  DsProcess(std::vector<std::string> args, std::map<std::string, std::string> env, std::string log)
-      : args_(std::move(args)), env_(std::move(env)), log_(std::move(log)) {}
-  ~DsProcess() { Stop(SIGTERM); }
-
-  void Start() {
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<std::string> argv = {DS_BINARY};
-      argv.insert(argv.end(), args_.begin(), args_.end());
-      std::vector<char*> a;
-      for (auto& s : argv) a.push_back(s.data());
-      a.push_back(nullptr);
-      execv(DS_BINARY, a.data());
-      _exit(127);
-    }
-  }
-  void Stop(int sig) {
-    if (pid_ <= 0) return;
-    kill(pid_, sig);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  bool Running() {
-    if (pid_ <= 0) return false;
-    return waitpid(pid_, nullptr, WNOHANG) == 0;
-  }
-  std::string Log() const { return ReadFile(log_); }
-
- private:
-  std::vector<std::string> args_;
-  std::map<std::string, std::string> env_;
-  std::string log_;
-  pid_t pid_ = -1;
-};
-
 class AmqpTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -89,12 +46,11 @@ class AmqpTest : public ::testing::Test {
     Result<AmqpUrl> u = ParseAmqpUrl(amqp_url_);
     ASSERT_TRUE(u.ok()) << u.status().ToString();
     url_ = *u;
-    Result<S3Config> cfg = S3Config::FromVariables(rgw_env_);
-    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
-    s3_ = std::make_unique<S3Client>(*cfg);
     id_ = RandomSuffix();
-    bucket_ = "ds-amqp-" + id_;
-    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
+    rgw_.Create("ds-amqp-" + id_);
+    ASSERT_FALSE(HasFatalFailure());
+    s3_ = &rgw_.s3();
+    bucket_ = rgw_.name();
     dir_ = std::filesystem::temp_directory_path() / ("ds-amqp-" + id_);
     std::filesystem::create_directories(dir_);
     Result<std::unique_ptr<AmqpChannel>> ch = AmqpChannel::Open(url_);
@@ -103,7 +59,7 @@ class AmqpTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    for (auto& p : procs_) p->Stop(SIGTERM);
+    for (auto& p : procs_) p->Terminate();
     if (HasFailure()) {
       for (auto& p : procs_) std::fprintf(stderr, "---- log ----\n%s\n", p->Log().c_str());
     } else {
@@ -120,9 +76,16 @@ class AmqpTest : public ::testing::Test {
     }
   }
 
-  DsProcess& Spawn(const std::vector<std::string>& args, const std::string& name) {
-    procs_.push_back(std::make_unique<DsProcess>(args, rgw_env_, dir_ + "/" + name + ".log"));
-    procs_.back()->Start();
+  // A delete-sync process (serve or route) with the lab's S3 variables, logging to <name>.log;
+  // stopped with SIGTERM at the end.
+  ChildProcess& Spawn(const std::vector<std::string>& args, const std::string& name) {
+    std::vector<std::string> argv = {DS_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    procs_.push_back(std::make_unique<ChildProcess>());
+    procs_.back()->Start(argv, ChildOptions()
+                                   .Env(rgw_env_)
+                                   .Log(dir_ + "/" + name + ".log")
+                                   .OnDestruction(ChildOptions::AtExit::kTerminate));
     return *procs_.back();
   }
 
@@ -223,9 +186,10 @@ class AmqpTest : public ::testing::Test {
   std::map<std::string, std::string> rgw_env_;
   std::string amqp_url_, amqp_port_, id_, bucket_, dir_;
   AmqpUrl url_;
-  std::unique_ptr<S3Client> s3_;
+  RgwBucket rgw_;
+  S3Client* s3_ = nullptr;
   std::unique_ptr<AmqpChannel> ch_;
-  std::vector<std::unique_ptr<DsProcess>> procs_;
+  std::vector<std::unique_ptr<ChildProcess>> procs_;
   std::set<std::string> queues_, exchanges_;
 };
 
@@ -328,7 +292,7 @@ TEST_F(AmqpTest, PartitionedWorkersAndFanOutSurviveKillAndBrokerRestart) {
   exchanges_.insert(hx);
 
   std::vector<std::string> w1_args = ServeArgs(cache_a, w1, hx, "x-consistent-hash", "1");
-  DsProcess* worker1 = &Spawn(w1_args, "w1");
+  ChildProcess* worker1 = &Spawn(w1_args, "w1");
   Spawn(ServeArgs(cache_a, w2, hx, "x-consistent-hash", "1"), "w2");
   Spawn(ServeArgs(cache_b, q_b, kStoreExchange, "topic", Topic()), "b");
   Spawn({"route", "--amqp-url", amqp_url_, "--amqp-queue", in_a, "--amqp-exchange", kStoreExchange,
@@ -356,7 +320,7 @@ TEST_F(AmqpTest, PartitionedWorkersAndFanOutSurviveKillAndBrokerRestart) {
   };
 
   phase(600, 1);
-  worker1->Stop(SIGKILL);  // mid-stream: its unacked messages must come back
+  worker1->Kill();  // mid-stream: its unacked messages must come back
   phase(600, 2);
   worker1 = &Spawn(w1_args, "w1-restarted");
   phase(300, 3);
@@ -441,7 +405,7 @@ TEST_F(AmqpTest, ExistingQueuesPlainOrWithAPolicyAreUsedAsTheyAre) {
     const std::string cache = dir_ + "/" + q;
     std::filesystem::create_directories(cache);
     { std::ofstream(cache + "/gone.txt") << "x"; }
-    DsProcess& p = Spawn(AmqpOnlyServe(cache, bucket_, amqp_url_, q), q);
+    ChildProcess& p = Spawn(AmqpOnlyServe(cache, bucket_, amqp_url_, q), q);
     ASSERT_TRUE(WaitFor([&] { return p.Log().find("amqp: consuming queue") != std::string::npos; }))
         << p.Log();
     EXPECT_NE(p.Log().find("using the existing queue '" + q + "' as it is"), std::string::npos)
@@ -474,7 +438,7 @@ TEST_F(AmqpTest, PermanentBrokerErrorsStopTheConsumerAndReadyzSaysWhy) {
     const int port = FreePort();
     std::vector<std::string> args = AmqpOnlyServe(dir_ + "/" + c.name, bucket_, c.url, q);
     args.insert(args.end(), {"--metrics-listen", "127.0.0.1:" + std::to_string(port)});
-    DsProcess& p = Spawn(args, c.name);
+    ChildProcess& p = Spawn(args, c.name);
     ASSERT_TRUE(WaitFor([&] {
       return p.Log().find("amqp: stopped consuming") != std::string::npos;
     })) << p.Log();

@@ -52,7 +52,7 @@ inline int HostRun(const std::string& host, const std::vector<std::string>& cmd,
   return rc;
 }
 
-// A process running in one host. The child we fork is `nsenter` (the script execs it); the
+// A process running in one host. The child we start is `nsenter` (the script execs it); the
 // process itself is nsenter's child, in the host's PID namespace.
 class HostProcess {
  public:
@@ -63,65 +63,41 @@ class HostProcess {
 
   void Start(const std::string& host, const std::vector<std::string>& cmd,
              const std::map<std::string, std::string>& env, const std::string& log) {
-    ASSERT_LT(launcher_, 0) << "already running";
+    ASSERT_FALSE(launcher_.live()) << "already running";
     host_ = host;
-    launcher_ = fork();
-    if (launcher_ == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, 0);
-      for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<std::string> argv = {CephfsScript(), "host-exec", host};
-      argv.insert(argv.end(), cmd.begin(), cmd.end());
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      _exit(127);
-    }
+    launcher_.Start(cmd, ChildOptions()
+                             .Launcher({CephfsScript(), "host-exec", host})
+                             .Env(env)
+                             .Log(log)
+                             .Stdin("/dev/null"));
   }
 
   // The process's pid in our namespace (nsenter's child); -1 when it is not (yet) there.
   pid_t Target() const {
-    if (launcher_ <= 0) return -1;
-    std::string children = ReadFile("/proc/" + std::to_string(launcher_) + "/task/" +
-                                    std::to_string(launcher_) + "/children");
-    if (children.empty()) return -1;
-    return static_cast<pid_t>(std::stol(children));
+    const std::vector<pid_t> children = launcher_.Children();
+    return children.empty() ? -1 : children.front();
   }
 
-  bool Running() const { return launcher_ > 0 && waitpid(launcher_, nullptr, WNOHANG) == 0; }
+  bool Running() { return launcher_.Running(); }
 
   // Sends `sig` to the process and waits for it to end; its exit status (128+signal when killed).
   int Signal(int sig) {
-    if (launcher_ <= 0) return -1;
+    if (!launcher_.live()) return -1;
     pid_t t = -1;
-    WaitFor([&] { return (t = Target()) > 0 || waitpid(launcher_, nullptr, WNOHANG) != 0; },
-            std::chrono::seconds(10));
+    WaitFor([&] { return (t = Target()) > 0 || !launcher_.Running(); }, std::chrono::seconds(10));
     if (t > 0) kill(t, sig);
     return Wait();
   }
   int Kill() { return Signal(SIGKILL); }
 
   // Waits for the launcher (and so the process) to end.
-  int Wait() {
-    if (launcher_ <= 0) return -1;
-    int status = 0;
-    waitpid(launcher_, &status, 0);
-    launcher_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
+  int Wait() { return launcher_.Wait(); }
   // The launcher ended on its own (the host died): reap it.
-  void Forget() {
-    if (launcher_ > 0) waitpid(launcher_, nullptr, 0);
-    launcher_ = -1;
-  }
+  void Forget() { launcher_.Wait(); }
 
  private:
   std::string host_;
-  pid_t launcher_ = -1;
+  ChildProcess launcher_;
 };
 
 // The files below `root` (the reserved folder excluded) and their contents, read in `host`.

@@ -309,13 +309,12 @@ TEST_F(CliTest, ApplyRemovesAndReportsRefusalsAndMalformedLines) {
 }
 
 TEST_F(CliTest, ApplyDownloadsCreationsFromRgw) {
-  auto env = ReadRgwEnv();
-  ASSERT_FALSE(env.empty()) << "run `scripts/rgw-local.sh start` first";
-  auto cfg = S3Config::FromVariables(env);
-  ASSERT_TRUE(cfg.ok());
-  S3Client s3(*cfg);
-  std::string bucket = "ds-cli-" + RandomSuffix();
-  ASSERT_TRUE(s3.CreateBucket(bucket).ok());
+  RgwBucket rgw;
+  rgw.Create("ds-cli-" + RandomSuffix());
+  ASSERT_FALSE(HasFatalFailure());
+  const std::map<std::string, std::string>& env = rgw.env();
+  S3Client& s3 = rgw.s3();
+  const std::string& bucket = rgw.name();
   ASSERT_TRUE(s3.PutObject(bucket, "folder/with space/é.txt", "from rgw").ok());
   std::string doc = R"({"Records":[{"eventVersion":"2.2","eventSource":"ceph:s3","eventName":)"
                     R"("ObjectCreated:Put","s3":{"bucket":{"name":")" +

@@ -27,13 +27,11 @@ struct Point {
 class CrashPointTest : public ::testing::TestWithParam<Point> {
  protected:
   void SetUp() override {
-    env_ = ReadRgwEnv();
-    ASSERT_FALSE(env_.empty()) << "no RGW env file: run `scripts/rgw-local.sh start` first";
-    Result<S3Config> cfg = S3Config::FromVariables(env_);
-    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
-    s3_ = std::make_unique<S3Client>(*cfg);
-    bucket_ = "ds-crash-" + RandomSuffix();
-    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
+    rgw_.Create("ds-crash-" + RandomSuffix());
+    ASSERT_FALSE(HasFatalFailure());
+    env_ = rgw_.env();
+    s3_ = &rgw_.s3();
+    bucket_ = rgw_.name();
     dir_ = std::filesystem::temp_directory_path() / ("ds-crash-" + RandomSuffix());
     std::filesystem::create_directories(dir_);
     cache_ = dir_ + "/cache";
@@ -56,26 +54,16 @@ class CrashPointTest : public ::testing::TestWithParam<Point> {
     port_ = FreePort();
     const std::string log = dir_ + "/serve-" + std::to_string(logs_.size()) + ".log";
     logs_.push_back(log);
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
-      if (!crash_at.empty()) setenv("DELETE_SYNC_CRASH_AT", crash_at.c_str(), 1);
-      std::vector<std::string> argv = {
-          DS_BINARY,         "serve", "--cache",          cache_,
-          "--bucket",        bucket_, "--webhook-listen", "127.0.0.1:" + std::to_string(port_),
-          "--webhook-token", token_,  "--log-level",      "debug"};
-      // The crash points are reached by the events this test sends, not by a start pass (an
-      // unclean stop still gets one: the restart after the crash runs it).
-      argv.insert(argv.end(), {"--reconcile-at-start", "off"});
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(DS_BINARY, args.data());
-      _exit(127);
-    }
+    ChildOptions options = ChildOptions().Env(env_).Log(log).TruncateLog();
+    if (!crash_at.empty()) options.SetEnv("DELETE_SYNC_CRASH_AT", crash_at);
+    std::vector<std::string> argv = {
+        DS_BINARY,         "serve", "--cache",          cache_,
+        "--bucket",        bucket_, "--webhook-listen", "127.0.0.1:" + std::to_string(port_),
+        "--webhook-token", token_,  "--log-level",      "debug"};
+    // The crash points are reached by the events this test sends, not by a start pass (an
+    // unclean stop still gets one: the restart after the crash runs it).
+    argv.insert(argv.end(), {"--reconcile-at-start", "off"});
+    serve_.Start(argv, options);
     httplib::Client c("127.0.0.1", port_);
     ASSERT_TRUE(WaitFor([&] {
       auto r = c.Get("/healthz");
@@ -83,21 +71,12 @@ class CrashPointTest : public ::testing::TestWithParam<Point> {
     })) << "serve did not come up";
   }
 
-  void StopServe() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
+  void StopServe() { serve_.Terminate(); }
 
   // Waits for serve to die; true when it was killed by SIGKILL (the crash point).
   bool WaitKilled() {
-    int status = 0;
-    bool exited =
-        WaitFor([&] { return waitpid(pid_, &status, WNOHANG) == pid_; }, std::chrono::seconds(60));
-    if (!exited) return false;
-    pid_ = -1;
+    if (!serve_.Wait(std::chrono::seconds(60))) return false;
+    const int status = serve_.wait_status();
     return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
   }
 
@@ -153,12 +132,13 @@ class CrashPointTest : public ::testing::TestWithParam<Point> {
     return s3_->PutObject(bucket_, key, body).ok();
   }
 
+  RgwBucket rgw_;
   std::map<std::string, std::string> env_;
-  std::unique_ptr<S3Client> s3_;
+  S3Client* s3_ = nullptr;
   std::string bucket_, dir_, cache_, token_;
   std::vector<std::string> logs_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  ChildProcess serve_;
   uint64_t seq_ = 0;
 };
 

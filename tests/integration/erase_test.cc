@@ -12,23 +12,17 @@ namespace {
 class EraseIT : public ::testing::Test {
  protected:
   void SetUp() override {
-    env_ = ReadRgwEnv();
-    ASSERT_FALSE(env_.empty()) << "run `scripts/rgw-local.sh start` first";
-    auto cfg = S3Config::FromVariables(env_);
-    ASSERT_TRUE(cfg.ok());
-    s3_ = std::make_unique<S3Client>(*cfg);
-    bucket_ = "ds-erase-" + RandomSuffix();
-    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
-    ASSERT_TRUE(s3_->SetBucketVersioning(bucket_, true).ok());
+    rgw_.Create("ds-erase-" + RandomSuffix(), /*versioned=*/true);
+    ASSERT_FALSE(HasFatalFailure());
+    env_ = rgw_.env();
+    s3_ = &rgw_.s3();
+    bucket_ = rgw_.name();
     dir_ = std::filesystem::temp_directory_path() / ("ds-erase-" + RandomSuffix());
     cache_ = dir_ + "/cache";
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override {
-    if (holder_ > 0) {
-      kill(holder_, SIGKILL);
-      waitpid(holder_, nullptr, 0);
-    }
+    holder_.Kill();
     std::filesystem::remove_all(dir_);
   }
 
@@ -89,10 +83,11 @@ class EraseIT : public ::testing::Test {
     return recs;
   }
 
+  RgwBucket rgw_;
   std::map<std::string, std::string> env_;
-  std::unique_ptr<S3Client> s3_;
+  S3Client* s3_ = nullptr;
   std::string bucket_, dir_, cache_, last_output_;
-  pid_t holder_ = -1;
+  ChildProcess holder_;
 };
 
 TEST_F(EraseIT, EveryVersionAndDeleteMarkerIsErased) {
@@ -196,19 +191,12 @@ TEST_F(EraseIT, ProcessHoldingTheRemovedFileIsNamed) {
   Reconcile();
   ASSERT_TRUE(Exists(Path("held.txt")));
   std::string path = Path("held.txt");
-  holder_ = fork();
-  if (holder_ == 0) {
-    int fd = open(path.c_str(), O_RDONLY);
-    if (fd < 0) _exit(3);
-    dup2(fd, 0);
-    if (fd != 0) close(fd);
-    execl("/bin/sleep", "sleep", "60", static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  holder_.Start({"sleep", "60"}, ChildOptions().Program("/bin/sleep").Stdin(path));
   // Wait until the child holds the file.
   ASSERT_TRUE(WaitFor([&] {
     char buf[4096];
-    ssize_t n = readlink(("/proc/" + std::to_string(holder_) + "/fd/0").c_str(), buf, sizeof buf);
+    ssize_t n =
+        readlink(("/proc/" + std::to_string(holder_.pid()) + "/fd/0").c_str(), buf, sizeof buf);
     return n > 0 && std::string(buf, static_cast<size_t>(n)).find("held.txt") != std::string::npos;
   }));
 
@@ -217,15 +205,13 @@ TEST_F(EraseIT, ProcessHoldingTheRemovedFileIsNamed) {
   EXPECT_EQ(r["verification"]["verified"], true);        // gone from the bucket and the cache ...
   EXPECT_EQ(r["verification"]["data_released"], false);  // ... but still readable
   ASSERT_EQ(r["open_holders"].size(), 1u) << r.dump(2);
-  EXPECT_EQ(r["open_holders"][0]["pid"], holder_);
+  EXPECT_EQ(r["open_holders"][0]["pid"], holder_.pid());
   EXPECT_EQ(r["open_holders"][0]["command"], "sleep");
   EXPECT_EQ(r["open_holders"][0]["key"], "held.txt");
   EXPECT_EQ(r["open_holders"][0]["unlinked"], true);
   EXPECT_FALSE(Exists(Path("held.txt")));
 
-  kill(holder_, SIGKILL);
-  waitpid(holder_, nullptr, 0);
-  holder_ = -1;
+  holder_.Kill();
   ASSERT_EQ(Erase({"--key", "held.txt"}, &r), 0) << last_output_;
   EXPECT_TRUE(r["open_holders"].empty());
 }

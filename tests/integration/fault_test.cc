@@ -116,13 +116,12 @@ TEST(FaultTest, CleanStopIsNotReportedAsUnclean) {
 // both exist; the one that loses the path is a failed download (listed by `status`, re-queued
 // by `retry-failed`), and appears by itself once the key holding its path is removed.
 TEST(FaultTest, ShadowedKeyAppearsWhenTheWinnerGoesAndRetryFailedRequeues) {
-  const std::map<std::string, std::string> env = ReadRgwEnv();
-  ASSERT_FALSE(env.empty()) << "run `scripts/rgw-local.sh start` first";
-  Result<S3Config> cfg = S3Config::FromVariables(env);
-  ASSERT_TRUE(cfg.ok());
-  S3Client s3(*cfg);
-  const std::string bucket = "ds-shadow-" + RandomSuffix();
-  ASSERT_TRUE(s3.CreateBucket(bucket).ok());
+  RgwBucket rgw;
+  rgw.Create("ds-shadow-" + RandomSuffix());
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  const std::map<std::string, std::string>& env = rgw.env();
+  S3Client& s3 = rgw.s3();
+  const std::string& bucket = rgw.name();
   ASSERT_TRUE(s3.PutObject(bucket, "a", "file a").ok());
   ASSERT_TRUE(s3.PutObject(bucket, "a/b", "file a/b").ok());
   const std::string dir = std::filesystem::temp_directory_path() / ("ds-shadow-" + RandomSuffix());
@@ -245,13 +244,12 @@ TEST(FaultTest, DamagedStateDatabaseIsRefusedAndRebuilt) {
 // and new creations are downloaded again, with no restart.
 TEST(FaultTest, FullDiskStillRemovesAndRecordsAndResumesWhenSpaceReturns) {
   if (geteuid() != 0) GTEST_SKIP() << "mounting a tmpfs needs root (CI runs as root)";
-  const std::map<std::string, std::string> env = ReadRgwEnv();
-  ASSERT_FALSE(env.empty()) << "run `scripts/rgw-local.sh start` first";
-  Result<S3Config> cfg = S3Config::FromVariables(env);
-  ASSERT_TRUE(cfg.ok());
-  S3Client s3(*cfg);
-  const std::string bucket = "ds-full-" + RandomSuffix();
-  ASSERT_TRUE(s3.CreateBucket(bucket).ok());
+  RgwBucket rgw;
+  rgw.Create("ds-full-" + RandomSuffix());
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  const std::map<std::string, std::string>& env = rgw.env();
+  S3Client& s3 = rgw.s3();
+  const std::string& bucket = rgw.name();
   const std::string dir = std::filesystem::temp_directory_path() / ("ds-full-" + RandomSuffix());
   const std::string cache = dir + "/cache";
   std::filesystem::create_directories(cache);
@@ -270,24 +268,12 @@ TEST(FaultTest, FullDiskStillRemovesAndRecordsAndResumesWhenSpaceReturns) {
   const int port = FreePort();
   const std::string token = "tok-" + RandomSuffix();
   const std::string log = dir + "/serve.log";
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    execl(DS_BINARY, DS_BINARY, "serve", "--cache", cache.c_str(), "--bucket", bucket.c_str(),
-          "--webhook-listen", ("127.0.0.1:" + std::to_string(port)).c_str(), "--webhook-token",
-          token.c_str(), "--disk-reserve", "1MiB", "--log-level", "debug", nullptr);
-    _exit(127);
-  }
-  struct Stop {
-    pid_t pid;
-    ~Stop() {
-      kill(pid, SIGTERM);
-      waitpid(pid, nullptr, 0);
-    }
-  } stop{pid};
+  ChildProcess serve;  // stopped with SIGTERM at the end, before the tmpfs goes
+  serve.Start({DS_BINARY, "serve", "--cache", cache, "--bucket", bucket, "--webhook-listen",
+               "127.0.0.1:" + std::to_string(port), "--webhook-token", token, "--disk-reserve",
+               "1MiB", "--log-level", "debug"},
+              ChildOptions().Env(env).Log(log).TruncateLog().OnDestruction(
+                  ChildOptions::AtExit::kTerminate));
   httplib::Client c("127.0.0.1", port);
   ASSERT_TRUE(WaitFor([&] {
     auto r = c.Get("/healthz");
@@ -606,19 +592,12 @@ TEST(FaultTest, AClaimOfADeadProcessWhosePidStillExistsIsTakenOver) {
   h.Restart();
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   ASSERT_TRUE(h.s3().PutObject(h.bucket(), "zombie", "by a zombie").ok());
-  const pid_t holder = h.Detach();
-  struct Reap {  // the holder (and with it its zombie) goes at the end, whatever fails first
-    pid_t pid;
-    ~Reap() {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-  } reap{holder};
+  // The holder (and with it its zombie) is killed at the end, whatever fails first.
+  const ChildProcess holder = h.Detach();
   pid_t zombie = -1;
   EXPECT_TRUE(WaitFor([&] {
-    std::ifstream children("/proc/" + std::to_string(holder) + "/task/" + std::to_string(holder) +
-                           "/children");
-    children >> zombie;
+    const std::vector<pid_t> children = holder.Children();
+    if (!children.empty()) zombie = children.front();
     const std::string stat = ReadFile("/proc/" + std::to_string(zombie) + "/stat");
     const size_t paren = stat.rfind(')');
     return paren != std::string::npos && stat.compare(paren, 3, ") Z") == 0;

@@ -48,14 +48,11 @@ json SqsRecord(const std::string& id, const std::string& body) {
 class LambdaModeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    env_ = ReadRgwEnv();
-    ASSERT_FALSE(env_.empty())
-        << "no RGW env file: run `scripts/rgw-local.sh start` first (scripts/test.sh does)";
-    Result<S3Config> cfg = S3Config::FromVariables(env_);
-    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
-    s3_ = std::make_unique<S3Client>(*cfg);
-    bucket_ = "ds-it-" + RandomSuffix();
-    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
+    rgw_.Create("ds-it-" + RandomSuffix());
+    ASSERT_FALSE(HasFatalFailure());
+    env_ = rgw_.env();
+    s3_ = &rgw_.s3();
+    bucket_ = rgw_.name();
     dir_ = std::filesystem::temp_directory_path() / ("ds-it-lambda-" + RandomSuffix());
     cache_ = dir_ + "/mnt/data";
     std::filesystem::create_directories(cache_);
@@ -73,46 +70,28 @@ class LambdaModeTest : public ::testing::Test {
     const char* bootstrap_env = std::getenv("DS_LAMBDA_BOOTSTRAP");
     std::string program = bootstrap_env != nullptr && *bootstrap_env ? bootstrap_env : DS_BINARY;
     bool clean = program != DS_BINARY;
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      if (clean) {
-        clearenv();
-        if (chdir("/") != 0) _exit(126);
-      }
-      for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
-      setenv("AWS_LAMBDA_RUNTIME_API", api_.Endpoint().c_str(), 1);
-      setenv("DELETE_SYNC_CACHE", cache_.c_str(), 1);
-      setenv("DELETE_SYNC_BUCKET", bucket_.c_str(), 1);
-      setenv("DELETE_SYNC_LOG_LEVEL", "debug", 1);
-      for (const auto& [k, v] : extra) setenv(k.c_str(), v.c_str(), 1);
-      execl(program.c_str(), program.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
+    function_.Start({program}, ChildOptions()
+                                   .ClearEnv(clean)
+                                   .Chdir(clean ? "/" : "")
+                                   .Env(env_)
+                                   .SetEnv("AWS_LAMBDA_RUNTIME_API", api_.Endpoint())
+                                   .SetEnv("DELETE_SYNC_CACHE", cache_)
+                                   .SetEnv("DELETE_SYNC_BUCKET", bucket_)
+                                   .SetEnv("DELETE_SYNC_LOG_LEVEL", "debug")
+                                   .Env(extra)
+                                   .Log(log_)
+                                   .TruncateLog());
   }
   // Waits for the function process to exit on its own; returns its exit code (-1: still runs).
-  int WaitExit() {
-    int status = 0;
-    bool exited = WaitFor([&] { return waitpid(pid_, &status, WNOHANG) == pid_; });
-    if (!exited) return -1;
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  void StopFunction() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);  // as Lambda ends a sandbox
-      waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
+  int WaitExit() { return function_.Wait(std::chrono::seconds(30)).value_or(-1); }
+  void StopFunction() { function_.Kill(); }  // as Lambda ends a sandbox
 
+  RgwBucket rgw_;
   RuntimeApiServer api_;
   std::map<std::string, std::string> env_;
-  std::unique_ptr<S3Client> s3_;
+  S3Client* s3_ = nullptr;
   std::string bucket_, dir_, cache_, log_;
-  pid_t pid_ = -1;
+  ChildProcess function_;
 };
 
 TEST_F(LambdaModeTest, DirectS3EventsCreateAndDeleteInTheCache) {

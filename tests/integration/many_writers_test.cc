@@ -20,13 +20,11 @@ using nlohmann::json;
 class ManyWritersTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    env_ = ReadRgwEnv();
-    ASSERT_FALSE(env_.empty()) << "no RGW env file: run `scripts/rgw-local.sh start` first";
-    Result<S3Config> cfg = S3Config::FromVariables(env_);
-    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
-    s3_ = std::make_unique<S3Client>(*cfg);
-    bucket_ = "ds-many-" + RandomSuffix();
-    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
+    rgw_.Create("ds-many-" + RandomSuffix());
+    ASSERT_FALSE(HasFatalFailure());
+    env_ = rgw_.env();
+    s3_ = &rgw_.s3();
+    bucket_ = rgw_.name();
     dir_ = std::filesystem::temp_directory_path() / ("ds-many-" + RandomSuffix());
     std::filesystem::create_directories(dir_);
     cache_ = dir_ + "/cache";
@@ -67,32 +65,17 @@ class ManyWritersTest : public ::testing::Test {
     return path;
   }
 
-  // Starts `delete-sync apply` on the shared cache; its output goes to a log of its own.
-  pid_t StartApply(const std::string& events, const std::vector<std::string>& extra) {
+  // Starts `delete-sync apply` on the shared cache; its output goes to a log of its own. The
+  // process is killed at the end of the test unless it was waited for.
+  ChildProcess& StartApply(const std::string& events, const std::vector<std::string>& extra) {
     const std::string log = dir_ + "/apply-" + std::to_string(logs_.size()) + ".log";
     logs_.push_back(log);
-    pid_t pid = fork();
-    if (pid == 0) {
-      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<std::string> argv = {DS_BINARY, "apply",    "--cache", cache_,        "--bucket",
-                                       bucket_,   "--events", events,    "--log-level", "debug"};
-      argv.insert(argv.end(), extra.begin(), extra.end());
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(DS_BINARY, args.data());
-      _exit(127);
-    }
-    return pid;
-  }
-
-  static int Wait(pid_t pid) {
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::vector<std::string> argv = {DS_BINARY, "apply",    "--cache", cache_,        "--bucket",
+                                     bucket_,   "--events", events,    "--log-level", "debug"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    procs_.push_back(std::make_unique<ChildProcess>());
+    procs_.back()->Start(argv, ChildOptions().Env(env_).Log(log).TruncateLog());
+    return *procs_.back();
   }
 
   std::string IntegrityCheck() {
@@ -113,10 +96,12 @@ class ManyWritersTest : public ::testing::Test {
     return result;
   }
 
+  RgwBucket rgw_;
   std::map<std::string, std::string> env_;
-  std::unique_ptr<S3Client> s3_;
+  S3Client* s3_ = nullptr;
   std::string bucket_, dir_, cache_;
   std::vector<std::string> logs_;
+  std::vector<std::unique_ptr<ChildProcess>> procs_;
 };
 
 // The history of issue 17, per key: Put 0x32, Delete 0x62, Put 0x83 twice, Put 0xA8; the object
@@ -145,14 +130,14 @@ TEST_F(ManyWritersTest, OlderRemovalInAnotherProcessNeverCancelsANewerCreation) 
   const std::string b_events = WriteEvents("creations", creations, rng);
   const std::string a_events = WriteEvents("removals", removals, rng);
 
-  pid_t b = StartApply(b_events, {"--fetch-concurrency", "2"});
+  ChildProcess& b = StartApply(b_events, {"--fetch-concurrency", "2"});
   // A starts when B's first download is published.
   ASSERT_TRUE(WaitFor([&] { return ReadFile(logs_[0]).find("materialised") != std::string::npos; },
                       std::chrono::seconds(60)))
       << "B never downloaded";
-  pid_t a = StartApply(a_events, {"--batch", "1"});
-  EXPECT_EQ(Wait(a), 0);
-  EXPECT_EQ(Wait(b), 0);
+  ChildProcess& a = StartApply(a_events, {"--batch", "1"});
+  EXPECT_EQ(a.Wait(), 0);
+  EXPECT_EQ(b.Wait(), 0);
 
   // No reconcile: the cache must equal the bucket now.
   int missing = 0;

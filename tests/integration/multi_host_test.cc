@@ -39,12 +39,11 @@ class MultiHostTest : public ::testing::Test {
     mnt_ = CephfsMountPoint();
     ASSERT_FALSE(mnt_.empty()) << "no CephFS lab: run `scripts/cephfs-local.sh start` first "
                                   "(scripts/test.sh does)";
-    Result<S3Config> cfg = S3Config::FromVariables(env_);
-    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
-    s3_ = std::make_unique<S3Client>(*cfg);
     const std::string suffix = RandomSuffix();
-    bucket_ = "ds-mh-" + suffix;
-    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
+    rgw_.Create("ds-mh-" + suffix);
+    ASSERT_FALSE(HasFatalFailure());
+    s3_ = &rgw_.s3();
+    bucket_ = rgw_.name();
     dir_ = std::filesystem::temp_directory_path() / ("ds-mh-" + suffix);
     std::filesystem::create_directories(dir_);
     shared_ = mnt_ + "/ds-mh-" + suffix;
@@ -350,7 +349,8 @@ class MultiHostTest : public ::testing::Test {
   }
 
   std::map<std::string, std::string> env_;
-  std::unique_ptr<S3Client> s3_;
+  RgwBucket rgw_;
+  S3Client* s3_ = nullptr;
   std::string mnt_, bucket_, dir_, shared_, cache_, token_;
   std::vector<std::string> hosts_;
   std::map<std::string, std::unique_ptr<Serve>> serves_;

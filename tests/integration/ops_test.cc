@@ -31,25 +31,14 @@ class ServeProcess {
     token_ = "tok-" + RandomSuffix();
     port_ = FreePort();
     metrics_port_ = FreePort();
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(stderr_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<std::string> argv = {
-          DS_BINARY,          "serve",
-          "--cache",          cache_,
-          "--webhook-listen", "127.0.0.1:" + std::to_string(port_),
-          "--webhook-token",  token_,
-          "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port_)};
-      argv.insert(argv.end(), args.begin(), args.end());
-      std::vector<char*> cargs;
-      for (auto& a : argv) cargs.push_back(a.data());
-      cargs.push_back(nullptr);
-      execv(DS_BINARY, cargs.data());
-      _exit(127);
-    }
+    std::vector<std::string> argv = {
+        DS_BINARY,          "serve",
+        "--cache",          cache_,
+        "--webhook-listen", "127.0.0.1:" + std::to_string(port_),
+        "--webhook-token",  token_,
+        "--metrics-listen", "127.0.0.1:" + std::to_string(metrics_port_)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    proc_.Start(argv, ChildOptions().Env(env).Log(stderr_).TruncateLog());
     httplib::Client c("127.0.0.1", port_);
     ASSERT_TRUE(WaitFor([&] {
       auto r = c.Get("/healthz");
@@ -57,18 +46,11 @@ class ServeProcess {
     })) << ReadFile(stderr_);
   }
   // SIGTERM; returns the exit code.
-  int Stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
+  int Stop() { return proc_.Terminate(); }
   void Cleanup() {
     if (!dir_.empty() && !::testing::Test::HasFailure()) std::filesystem::remove_all(dir_);
   }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return proc_.pid(); }
   int port() const { return port_; }
   int metrics_port() const { return metrics_port_; }
   const std::string& dir() const { return dir_; }
@@ -79,7 +61,7 @@ class ServeProcess {
  private:
   std::string dir_, cache_, stderr_, token_;
   int port_ = 0, metrics_port_ = 0;
-  pid_t pid_ = -1;
+  ChildProcess proc_;
 };
 
 std::string RemovalDoc(const std::string& bucket, const std::string& name, const std::string& key) {
@@ -334,8 +316,9 @@ TEST(OpsTest, SighupReopensTheLogFile) {
   p.Start(env, {"--bucket", "b", "--log-file", log});
   // The listener answers before serve has logged that it serves (the line comes once every
   // thread is started), so the line is waited for.
-  EXPECT_TRUE(WaitFor([&] { return ReadFile(log).find("delete-sync serving") != std::string::npos; }))
-      << ReadFile(log);
+  EXPECT_TRUE(WaitFor([&] {
+    return ReadFile(log).find("delete-sync serving") != std::string::npos;
+  })) << ReadFile(log);
   // logrotate moves the file away, then signals.
   std::filesystem::rename(log, log + ".1");
   httplib::Client c("127.0.0.1", p.port());

@@ -13,13 +13,11 @@ namespace {
 class ReconcileIT : public ::testing::Test {
  protected:
   void SetUp() override {
-    env_ = ReadRgwEnv();
-    ASSERT_FALSE(env_.empty()) << "run `scripts/rgw-local.sh start` first";
-    auto cfg = S3Config::FromVariables(env_);
-    ASSERT_TRUE(cfg.ok());
-    s3_ = std::make_unique<S3Client>(*cfg);
-    bucket_ = "ds-rec-" + RandomSuffix();
-    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
+    rgw_.Create("ds-rec-" + RandomSuffix());
+    ASSERT_FALSE(HasFatalFailure());
+    env_ = rgw_.env();
+    s3_ = &rgw_.s3();
+    bucket_ = rgw_.name();
     dir_ = std::filesystem::temp_directory_path() / ("ds-rec-" + RandomSuffix());
     cache_ = dir_ + "/cache";
     std::filesystem::create_directories(dir_);
@@ -52,8 +50,9 @@ class ReconcileIT : public ::testing::Test {
   }
   std::string Path(const std::string& k) { return cache_ + "/" + k; }
 
+  RgwBucket rgw_;
   std::map<std::string, std::string> env_;
-  std::unique_ptr<S3Client> s3_;
+  S3Client* s3_ = nullptr;
   std::string bucket_, dir_, cache_, last_output_;
 };
 

@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "child_process.h"
 #include "fakes/test_ca.h"
 #include "rgw_env.h"
 #include "s3/client.h"
@@ -89,30 +90,67 @@ inline bool Exists(const std::string& path) {
   return lstat(path.c_str(), &st) == 0;
 }
 
-// Runs a command (argv) with extra environment; returns its exit code and output.
+// Runs a command (argv, looked up in PATH) with extra environment and stdin from /dev/null;
+// returns its exit code and output.
 inline int RunCommand(const std::vector<std::string>& argv,
                       const std::map<std::string, std::string>& env, std::string* output) {
   std::string out_path = "/tmp/ds-itest-cmd-" + RandomSuffix() + ".out";
-  pid_t pid = fork();
-  if (pid == 0) {
-    int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  waitpid(pid, &status, 0);
+  ChildProcess p;
+  p.Start(argv,
+          ChildOptions().SearchPath().Env(env).Log(out_path).TruncateLog().Stdin("/dev/null"));
+  const int rc = p.Wait();
   if (output) *output = ReadFile(out_path);
   std::filesystem::remove(out_path);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return rc;
 }
+
+// A bucket of its own on the local RGW for one test, and an S3 client for it. Create() fails
+// the test (fatally) when the RGW lab is not there or the bucket cannot be made. At the end,
+// when the test has not failed, the bucket goes (its notification configuration, every version
+// and delete marker, then the bucket); a failure to delete it is printed, not a test failure.
+class RgwBucket {
+ public:
+  RgwBucket() = default;
+  RgwBucket(const RgwBucket&) = delete;
+  RgwBucket& operator=(const RgwBucket&) = delete;
+  ~RgwBucket() {
+    if (!s3_ || name_.empty() || keep_ || ::testing::Test::HasFailure()) return;
+    (void)s3_->PutBucketNotification(
+        name_, R"(<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"/>)");
+    Status s = testenv::EmptyAndDeleteBucket(*s3_, name_);
+    if (!s.ok() && s.code() != Code::kNotFound) {
+      std::fprintf(stderr, "cannot delete bucket %s: %s\n", name_.c_str(), s.ToString().c_str());
+    }
+  }
+
+  // Reads the RGW lab's env file, then creates bucket `name` (with versioning when asked).
+  void Create(const std::string& name, bool versioned = false) {
+    env_ = ReadRgwEnv();
+    ASSERT_FALSE(env_.empty())
+        << "no RGW env file: run `scripts/rgw-local.sh start` first (scripts/test.sh does)";
+    Result<S3Config> cfg = S3Config::FromVariables(env_);
+    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
+    s3_ = std::make_unique<S3Client>(*cfg);
+    ASSERT_TRUE(s3_->CreateBucket(name).ok()) << name;
+    name_ = name;
+    if (versioned) {
+      ASSERT_TRUE(s3_->SetBucketVersioning(name_, true).ok());
+    }
+  }
+  // The bucket stays at the end even when the test passes.
+  void Keep() { keep_ = true; }
+
+  S3Client& s3() const { return *s3_; }
+  const std::string& name() const { return name_; }
+  // The RGW lab's variables (AWS_ENDPOINT_URL_S3, keys, ...).
+  const std::map<std::string, std::string>& env() const { return env_; }
+
+ private:
+  std::map<std::string, std::string> env_;
+  std::unique_ptr<S3Client> s3_;
+  std::string name_;
+  bool keep_ = false;
+};
 
 // One bucket on the local RGW with its notifications pushed to one running `delete-sync serve`.
 class ServiceHarness {
@@ -122,17 +160,9 @@ class ServiceHarness {
 
   // Creates the bucket, starts serve, wires the notifications. Fails the test on error.
   void Start(const std::vector<std::string>& extra_args = {}) {
-    env_ = ReadRgwEnv();
-    ASSERT_FALSE(env_.empty())
-        << "no RGW env file: run `scripts/rgw-local.sh start` first (scripts/test.sh does)";
-    Result<S3Config> cfg = S3Config::FromVariables(env_);
-    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
-    s3_ = std::make_unique<S3Client>(*cfg);
-    bucket_ = "ds-it-" + RandomSuffix();
-    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
-    if (versioned_) {
-      ASSERT_TRUE(s3_->SetBucketVersioning(bucket_, true).ok());
-    }
+    bucket_.Create("ds-it-" + RandomSuffix(), versioned_);
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    env_ = bucket_.env();
     dir_ = std::filesystem::temp_directory_path() / ("ds-it-" + RandomSuffix());
     std::filesystem::create_directories(dir_);
     cache_ = dir_ + "/cache";
@@ -156,26 +186,20 @@ class ServiceHarness {
     std::string out;
     std::string endpoint = std::string(use_tls_ ? "https" : "http") +
                            "://127.0.0.1:" + std::to_string(port_) + "/?token=" + token_;
-    int rc = RunCommand({std::string(DS_SOURCE_DIR) + "/scripts/rgw-local.sh", "notify", bucket_,
-                         "t-" + bucket_, endpoint},
+    int rc = RunCommand({std::string(DS_SOURCE_DIR) + "/scripts/rgw-local.sh", "notify", bucket(),
+                         "t-" + bucket(), endpoint},
                         {}, &out);
     ASSERT_EQ(rc, 0) << out;
-    topic_ = "t-" + bucket_;
+    topic_ = "t-" + bucket();
   }
 
   // Kills serve with SIGKILL (no clean stop) and waits for it to die.
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
+  void Kill() { proc_.Kill(); }
 
   // Starts serve again on the same cache, port and settings (after Kill or a stop); its log is
   // appended to the same file. Fails the test when it does not come up.
   void Restart() {
-    ASSERT_LT(pid_, 0) << "serve is still running";
+    ASSERT_FALSE(proc_.live()) << "serve is still running";
     Spawn();
   }
 
@@ -198,40 +222,26 @@ class ServiceHarness {
 
  private:
   void Spawn() {
-    pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
-      for (const auto& [k, v] : serve_env_) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<std::string> argv = launcher_;
-      const std::vector<std::string> serve = {
-          DS_BINARY,
-          "serve",
-          "--cache",
-          cache_,
-          "--bucket",
-          bucket_,
-          "--webhook-listen",
-          "127.0.0.1:" + std::to_string(port_),
-          token_file_.empty() ? "--webhook-token" : "--webhook-token-file",
-          token_file_.empty() ? token_ : token_file_,
-          "--log-level",
-          "debug"};
-      argv.insert(argv.end(), serve.begin(), serve.end());
-      if (use_tls_) {
-        const std::vector<std::string> tls = {"--webhook-tls-cert", tls_dir() + "/webhook.pem",
-                                              "--webhook-tls-key", tls_dir() + "/webhook.key"};
-        argv.insert(argv.end(), tls.begin(), tls.end());
-      }
-      argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(argv[0].c_str(), args.data());
-      _exit(127);
+    std::vector<std::string> argv = {
+        DS_BINARY,
+        "serve",
+        "--cache",
+        cache_,
+        "--bucket",
+        bucket(),
+        "--webhook-listen",
+        "127.0.0.1:" + std::to_string(port_),
+        token_file_.empty() ? "--webhook-token" : "--webhook-token-file",
+        token_file_.empty() ? token_ : token_file_,
+        "--log-level",
+        "debug"};
+    if (use_tls_) {
+      const std::vector<std::string> tls = {"--webhook-tls-cert", tls_dir() + "/webhook.pem",
+                                            "--webhook-tls-key", tls_dir() + "/webhook.key"};
+      argv.insert(argv.end(), tls.begin(), tls.end());
     }
+    argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
+    proc_.Start(argv, ChildOptions().Launcher(launcher_).Env(env_).Env(serve_env_).Log(log_));
     httplib::Client c("127.0.0.1", port_);
     ASSERT_TRUE(WaitFor([&] {
       if (use_tls_) return Curl({"/healthz"}) == 0;
@@ -244,42 +254,20 @@ class ServiceHarness {
  public:
   // Stops serve with SIGTERM (a clean stop) and waits for it; its exit code, -1 when none ran.
   int Terminate() {
-    if (pid_ <= 0) return -1;
-    if (launcher_.empty()) {
-      kill(pid_, SIGTERM);
-    } else {
-      // A launcher such as unshare --fork ignores SIGTERM while it waits: stop serve, its child.
-      std::ifstream children("/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) +
-                             "/children");
-      for (pid_t child; children >> child;) kill(child, SIGTERM);
-    }
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (!proc_.live()) return -1;
+    if (launcher_.empty()) return proc_.Terminate();
+    // A launcher such as unshare --fork ignores SIGTERM while it waits: stop serve, its child.
+    for (pid_t child : proc_.Children()) kill(child, SIGTERM);
+    return proc_.Wait();
   }
 
   // Waits up to `timeout` for serve (or its launcher) to exit by itself: its exit code (128 +
   // the signal when killed), or -1 when it is still running.
-  int WaitExit(std::chrono::seconds timeout) {
-    if (pid_ <= 0) return -1;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    int status = 0;
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) return -1;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
+  int WaitExit(std::chrono::seconds timeout) { return proc_.Wait(timeout).value_or(-1); }
 
-  // Forgets the running serve (or launcher) process without stopping it, so that the next
-  // Restart starts another beside it; its pid, for the caller to stop.
-  pid_t Detach() {
-    pid_t pid = pid_;
-    pid_ = -1;
-    return pid;
-  }
+  // Hands the running serve (or launcher) process over to the caller without stopping it, so
+  // that the next Restart starts another beside it (the caller's object kills it at its end).
+  ChildProcess Detach() { return std::move(proc_); }
 
   // Before Start: serve reads its token from <dir>/webhook.token (token_file()) instead of
   // --webhook-token, so that a test can rotate it (write the file, then Hup()).
@@ -309,9 +297,7 @@ class ServiceHarness {
   }
   const std::string& token_file() const { return token_file_; }
   // Sends SIGHUP to serve (it reopens its log file and re-reads the token file).
-  void Hup() {
-    if (pid_ > 0) kill(pid_, SIGHUP);
-  }
+  void Hup() { proc_.Signal(SIGHUP); }
 
   // A variable set for serve's next starts, over the RGW lab's (e.g. AWS_ENDPOINT_URL_S3 pointed
   // at a proxy, DELETE_SYNC_CRASH_AT); UnsetServeEnv drops it again.
@@ -351,8 +337,8 @@ class ServiceHarness {
 
   httplib::Client Client() const { return httplib::Client("127.0.0.1", port_); }
 
-  S3Client& s3() { return *s3_; }
-  const std::string& bucket() const { return bucket_; }
+  S3Client& s3() { return bucket_.s3(); }
+  const std::string& bucket() const { return bucket_.name(); }
   const std::string& cache() const { return cache_; }
   const std::string& token() const { return token_; }
   const std::string& dir() const { return dir_; }
@@ -362,16 +348,16 @@ class ServiceHarness {
 
  private:
   bool versioned_;
+  RgwBucket bucket_;
   std::map<std::string, std::string> env_;
-  std::unique_ptr<S3Client> s3_;
-  std::string bucket_, topic_, dir_, cache_, log_, token_, token_file_;
+  std::string topic_, dir_, cache_, log_, token_, token_file_;
   bool use_token_file_ = false;
   bool use_tls_ = false;
   std::vector<std::string> extra_args_;
   std::map<std::string, std::string> serve_env_;
   std::vector<std::string> launcher_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  ChildProcess proc_;
 };
 
 }  // namespace ds::itest

@@ -35,19 +35,17 @@ using nlohmann::json;
 class TwoProcessTest : public ::testing::Test {
  protected:
   struct Proc {
-    pid_t pid = -1;
+    ChildProcess proc;
     int port = 0;
     std::string log;
   };
 
   void SetUp() override {
-    env_ = ReadRgwEnv();
-    ASSERT_FALSE(env_.empty()) << "no RGW env file: run `scripts/rgw-local.sh start` first";
-    Result<S3Config> cfg = S3Config::FromVariables(env_);
-    ASSERT_TRUE(cfg.ok()) << cfg.status().ToString();
-    s3_ = std::make_unique<S3Client>(*cfg);
-    bucket_ = "ds-two-" + RandomSuffix();
-    ASSERT_TRUE(s3_->CreateBucket(bucket_).ok());
+    rgw_.Create("ds-two-" + RandomSuffix());
+    ASSERT_FALSE(HasFatalFailure());
+    env_ = rgw_.env();
+    s3_ = &rgw_.s3();
+    bucket_ = rgw_.name();
     dir_ = std::filesystem::temp_directory_path() / ("ds-two-" + RandomSuffix());
     std::filesystem::create_directories(dir_);
     cache_ = dir_ + "/cache";
@@ -68,32 +66,10 @@ class TwoProcessTest : public ::testing::Test {
   void Start(Proc& p, const std::string& name) {
     p.port = FreePort();
     p.log = dir_ + "/serve-" + name + ".log";
-    p.pid = fork();
-    if (p.pid == 0) {
-      int fd = open(p.log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);
-      std::vector<std::string> argv = {DS_BINARY,
-                                       "serve",
-                                       "--cache",
-                                       cache_,
-                                       "--bucket",
-                                       bucket_,
-                                       "--webhook-listen",
-                                       "127.0.0.1:" + std::to_string(p.port),
-                                       "--webhook-token",
-                                       token_,
-                                       "--fetch-concurrency",
-                                       "2",
-                                       "--log-level",
-                                       "info"};
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(DS_BINARY, args.data());
-      _exit(127);
-    }
+    p.proc.Start({DS_BINARY, "serve", "--cache", cache_, "--bucket", bucket_, "--webhook-listen",
+                  "127.0.0.1:" + std::to_string(p.port), "--webhook-token", token_,
+                  "--fetch-concurrency", "2", "--log-level", "info"},
+                 ChildOptions().Env(env_).Log(p.log).TruncateLog());
     httplib::Client c("127.0.0.1", p.port);
     ASSERT_TRUE(WaitFor([&] {
       auto r = c.Get("/healthz");
@@ -103,13 +79,7 @@ class TwoProcessTest : public ::testing::Test {
         << ReadFile(p.log);
   }
 
-  static void Stop(Proc& p) {
-    if (p.pid <= 0) return;
-    kill(p.pid, SIGTERM);
-    int status = 0;
-    waitpid(p.pid, &status, 0);
-    p.pid = -1;
-  }
+  static void Stop(Proc& p) { p.proc.Terminate(); }
 
   // One AWS-format record without a sequencer: its order is unknown.
   std::string Doc(const std::string& name, const std::string& key) const {
@@ -167,8 +137,9 @@ class TwoProcessTest : public ::testing::Test {
     return report.is_object() ? report : json::object();
   }
 
+  RgwBucket rgw_;
   std::map<std::string, std::string> env_;
-  std::unique_ptr<S3Client> s3_;
+  S3Client* s3_ = nullptr;
   std::string bucket_, dir_, cache_, token_;
   std::vector<Proc> procs_;
 };
@@ -249,10 +220,7 @@ TEST_F(TwoProcessTest, LossyStreamCrashesAndReconcileNeverResurrect) {
     }
     if (rng() % 60 == 0) {
       // B dies with whatever downloads it had in flight, and starts again on the same state.
-      kill(procs_[1].pid, SIGKILL);
-      int status = 0;
-      waitpid(procs_[1].pid, &status, 0);
-      procs_[1].pid = -1;
+      procs_[1].proc.Kill();
       ++n.b_kills;
       ASSERT_NO_FATAL_FAILURE(Start(procs_[1], "b" + std::to_string(n.b_kills)));
     }
