@@ -47,7 +47,8 @@ inline constexpr size_t kMaxSegment = 255;  // NAME_MAX on Linux file systems
 
 // ---- paths (posix_cache_paths.cc) ----
 
-// For messages: control bytes (and NUL) as \xNN, the rest as is.
+// For messages: PrintableKey (core/key_path.h) without truncation: control bytes (and NUL) and
+// the backslash as \xNN, the rest as is.
 std::string Printable(const std::string& s);
 // Printable(s) in single quotes.
 std::string Quoted(const std::string& s);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/crash_point.h"
+#include "core/key_path.h"
 #include "fs/posix.h"
 #include "fs/posix_cache_internal.h"
 
@@ -93,20 +94,9 @@ Result<DirChain> OpenDirsOnce(const State& st, const std::string& rel,
 }  // namespace
 
 // For messages: control bytes (and NUL) as \xNN, the rest as is.
-std::string Printable(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
+// One printable form of a key for every message (core/key_path.h), here without truncation:
+// an error names the whole path.
+std::string Printable(const std::string& s) { return PrintableKey(s, std::string::npos); }
 
 std::string Quoted(const std::string& s) { return "'" + Printable(s) + "'"; }
 
