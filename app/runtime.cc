@@ -193,17 +193,6 @@ Result<std::string> ExistingStatePath(const std::string& cache, const std::strin
   return path;
 }
 
-int ExitCodeOf(const std::string& name, Command& cmd) {
-  auto fail = [&name](const Status& s, int code) {
-    std::fprintf(stderr, "delete-sync %s: %s\n", name.c_str(), s.message().c_str());
-    return code;
-  };
-  if (Status s = cmd.Check(); !s.ok()) return fail(s, kExitUsage);
-  Result<RunEnd> end = cmd.Run();
-  if (!end.ok()) return fail(end.status(), kExitFailed);
-  return *end == RunEnd::kOk ? kExitOk : kExitFailed;
-}
-
 Status SetupLogging(const std::string& level) {
   static const std::set<std::string> kLevels = {"trace",   "debug", "info",     "warn",
                                                 "warning", "error", "critical", "off"};
@@ -362,27 +351,6 @@ Result<Runtime> OpenRuntime(const RuntimeOptions& o) {
       std::make_unique<Engine>(rt.store.get(), *rt.cache, *rt.state, SystemClock(), o.engine);
   rt.engine->set_audit(rt.audit.get());
   return rt;
-}
-
-StoreWaitLogger::StoreWaitLogger(StoreWatch* watch, std::string context) {
-  if (watch == nullptr) return;
-  thread_ = std::thread([this, watch, context = std::move(context)] {
-    std::unique_lock<std::mutex> l(mu_);
-    while (!cv_.wait_for(l, std::chrono::seconds(1), [&] { return stop_; })) {
-      for (const StoreWait& w : watch->Due(kStoreWaitNoticeAfterMs, kStoreWaitNoticeEveryMs)) {
-        spdlog::warn("{}: waiting on the store: {}", context, DescribeStoreWait(w));
-      }
-    }
-  });
-}
-
-StoreWaitLogger::~StoreWaitLogger() {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
 }
 
 }  // namespace ds::app

@@ -1,4 +1,7 @@
-// What serve and apply share: the cache, state, object store and engine, built from settings.
+// What the commands share: the common settings, and the cache, state, object store and engine
+// opened from them (Runtime), in two phases (CheckCommonSettings, then OpenRuntime); the journal
+// drain and state collection that commands which end run. The subcommand interface and exit
+// codes are in command.h, the store-wait logger in store_wait_logger.h.
 #pragma once
 
 #include <chrono>
@@ -115,29 +118,6 @@ Result<std::string> StatePathOf(const std::string& cache, const std::string& sta
 // The same, which must exist: kNotFound when there is no database there.
 Result<std::string> ExistingStatePath(const std::string& cache, const std::string& state);
 
-// While alive, logs a warning for each request to the store that has had no answer for
-// kStoreWaitNoticeAfterMs, and again every kStoreWaitNoticeEveryMs while it still waits:
-// "<context>: waiting on the store: ListObjectsV2 s3://b/ (...): no answer from <endpoint> for
-// 15 s". Looks once a second. Does nothing for a null watch.
-class StoreWaitLogger {
- public:
-  StoreWaitLogger(StoreWatch* watch, std::string context);
-  ~StoreWaitLogger();
-  StoreWaitLogger(const StoreWaitLogger&) = delete;
-  StoreWaitLogger& operator=(const StoreWaitLogger&) = delete;
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
-// Exit codes of every subcommand (decided in one place: ExitCodeOf).
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailed = 1;  // the run failed, or some of its work did
-inline constexpr int kExitUsage = 2;   // bad flags or settings: nothing was changed
-
 // Runs the journal's downloads with `workers` threads until none is waiting, sleeping until
 // retries that are due later (for commands that end when their work is done), for at most
 // `max_wait`: downloads still waiting then (an outage, a job claimed by another process) stay in
@@ -145,39 +125,5 @@ inline constexpr int kExitUsage = 2;   // bad flags or settings: nothing was cha
 // could not be read).
 int64_t DrainAllJobs(Runtime& rt, int workers,
                      std::chrono::milliseconds max_wait = std::chrono::minutes(2));
-
-// How a run that went through ended: kOk, or kFailed when some of its work failed and the
-// command's own report (stdout) says which (events, downloads, a broken chain).
-enum class RunEnd { kOk, kFailed };
-
-// A subcommand, in two phases:
-//  1. Check: resolves and checks every setting into typed options. Reads what it must (the
-//     configuration, the AWS variables, key and token files) but creates, opens for writing
-//     and changes nothing: a failure is a usage error.
-//  2. Run: opens what the options name and does the work; a failure is a failure of the run.
-class Command {
- public:
-  virtual ~Command() = default;
-  virtual CLI::App* Register(CLI::App& parent) = 0;
-  virtual Status Check() = 0;
-  virtual Result<RunEnd> Run() = 0;
-};
-
-// Runs both phases of the chosen command `name` and returns its exit code: kExitUsage when Check
-// fails, kExitFailed when Run fails or ends kFailed, else kExitOk. A failure's message is printed
-// to stderr as "delete-sync <name>: <message>".
-int ExitCodeOf(const std::string& name, Command& cmd);
-
-std::unique_ptr<Command> MakeServeCommand();
-std::unique_ptr<Command> MakeApplyCommand();
-std::unique_ptr<Command> MakeRetryFailedCommand();
-std::unique_ptr<Command> MakeStateCommand();
-std::unique_ptr<Command> MakeStatusCommand();
-std::unique_ptr<Command> MakeReconcileCommand();
-std::unique_ptr<Command> MakeAuditCommand();
-std::unique_ptr<Command> MakeEraseCommand();
-std::unique_ptr<Command> MakeRouteCommand();
-std::unique_ptr<Command> MakeSetupNotificationsCommand();
-std::unique_ptr<Command> MakeLambdaCommand();
 
 }  // namespace ds::app

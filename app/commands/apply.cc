@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "command.h"
 #include "runtime.h"
 
 namespace ds::app {

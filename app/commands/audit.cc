@@ -5,6 +5,7 @@
 
 #include "audit/audit_log.h"
 #include "audit/hmac_key.h"
+#include "command.h"
 #include "core/cache_layout.h"
 #include "runtime.h"
 

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <random>
 
+#include "command.h"
 #include "core/cache_layout.h"
 #include "erase_request.h"
 #include "runtime.h"

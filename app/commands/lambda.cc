@@ -10,6 +10,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "command.h"
 #include "erase_request.h"
 #include "reconcile_pass.h"
 #include "runtime.h"

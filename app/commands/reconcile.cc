@@ -6,8 +6,10 @@
 #include <iostream>
 #include <thread>
 
+#include "command.h"
 #include "reconcile_pass.h"
 #include "runtime.h"
+#include "store_wait_logger.h"
 
 namespace ds::app {
 namespace {

@@ -4,6 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "command.h"
 #include "runtime.h"
 
 namespace ds::app {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "amqp_settings.h"
+#include "command.h"
 #include "runtime.h"
 
 namespace ds::app {

@@ -12,12 +12,14 @@
 #include <thread>
 
 #include "amqp_settings.h"
+#include "command.h"
 #include "core/cache_layout.h"
 #include "erase_request.h"
 #include "fs/run_marker.h"
 #include "ops_service.h"
 #include "reconcile_pass.h"
 #include "runtime.h"
+#include "store_wait_logger.h"
 #include "tls_settings.h"
 #include "transport/http_webhook.h"
 

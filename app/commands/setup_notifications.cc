@@ -18,6 +18,7 @@
 #include <iostream>
 #include <regex>
 
+#include "command.h"
 #include "runtime.h"
 #include "s3/client.h"
 #include "s3/xml.h"

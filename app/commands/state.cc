@@ -8,6 +8,7 @@
 #include <iostream>
 #include <optional>
 
+#include "command.h"
 #include "core/cache_layout.h"
 #include "fs/run_marker.h"
 #include "runtime.h"

@@ -3,6 +3,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "command.h"
 #include "core/cache_layout.h"
 #include "ops_status.h"
 #include "runtime.h"
