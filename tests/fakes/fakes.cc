@@ -254,9 +254,14 @@ class FakeTxn : public StateTxn {
   Status Put(const std::string& bucket, const std::string& key, const KeyState& st) override {
     if (!s_->fail_put.ok()) return s_->fail_put;
     s_->keys_[{bucket, key}] = st;
+    put_.insert({bucket, key});
     return Status::Ok();
   }
+  // The keys whose state was Put or a job Enqueued in this transaction (their commit's
+  // durability is recorded).
+  std::set<std::pair<std::string, std::string>> put_;
   Status Enqueue(const FetchJob& job) override {
+    put_.insert({job.bucket, job.key});
     for (auto& [id, row] : s_->jobs_) {
       if (row.claimed || row.failed || row.job.bucket != job.bucket || row.job.key != job.key)
         continue;
@@ -319,7 +324,7 @@ class FakeTxn : public StateTxn {
 };
 }  // namespace
 
-Status FakeStateStore::Transact(const std::function<Status(StateTxn&)>& fn, Durability) {
+Status FakeStateStore::Transact(const std::function<Status(StateTxn&)>& fn, Durability durability) {
   std::lock_guard<std::recursive_mutex> l(mu_);
   ++transactions_;
   auto keys = keys_;
@@ -331,7 +336,9 @@ Status FakeStateStore::Transact(const std::function<Status(StateTxn&)>& fn, Dura
     keys_ = keys;
     jobs_ = jobs;
     next_id_ = next;
+    return s;
   }
+  for (const auto& k : txn.put_) commit_durability_[k] = durability;
   return s;
 }
 

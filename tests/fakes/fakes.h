@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -204,6 +205,15 @@ class FakeStateStore : public StateStore {
     std::lock_guard<std::recursive_mutex> l(mu_);
     return transactions_;
   }
+  // The durability of the last committed transaction (Transact) that wrote the key's state or
+  // journaled a job of it (none: never written). A real store loses a kRelaxed commit on power
+  // loss, so what was acknowledged must have been written by a kDurable one.
+  std::optional<Durability> CommitDurability(const std::string& bucket, const std::string& key) {
+    std::lock_guard<std::recursive_mutex> l(mu_);
+    auto it = commit_durability_.find({bucket, key});
+    if (it == commit_durability_.end()) return std::nullopt;
+    return it->second;
+  }
 
   struct JobRow {
     FetchJob job;
@@ -223,6 +233,7 @@ class FakeStateStore : public StateStore {
   std::map<int64_t, JobRow> jobs_;
   int64_t next_id_ = 1;
   std::set<std::tuple<std::string, std::string, std::string>> subjects_;
+  std::map<std::pair<std::string, std::string>, Durability> commit_durability_;
 };
 
 }  // namespace ds::fakes
