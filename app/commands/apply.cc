@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/parse_events.h"
 #include "runtime.h"
 
 namespace ds::app {

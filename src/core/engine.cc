@@ -8,6 +8,7 @@
 
 #include "common/crash_point.h"
 #include "core/ops_metrics.h"  // ParseEventTimeMillis
+#include "core/parse_events.h"
 
 namespace ds {
 

@@ -11,7 +11,7 @@
 #include <set>
 #include <thread>
 
-#include "core/event.h"
+#include "core/parse_events.h"
 #include "fs/posix_cache.h"
 
 namespace ds {

@@ -1,11 +1,11 @@
+#include "core/parse_events.h"
+
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include "core/event.h"
 
 namespace ds {
 namespace {
