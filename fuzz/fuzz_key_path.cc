@@ -8,8 +8,8 @@
 #include <string_view>
 
 #include "core/cache_fs.h"
-#include "core/event.h"
 #include "core/key_path.h"
+#include "core/parse_events.h"
 #include "fuzz_common.h"
 
 namespace {

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "core/event.h"
+#include "core/parse_events.h"
 #include "fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "command.h"
+#include "core/parse_events.h"
 #include "runtime.h"
 
 namespace ds::app {

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "core/engine.h"
-#include "core/event.h"
 #include "core/key_path.h"
+#include "core/parse_events.h"
 
 namespace ds {
 

@@ -11,6 +11,8 @@
 //  - EventBridge (aws.s3): raw. AWS does not document it; a real capture shows an unescaped ':'
 //    (S3 notifications escape it) and a public fix (guidance-for-medialake-on-aws PR #21) had to
 //    stop decoding EventBridge keys to ingest keys such as "%2B%20%%%.png".
+#include "core/parse_events.h"
+
 #include <cctype>
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -19,22 +21,7 @@
 #include <string_view>
 #include <utility>
 
-#include "core/event.h"
-
 namespace ds {
-
-const char* ActionName(EventAction a) {
-  switch (a) {
-    case EventAction::kCreate:
-      return "create";
-    case EventAction::kRemove:
-      return "remove";
-    case EventAction::kIgnore:
-      return "ignore";
-  }
-  return "unknown";
-}
-
 namespace {
 
 using json = nlohmann::json;

@@ -1,3 +1,6 @@
+// SqliteState (sqlite_state.h): opening the database (schema, migration, journal mode, release
+// of dead claims), the lock wait, errors and integrity, transactions and the keys table, the
+// subject index, state collection and the meta table. The job queue is in sqlite_jobs.cc.
 #include "state/sqlite_state.h"
 
 #include <spdlog/spdlog.h>
@@ -11,8 +14,8 @@
 #include <set>
 #include <thread>
 
-#include "core/event.h"
 #include "fs/posix_cache.h"
+#include "state/sqlite_internal.h"
 
 namespace ds {
 namespace {
@@ -65,263 +68,60 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta (name, value) VALUES ('schema_version', '1');
 )sql";
 
-// A prepared statement that finalises itself, or, when taken from a StmtCache, is reset and
-// kept for the next use (preparing is most of the cost of a point query).
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  Stmt(StmtCache* cache, sqlite3* db, const char* sql) : cached_(cache != nullptr) {
-    if (!cached_) {
-      rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-      return;
-    }
-    sqlite3_stmt*& slot = cache->stmts[sql];
-    rc_ = slot ? SQLITE_OK
-               : sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &slot, nullptr);
-    stmt_ = slot;
-  }
-  ~Stmt() {
-    if (cached_) {
-      if (stmt_ != nullptr) {
-        sqlite3_reset(stmt_);
-        sqlite3_clear_bindings(stmt_);
-      }
-    } else {
-      sqlite3_finalize(stmt_);
-    }
-  }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
+}  // namespace
 
-  bool ok() const { return rc_ == SQLITE_OK; }
-  Stmt& Text(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Blob(int i, const std::string& v) {
-    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& Int(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() { return sqlite3_step(stmt_); }
-  int64_t ColInt(int i) { return sqlite3_column_int64(stmt_, i); }
-  std::string ColText(int i) {
-    const void* p = sqlite3_column_blob(stmt_, i);
-    int n = sqlite3_column_bytes(stmt_, i);
-    return p ? std::string(static_cast<const char*>(p), static_cast<size_t>(n)) : std::string();
-  }
-  bool ColNull(int i) { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+namespace sqlite_internal {
 
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  bool cached_ = false;
-  int rc_;
-};
+// The keys statements of SqliteTxn (its jobs statements are in sqlite_jobs.cc).
 
-FetchJob ReadJob(Stmt& q) {
-  FetchJob j;
-  j.id = q.ColInt(0);
-  j.bucket = q.ColText(1);
-  j.key = q.ColText(2);
-  j.seq = q.ColText(3);
-  j.ordered = q.ColInt(4) != 0;
-  j.event_id = q.ColText(5);
-  j.reason = ParseJobReason(q.ColText(6), &j.event_name);
-  j.attempts = static_cast<int>(q.ColInt(7));
-  j.not_before_ms = q.ColInt(8);
-  j.last_error = q.ColText(9);
-  j.first_error_ms = q.ColInt(10);
-  j.event_ms = q.ColInt(11);
-  return j;
+Result<KeyState> SqliteTxn::Get(const std::string& bucket, const std::string& key) {
+  Stmt q(cache_, db_,
+         "SELECT seq, removal_gen, fetch_ticket, published_ticket, tombstone, present, etag, "
+         "version_id, size, updated_ms, unordered_removal_gen FROM keys "
+         "WHERE bucket = ?1 AND key = ?2");
+  if (!q.ok()) return err_("prepare key lookup");
+  q.Text(1, bucket).Blob(2, key);
+  KeyState st;
+  int rc = q.Step();
+  if (rc == SQLITE_ROW) {
+    st.seq = q.ColText(0);
+    st.removal_gen = q.ColInt(1);
+    st.fetch_ticket = q.ColInt(2);
+    st.published_ticket = q.ColInt(3);
+    st.tombstone = q.ColInt(4) != 0;
+    st.present = q.ColInt(5) != 0;
+    st.etag = q.ColText(6);
+    st.version_id = q.ColText(7);
+    st.size = q.ColInt(8);
+    st.updated_ms = q.ColInt(9);
+    st.unordered_removal_gen = q.ColInt(10);
+  } else if (rc != SQLITE_DONE) {
+    return err_("read key state");
+  }
+  return st;
 }
 
-// The columns ReadJob reads, in its order: one list for every query of jobs (a macro, so that
-// each query is one string literal).
-#define DS_JOB_COLUMNS                                                                     \
-  "id, bucket, key, seq, ordered, event_id, reason, attempts, not_before_ms, last_error, " \
-  "first_error_ms, event_ms"
+Status SqliteTxn::Put(const std::string& bucket, const std::string& key, const KeyState& st) {
+  Stmt q(cache_, db_,
+         "INSERT INTO keys (bucket, key, seq, removal_gen, fetch_ticket, published_ticket, "
+         "tombstone, present, etag, version_id, size, updated_ms, unordered_removal_gen) "
+         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+         "ON CONFLICT (bucket, key) DO UPDATE SET seq = excluded.seq, "
+         "removal_gen = excluded.removal_gen, fetch_ticket = excluded.fetch_ticket, "
+         "published_ticket = excluded.published_ticket, tombstone = excluded.tombstone, "
+         "present = excluded.present, etag = excluded.etag, version_id = excluded.version_id, "
+         "size = excluded.size, updated_ms = excluded.updated_ms, "
+         "unordered_removal_gen = excluded.unordered_removal_gen");
+  if (!q.ok()) return err_("prepare key update");
+  q.Text(1, bucket).Blob(2, key).Text(3, st.seq).Int(4, st.removal_gen);
+  q.Int(5, st.fetch_ticket).Int(6, st.published_ticket).Int(7, st.tombstone ? 1 : 0);
+  q.Int(8, st.present ? 1 : 0).Text(9, st.etag).Text(10, st.version_id).Int(11, st.size);
+  q.Int(12, st.updated_ms).Int(13, st.unordered_removal_gen);
+  if (q.Step() != SQLITE_DONE) return err_("write key state");
+  return Status::Ok();
+}
 
-class SqliteTxn : public StateTxn {
- public:
-  SqliteTxn(sqlite3* db, StmtCache* cache, std::string owner, int64_t lease_ms,
-            std::function<Status(const std::string&)> err)
-      : db_(db),
-        cache_(cache),
-        owner_(std::move(owner)),
-        lease_ms_(lease_ms),
-        err_(std::move(err)) {}
-
-  Result<KeyState> Get(const std::string& bucket, const std::string& key) override {
-    Stmt q(cache_, db_,
-           "SELECT seq, removal_gen, fetch_ticket, published_ticket, tombstone, present, etag, "
-           "version_id, size, updated_ms, unordered_removal_gen FROM keys "
-           "WHERE bucket = ?1 AND key = ?2");
-    if (!q.ok()) return err_("prepare key lookup");
-    q.Text(1, bucket).Blob(2, key);
-    KeyState st;
-    int rc = q.Step();
-    if (rc == SQLITE_ROW) {
-      st.seq = q.ColText(0);
-      st.removal_gen = q.ColInt(1);
-      st.fetch_ticket = q.ColInt(2);
-      st.published_ticket = q.ColInt(3);
-      st.tombstone = q.ColInt(4) != 0;
-      st.present = q.ColInt(5) != 0;
-      st.etag = q.ColText(6);
-      st.version_id = q.ColText(7);
-      st.size = q.ColInt(8);
-      st.updated_ms = q.ColInt(9);
-      st.unordered_removal_gen = q.ColInt(10);
-    } else if (rc != SQLITE_DONE) {
-      return err_("read key state");
-    }
-    return st;
-  }
-
-  Status Put(const std::string& bucket, const std::string& key, const KeyState& st) override {
-    Stmt q(cache_, db_,
-           "INSERT INTO keys (bucket, key, seq, removal_gen, fetch_ticket, published_ticket, "
-           "tombstone, present, etag, version_id, size, updated_ms, unordered_removal_gen) "
-           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
-           "ON CONFLICT (bucket, key) DO UPDATE SET seq = excluded.seq, "
-           "removal_gen = excluded.removal_gen, fetch_ticket = excluded.fetch_ticket, "
-           "published_ticket = excluded.published_ticket, tombstone = excluded.tombstone, "
-           "present = excluded.present, etag = excluded.etag, version_id = excluded.version_id, "
-           "size = excluded.size, updated_ms = excluded.updated_ms, "
-           "unordered_removal_gen = excluded.unordered_removal_gen");
-    if (!q.ok()) return err_("prepare key update");
-    q.Text(1, bucket).Blob(2, key).Text(3, st.seq).Int(4, st.removal_gen);
-    q.Int(5, st.fetch_ticket).Int(6, st.published_ticket).Int(7, st.tombstone ? 1 : 0);
-    q.Int(8, st.present ? 1 : 0).Text(9, st.etag).Text(10, st.version_id).Int(11, st.size);
-    q.Int(12, st.updated_ms).Int(13, st.unordered_removal_gen);
-    if (q.Step() != SQLITE_DONE) return err_("write key state");
-    return Status::Ok();
-  }
-
-  Status Enqueue(const FetchJob& job) override {
-    Stmt find(cache_, db_,
-              // INDEXED BY: without statistics SQLite prefers jobs_due (failed, claimed_pid),
-              // which scans every waiting job: a start pass that journals 100,000 downloads
-              // took quadratic time (bench/restart.sh).
-              "SELECT id, seq, ordered, not_before_ms, event_ms FROM jobs INDEXED BY jobs_key "
-              "WHERE bucket = ?1 AND key = ?2 AND claimed_pid IS NULL AND failed = 0 LIMIT 1");
-    if (!find.ok()) return err_("prepare job lookup");
-    find.Text(1, job.bucket).Blob(2, job.key);
-    int rc = find.Step();
-    if (rc == SQLITE_ROW) {
-      int64_t id = find.ColInt(0);
-      std::string seq = find.ColText(1);
-      bool ordered = find.ColInt(2) != 0 && job.ordered;
-      int64_t not_before = std::min(find.ColInt(3), job.not_before_ms);
-      // The oldest event of the merged ones decides whether the download is checked against
-      // the bucket before it is published (0, unknown, is the oldest).
-      int64_t event_ms = std::min(find.ColInt(4), job.event_ms);
-      if (!ordered) {
-        seq.clear();
-      } else {
-        std::optional<int> cmp = CompareSequencers(job.seq, seq);
-        if (cmp && *cmp > 0) seq = job.seq;
-      }
-      Stmt upd(cache_, db_,
-               "UPDATE jobs SET seq = ?2, ordered = ?3, not_before_ms = ?4, event_id = ?5, "
-               "reason = ?6, event_ms = ?7 WHERE id = ?1");
-      if (!upd.ok()) return err_("prepare job merge");
-      upd.Int(1, id).Text(2, seq).Int(3, ordered ? 1 : 0).Int(4, not_before);
-      upd.Text(5, job.event_id).Text(6, JobReasonText(job.reason, job.event_name)).Int(7, event_ms);
-      if (upd.Step() != SQLITE_DONE) return err_("merge job");
-      return Status::Ok();
-    }
-    if (rc != SQLITE_DONE) return err_("look up job");
-    Stmt ins(cache_, db_,
-             "INSERT INTO jobs (bucket, key, seq, ordered, event_id, reason, not_before_ms, "
-             "event_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)");
-    if (!ins.ok()) return err_("prepare job insert");
-    ins.Text(1, job.bucket).Blob(2, job.key).Text(3, job.seq).Int(4, job.ordered ? 1 : 0);
-    ins.Text(5, job.event_id)
-        .Text(6, JobReasonText(job.reason, job.event_name))
-        .Int(7, job.not_before_ms)
-        .Int(8, job.event_ms);
-    if (ins.Step() != SQLITE_DONE) return err_("insert job");
-    return Status::Ok();
-  }
-
-  Result<std::optional<FetchJob>> ClaimNextJob(int64_t now_ms) override {
-    std::optional<FetchJob> job;
-    // A due job nobody holds, else one whose claimant's lease expired (two index ranges:
-    // jobs_due, then jobs_lease, whose unclaimed rows have no lease).
-    for (const char* sql :
-         {"SELECT " DS_JOB_COLUMNS " FROM jobs WHERE failed = 0 AND claimed_pid IS NULL AND "
-          "not_before_ms <= ?1 ORDER BY not_before_ms, id LIMIT 1",
-          "SELECT " DS_JOB_COLUMNS " FROM jobs WHERE failed = 0 AND lease_until_ms <= ?1 "
-          "ORDER BY lease_until_ms, id LIMIT 1"}) {
-      Stmt q(cache_, db_, sql);
-      if (!q.ok()) return err_("prepare job claim");
-      q.Int(1, now_ms);
-      int rc = q.Step();
-      if (rc == SQLITE_DONE) continue;
-      if (rc != SQLITE_ROW) return err_("read jobs");
-      job = ReadJob(q);
-      break;
-    }
-    if (!job) return job;
-    Stmt u(cache_, db_,
-           "UPDATE jobs SET claimed_pid = ?2, claim_owner = ?3, lease_until_ms = ?4 WHERE id = ?1");
-    if (!u.ok()) return err_("prepare job claim");
-    u.Int(1, job->id).Int(2, getpid()).Text(3, owner_).Int(4, now_ms + lease_ms_);
-    if (u.Step() != SQLITE_DONE) return err_("claim job");
-    return job;
-  }
-
-  Status ClearFailed(const std::string& bucket, const std::string& key) override {
-    Stmt q(cache_, db_, "DELETE FROM jobs WHERE bucket = ?1 AND key = ?2 AND failed = 1");
-    if (!q.ok()) return err_("prepare clearing failed jobs");
-    q.Text(1, bucket).Blob(2, key);
-    if (q.Step() != SQLITE_DONE) return err_("clear failed jobs");
-    return Status::Ok();
-  }
-
-  Status RequeueShadowed(const std::string& bucket, const std::string& key,
-                         int64_t now_ms) override {
-    // Keys under key + "/": the byte range [key + "/", key + "0") ('0' follows '/').
-    Stmt under(cache_, db_,
-               "UPDATE jobs SET failed = 0, attempts = 0, first_error_ms = 0, not_before_ms = ?4 "
-               "WHERE failed = 1 AND bucket = ?1 AND key >= ?2 AND key < ?3");
-    if (!under.ok()) return err_("prepare re-queueing shadowed jobs");
-    under.Text(1, bucket).Blob(2, key + "/").Blob(3, key + "0").Int(4, now_ms);
-    if (under.Step() != SQLITE_DONE) return err_("re-queue shadowed jobs");
-    for (size_t slash = key.find('/'); slash != std::string::npos;
-         slash = key.find('/', slash + 1)) {
-      Stmt parent(cache_, db_,
-                  "UPDATE jobs SET failed = 0, attempts = 0, first_error_ms = 0, "
-                  "not_before_ms = ?3 WHERE failed = 1 AND bucket = ?1 AND key = ?2");
-      if (!parent.ok()) return err_("prepare re-queueing shadowed jobs");
-      parent.Text(1, bucket).Blob(2, key.substr(0, slash)).Int(3, now_ms);
-      if (parent.Step() != SQLITE_DONE) return err_("re-queue shadowed jobs");
-    }
-    return Status::Ok();
-  }
-
-  Status FinishJob(int64_t id) override {
-    Stmt q(cache_, db_, "DELETE FROM jobs WHERE id = ?1");
-    if (!q.ok()) return err_("prepare job finish");
-    q.Int(1, id);
-    if (q.Step() != SQLITE_DONE) return err_("finish job");
-    return Status::Ok();
-  }
-
- private:
-  sqlite3* db_;
-  StmtCache* cache_;
-  std::string owner_;  // this process's claim owner: "<host token>-<pid>"
-  int64_t lease_ms_;   // how long a claim holds
-  std::function<Status(const std::string&)> err_;
-};
-
-}  // namespace
+}  // namespace sqlite_internal
 
 SqliteState::SqliteState(sqlite3* db, std::string path)
     : db_(db), path_(std::move(path)), owner_(HostToken() + "-" + std::to_string(getpid())) {}
@@ -381,7 +181,7 @@ std::string SqliteState::DamagedAdvice(const std::string& path) {
 
 Status SqliteState::CheckIntegrity() {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt q(db_, "PRAGMA quick_check");
+  sqlite_internal::Stmt q(db_, "PRAGMA quick_check");
   if (!q.ok()) return Error("check integrity");
   std::string problems;
   int rc;
@@ -445,7 +245,7 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path,
     // Rollback mode is sticky: a database once shared by several hosts stays in it whatever a
     // later opener asks (e.g. `status` on another host), because one WAL opener would make
     // every host's connection switch to WAL, whose shared memory does not work across hosts.
-    Stmt q(db, "SELECT value FROM meta WHERE name = 'state_journal'");
+    sqlite_internal::Stmt q(db, "SELECT value FROM meta WHERE name = 'state_journal'");
     if (q.ok() && q.Step() == SQLITE_ROW && q.ColText(0) == "rollback") {
       journal = StateJournal::kRollback;
     }
@@ -455,8 +255,8 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path,
     // the database file serialise hosts (NFSv4 carries them to the server). The pragma answers
     // the mode in force: leaving WAL fails quietly while another connection has the file open.
     const char* want = journal == StateJournal::kWal ? "wal" : "delete";
-    Stmt q(db, journal == StateJournal::kWal ? "PRAGMA journal_mode=WAL"
-                                             : "PRAGMA journal_mode=DELETE");
+    sqlite_internal::Stmt q(db, journal == StateJournal::kWal ? "PRAGMA journal_mode=WAL"
+                                                              : "PRAGMA journal_mode=DELETE");
     if (!q.ok() || q.Step() != SQLITE_ROW) return s->Error("set the journal mode");
     std::string got = q.ColText(0);
     if (got != want) {
@@ -482,7 +282,8 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path,
   {
     std::lock_guard<std::mutex> lock(s->mu_);
     const std::string host_prefix = HostToken() + "-";
-    Stmt q(db, "SELECT DISTINCT claim_owner, claimed_pid FROM jobs WHERE claimed_pid IS NOT NULL");
+    sqlite_internal::Stmt q(
+        db, "SELECT DISTINCT claim_owner, claimed_pid FROM jobs WHERE claimed_pid IS NOT NULL");
     std::set<std::string> dead;
     while (q.Step() == SQLITE_ROW) {
       std::string owner = q.ColText(0);
@@ -491,9 +292,10 @@ Result<std::unique_ptr<SqliteState>> SqliteState::Open(const std::string& path,
       if (pid == getpid() || !ProcessOnThisHostAlive(static_cast<pid_t>(pid))) dead.insert(owner);
     }
     for (const std::string& owner : dead) {
-      Stmt u(db,
-             "UPDATE jobs SET claimed_pid = NULL, claim_owner = '', lease_until_ms = NULL "
-             "WHERE claim_owner = ?1");
+      sqlite_internal::Stmt u(
+          db,
+          "UPDATE jobs SET claimed_pid = NULL, claim_owner = '', lease_until_ms = NULL "
+          "WHERE claim_owner = ?1");
       u.Text(1, owner);
       if (u.Step() != SQLITE_DONE) return s->Error("release claimed jobs");
     }
@@ -527,9 +329,9 @@ Status SqliteState::Migrate() {
   DS_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   auto migrate = [&]() -> Status {
     for (const Column& c : kAdded) {
-      Stmt q(db_,
-             (std::string("SELECT 1 FROM pragma_table_info('") + c.table + "') WHERE name = ?1")
-                 .c_str());
+      sqlite_internal::Stmt q(
+          db_, (std::string("SELECT 1 FROM pragma_table_info('") + c.table + "') WHERE name = ?1")
+                   .c_str());
       if (!q.ok()) return Error("read the columns of " + std::string(c.table));
       q.Text(1, c.name);
       if (q.Step() != SQLITE_ROW) DS_RETURN_IF_ERROR(Exec(c.ddl));
@@ -569,8 +371,8 @@ Status SqliteState::SetDurability(Durability d) {
 
 Result<KeyState> SqliteState::Lookup(const std::string& bucket, const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  SqliteTxn reader(db_, &cache_, owner_, claim_lease_ms_,
-                   [this](const std::string& what) { return Error(what); });
+  sqlite_internal::SqliteTxn reader(db_, &cache_, owner_, claim_lease_ms_,
+                                    [this](const std::string& what) { return Error(what); });
   return reader.Get(bucket, key);
 }
 
@@ -580,8 +382,8 @@ Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn, Durabil
   if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return Error("begin transaction");
   }
-  SqliteTxn txn(db_, &cache_, owner_, claim_lease_ms_,
-                [this](const std::string& what) { return Error(what); });
+  sqlite_internal::SqliteTxn txn(db_, &cache_, owner_, claim_lease_ms_,
+                                 [this](const std::string& what) { return Error(what); });
   Status s = fn(txn);
   if (!s.ok()) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -595,94 +397,12 @@ Status SqliteState::Transact(const std::function<Status(StateTxn&)>& fn, Durabil
   return Status::Ok();
 }
 
-Result<std::vector<FetchJob>> SqliteState::ClaimJobs(int64_t now_ms, size_t limit) {
-  std::vector<FetchJob> jobs;
-  Status s = Transact(
-      [&](StateTxn& txn) -> Status {
-        jobs.clear();
-        while (jobs.size() < limit) {
-          Result<std::optional<FetchJob>> next = txn.ClaimNextJob(now_ms);
-          if (!next.ok()) return next.status();
-          if (!next->has_value()) break;
-          jobs.push_back(std::move(**next));
-        }
-        return Status::Ok();
-      },
-      Durability::kRelaxed);
-  if (!s.ok()) return s;
-  return jobs;
-}
-
-Status SqliteState::FinishJob(int64_t id) {
-  return Transact([&](StateTxn& txn) { return txn.FinishJob(id); }, Durability::kRelaxed);
-}
-
-Status SqliteState::RenewClaim(int64_t id, int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
-  Stmt q(db_, "UPDATE jobs SET lease_until_ms = ?2 WHERE id = ?1 AND claim_owner = ?3");
-  q.Int(1, id).Int(2, now_ms + claim_lease_ms_).Text(3, owner_);
-  if (q.Step() != SQLITE_DONE) return Error("renew the claim of a job");
-  return Status::Ok();
-}
-
-Status SqliteState::RetryJob(int64_t id, int64_t not_before_ms, const std::string& error,
-                             int64_t first_error_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
-  Stmt q(db_,
-         "UPDATE jobs SET claimed_pid = NULL, claim_owner = '', lease_until_ms = NULL, "
-         "attempts = attempts + 1, not_before_ms = ?2, last_error = ?3, first_error_ms = ?4 "
-         "WHERE id = ?1");
-  q.Int(1, id).Int(2, not_before_ms).Text(3, error).Int(4, first_error_ms);
-  if (q.Step() != SQLITE_DONE) return Error("reschedule job");
-  return Status::Ok();
-}
-
-Status SqliteState::FailJob(int64_t id, const std::string& error) {
-  std::lock_guard<std::mutex> lock(mu_);
-  DS_RETURN_IF_ERROR(SetDurability(Durability::kRelaxed));
-  Stmt q(db_,
-         "UPDATE jobs SET claimed_pid = NULL, claim_owner = '', lease_until_ms = NULL, "
-         "attempts = attempts + 1, failed = 1, last_error = ?2 WHERE id = ?1");
-  q.Int(1, id).Text(2, error);
-  if (q.Step() != SQLITE_DONE) return Error("record failed job");
-  return Status::Ok();
-}
-
-Result<int64_t> SqliteState::RetryFailed(int64_t now_ms) {
-  std::lock_guard<std::mutex> lock(mu_);
-  DS_RETURN_IF_ERROR(SetDurability(Durability::kDurable));
-  Stmt q(db_,
-         "UPDATE jobs SET failed = 0, attempts = 0, first_error_ms = 0, not_before_ms = ?1, "
-         "claimed_pid = NULL, claim_owner = '', lease_until_ms = NULL WHERE failed = 1");
-  q.Int(1, now_ms);
-  if (q.Step() != SQLITE_DONE) return Error("re-queue failed jobs");
-  return static_cast<int64_t>(sqlite3_changes(db_));
-}
-
-Result<std::pair<int64_t, int64_t>> SqliteState::JobCounts() {
-  std::lock_guard<std::mutex> lock(mu_);
-  Stmt q(db_, "SELECT COALESCE(SUM(failed = 0), 0), COALESCE(SUM(failed = 1), 0) FROM jobs");
-  if (q.Step() != SQLITE_ROW) return Error("count jobs");
-  return std::make_pair(q.ColInt(0), q.ColInt(1));
-}
-
-Result<StateStore::JobPresence> SqliteState::JobOf(const std::string& bucket,
-                                                   const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Stmt q(db_, "SELECT MIN(failed) FROM jobs WHERE bucket = ?1 AND key = ?2");
-  q.Text(1, bucket).Blob(2, key);
-  if (q.Step() != SQLITE_ROW) return Error("look up the jobs of a key");
-  if (q.ColNull(0)) return JobPresence::kNone;
-  return q.ColInt(0) == 0 ? JobPresence::kWaiting : JobPresence::kFailed;
-}
-
 Status SqliteState::IndexSubject(const std::string& subject, const std::string& bucket,
                                  const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   DS_RETURN_IF_ERROR(SetDurability(Durability::kDurable));
-  Stmt q(db_, "INSERT OR IGNORE INTO subjects (subject, bucket, key) VALUES (?1, ?2, ?3)");
+  sqlite_internal::Stmt q(
+      db_, "INSERT OR IGNORE INTO subjects (subject, bucket, key) VALUES (?1, ?2, ?3)");
   q.Text(1, subject).Text(2, bucket).Blob(3, key);
   if (q.Step() != SQLITE_DONE) return Error("index subject");
   return Status::Ok();
@@ -691,7 +411,8 @@ Status SqliteState::IndexSubject(const std::string& subject, const std::string& 
 Result<std::vector<std::string>> SqliteState::SubjectKeys(const std::string& subject,
                                                           const std::string& bucket) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt q(db_, "SELECT key FROM subjects WHERE subject = ?1 AND bucket = ?2 ORDER BY key");
+  sqlite_internal::Stmt q(
+      db_, "SELECT key FROM subjects WHERE subject = ?1 AND bucket = ?2 ORDER BY key");
   q.Text(1, subject).Text(2, bucket);
   std::vector<std::string> out;
   int rc;
@@ -703,7 +424,7 @@ Result<std::vector<std::string>> SqliteState::SubjectKeys(const std::string& sub
 Status SqliteState::UnindexKey(const std::string& bucket, const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
   DS_RETURN_IF_ERROR(SetDurability(Durability::kDurable));
-  Stmt q(db_, "DELETE FROM subjects WHERE bucket = ?1 AND key = ?2");
+  sqlite_internal::Stmt q(db_, "DELETE FROM subjects WHERE bucket = ?1 AND key = ?2");
   q.Text(1, bucket).Blob(2, key);
   if (q.Step() != SQLITE_DONE) return Error("unindex key");
   return Status::Ok();
@@ -729,7 +450,7 @@ Result<CollectStats> SqliteState::CollectExpired(int64_t cutoff_ms, size_t batch
     }
     int rc = SQLITE_ERROR;
     {
-      Stmt q(&cache_, db_, kCollect);
+      sqlite_internal::Stmt q(&cache_, db_, kCollect);
       if (q.ok()) rc = q.Int(1, cutoff_ms).Int(2, static_cast<int64_t>(batch)).Step();
     }
     if (rc != SQLITE_DONE) {
@@ -758,7 +479,7 @@ Result<CollectStats> SqliteState::CollectExpired(int64_t cutoff_ms, size_t batch
 
 Result<std::string> SqliteState::GetMeta(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt q(db_, "SELECT value FROM meta WHERE name = ?1");
+  sqlite_internal::Stmt q(db_, "SELECT value FROM meta WHERE name = ?1");
   q.Text(1, name);
   int rc = q.Step();
   if (rc == SQLITE_ROW) return q.ColText(0);
@@ -769,23 +490,13 @@ Result<std::string> SqliteState::GetMeta(const std::string& name) {
 Status SqliteState::SetMeta(const std::string& name, const std::string& value) {
   std::lock_guard<std::mutex> lock(mu_);
   DS_RETURN_IF_ERROR(SetDurability(Durability::kDurable));
-  Stmt q(db_, value.empty() ? "DELETE FROM meta WHERE name = ?1"
-                            : "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)");
+  sqlite_internal::Stmt q(db_, value.empty()
+                                   ? "DELETE FROM meta WHERE name = ?1"
+                                   : "INSERT OR REPLACE INTO meta (name, value) VALUES (?1, ?2)");
   q.Text(1, name);
   if (!value.empty()) q.Text(2, value);
   if (q.Step() != SQLITE_DONE) return Error("write " + name);
   return Status::Ok();
-}
-
-Result<std::vector<FetchJob>> SqliteState::FailedJobs(size_t limit) {
-  std::lock_guard<std::mutex> lock(mu_);
-  Stmt q(db_, "SELECT " DS_JOB_COLUMNS " FROM jobs WHERE failed = 1 ORDER BY id DESC LIMIT ?1");
-  q.Int(1, static_cast<int64_t>(limit));
-  std::vector<FetchJob> out;
-  int rc;
-  while ((rc = q.Step()) == SQLITE_ROW) out.push_back(ReadJob(q));
-  if (rc != SQLITE_DONE) return Error("read failed jobs");
-  return out;
 }
 
 }  // namespace ds

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/event.h"
+#include "core/parse_events.h"
 #include "crypto/digest.h"
 
 namespace ds {

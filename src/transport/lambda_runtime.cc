@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "core/documents.h"
-#include "core/event.h"
 #include "core/key_path.h"
+#include "core/parse_events.h"
 
 namespace ds::lambda {
 namespace {

@@ -1,6 +1,6 @@
 #include "fakes/fakes.h"
 
-#include "core/event.h"
+#include "core/parse_events.h"
 
 namespace ds::fakes {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "core/event.h"
+#include "core/parse_events.h"
 
 namespace ds {
 namespace {
