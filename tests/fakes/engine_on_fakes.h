@@ -10,6 +10,7 @@
 
 #include "core/engine.h"
 #include "fakes/fakes.h"
+#include "fakes/notification_docs.h"
 
 namespace ds::fakes {
 
@@ -21,10 +22,9 @@ class EngineOnFakesTest : public ::testing::Test {
     engine_ = std::make_unique<Engine>(&store_, cache_, state_, clock_, o);
   }
   // {"Records":[one ceph:s3 record of `event_name` (e.g. "ObjectRemoved:Delete") for `key` in
-  // bucket "b"]}; the key is written as given (JSON-escape it yourself).
+  // bucket "b"]} (fakes/notification_docs.h).
   static std::string Doc(const std::string& event_name, const std::string& key) {
-    return R"({"Records":[{"eventSource":"ceph:s3","eventName":")" + event_name +
-           R"(","s3":{"bucket":{"name":"b"},"object":{"key":")" + key + R"("}}}]})";
+    return testdocs::Document({testdocs::Rgw(event_name, "b", key)});
   }
 
   FakeObjectStore store_;

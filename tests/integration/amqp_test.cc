@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "fakes/notification_docs.h"
 #include "service_harness.h"
 
 namespace ds::itest {
@@ -369,9 +370,7 @@ TEST_F(AmqpTest, PartitionedWorkersAndFanOutSurviveKillAndBrokerRestart) {
 
 // A removal of `key` in `bucket` as RGW publishes it.
 std::string RgwRemovalDoc(const std::string& bucket, const std::string& key) {
-  return R"({"Records":[{"eventVersion":"2.2","eventSource":"ceph:s3","eventName":)"
-         R"("ObjectRemoved:Delete","s3":{"bucket":{"name":")" +
-         bucket + R"("},"object":{"key":")" + key + R"("}}}]})";
+  return testdocs::Document({testdocs::Rgw("ObjectRemoved:Delete", bucket, key)});
 }
 
 // serve on `queue` only (webhook off, no reconcile: only AMQP can remove a file).

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "fakes/notification_docs.h"
 #include "runtime_api_server.h"
 #include "service_harness.h"
 
@@ -20,15 +21,7 @@ using nlohmann::json;
 
 json S3Record(const std::string& bucket, const std::string& name, const std::string& key,
               const std::string& sequencer) {
-  return {{"eventVersion", "2.1"},
-          {"eventSource", "aws:s3"},
-          {"awsRegion", "us-east-1"},
-          {"eventTime", "2026-11-25T00:00:00.000Z"},
-          {"eventName", name},
-          {"s3",
-           {{"s3SchemaVersion", "1.0"},
-            {"bucket", {{"name", bucket}}},
-            {"object", {{"key", key}, {"sequencer", sequencer}}}}}};
+  return testdocs::Aws(name, bucket, key, sequencer).Json();
 }
 
 std::string S3Doc(const std::string& bucket, const std::string& name, const std::string& key,
@@ -37,12 +30,7 @@ std::string S3Doc(const std::string& bucket, const std::string& name, const std:
 }
 
 json SqsRecord(const std::string& id, const std::string& body) {
-  return {{"messageId", id},
-          {"receiptHandle", "rh"},
-          {"body", body},
-          {"eventSource", "aws:sqs"},
-          {"eventSourceARN", "arn:aws:sqs:us-east-1:123456789012:delete-sync"},
-          {"awsRegion", "us-east-1"}};
+  return testdocs::SqsMessage(id, body, "rh", "arn:aws:sqs:us-east-1:123456789012:delete-sync");
 }
 
 class LambdaModeTest : public ::testing::Test {

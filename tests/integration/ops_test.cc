@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/clock.h"
+#include "fakes/notification_docs.h"
 #include "service_harness.h"
 
 namespace ds::itest {
@@ -65,9 +66,9 @@ class ServeProcess {
 };
 
 std::string RemovalDoc(const std::string& bucket, const std::string& name, const std::string& key) {
-  return R"({"Records":[{"eventVersion":"2.2","eventSource":"ceph:s3","eventTime":")" +
-         FormatUtcMillis(SystemClock().NowMillis()) + R"(","eventName":")" + name +
-         R"(","s3":{"bucket":{"name":")" + bucket + R"("},"object":{"key":")" + key + R"("}}}]})";
+  testdocs::Record r = testdocs::Rgw(name, bucket, key);
+  r.event_time = FormatUtcMillis(SystemClock().NowMillis());
+  return testdocs::Document({r});
 }
 
 TEST(OpsTest, MetricsAndJsonLogsAfterAPutAndADelete) {

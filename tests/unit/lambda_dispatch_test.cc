@@ -6,6 +6,7 @@
 #include <set>
 
 #include "fakes/fakes.h"
+#include "fakes/notification_docs.h"
 #include "transport/lambda_runtime.h"
 
 namespace ds::lambda {
@@ -15,15 +16,10 @@ using nlohmann::json;
 
 // One AWS S3 notification record (keys URL-encoded).
 json S3Record(const std::string& name, const std::string& key, const std::string& bucket = "b") {
-  return {{"eventVersion", "2.1"},
-          {"eventSource", "aws:s3"},
-          {"awsRegion", "us-east-1"},
-          {"eventTime", "2026-11-25T00:00:00.000Z"},
-          {"eventName", name},
-          {"s3",
-           {{"s3SchemaVersion", "1.0"},
-            {"bucket", {{"name", bucket}}},
-            {"object", {{"key", key}, {"size", 1}, {"eTag", "e"}, {"sequencer", "0A"}}}}}};
+  testdocs::Record r = testdocs::Aws(name, bucket, key, "0A");
+  r.size = 1;
+  r.etag = "e";
+  return r.Json();
 }
 
 std::string S3Doc(const std::string& name, const std::string& key) {
@@ -31,12 +27,7 @@ std::string S3Doc(const std::string& name, const std::string& key) {
 }
 
 json SqsRecord(const std::string& id, const std::string& body) {
-  return {{"messageId", id},
-          {"receiptHandle", "rh-" + id},
-          {"body", body},
-          {"eventSource", "aws:sqs"},
-          {"eventSourceARN", "arn:aws:sqs:us-east-1:123456789012:q"},
-          {"awsRegion", "us-east-1"}};
+  return testdocs::SqsMessage(id, body, "rh-" + id, "arn:aws:sqs:us-east-1:123456789012:q");
 }
 
 std::string SnsEnvelope(const std::string& message) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fakes/fakes.h"
+#include "fakes/notification_docs.h"
 #include "fakes/raw_conn.h"
 #include "transport/http_webhook.h"
 
@@ -27,14 +28,12 @@ namespace {
 constexpr char kToken[] = "s3cret-token-for-tests";
 
 std::string RemovalDoc(const std::string& key) {
-  return R"({"Records":[{"eventSource":"ceph:s3","eventName":"ObjectRemoved:Delete",)"
-         R"("s3":{"bucket":{"name":"b"},"object":{"key":")" +
-         key + R"("}}}]})";
+  return testdocs::Document({testdocs::Rgw("ObjectRemoved:Delete", "b", key)});
 }
 std::string CreationDoc(const std::string& key) {
-  return R"({"Records":[{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put",)"
-         R"("s3":{"bucket":{"name":"b"},"object":{"key":")" +
-         key + R"(","size":1}}}]})";
+  testdocs::Record r = testdocs::Rgw("ObjectCreated:Put", "b", key);
+  r.size = 1;
+  return testdocs::Document({r});
 }
 
 using fakes::Dribbler;
