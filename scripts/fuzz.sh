@@ -7,6 +7,7 @@
 # build/fuzz/artifacts/ and fails the script.
 #
 #   scripts/fuzz.sh [SECONDS]            every target
+#   scripts/fuzz.sh --build-only         only build them (scripts/test.sh, in the background)
 #   FUZZ_TARGETS="fuzz_key_path" scripts/fuzz.sh 3600
 #   FUZZ_JOBS=2 scripts/fuzz.sh 600      parallel workers per target (libFuzzer -fork), one
 #                                        target at a time
@@ -27,6 +28,7 @@ cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWit
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DDS_FUZZ=ON -DDS_BUILD_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"${FUZZ_BUILD_JOBS:-$(nproc)}" --target fuzzers
+if [[ "$SECONDS_PER_TARGET" == --build-only ]]; then exit 0; fi
 
 seeds_for() {
   case "$1" in
