@@ -7,7 +7,9 @@
 # build/fuzz/artifacts/ and fails the script.
 #
 #   scripts/fuzz.sh [SECONDS]            every target
-#   scripts/fuzz.sh --build-only         only build them (scripts/test.sh, in the background)
+#   FUZZ_BUILD_DIR=build/asan FUZZ_PREBUILT=1 scripts/fuzz.sh 15
+#                                        run targets already built in a tree configured with
+#                                        -DDS_FUZZ=ON (scripts/test.sh: its ASan/UBSan tree)
 #   FUZZ_TARGETS="fuzz_key_path" scripts/fuzz.sh 3600
 #   FUZZ_JOBS=2 scripts/fuzz.sh 600      parallel workers per target (libFuzzer -fork), one
 #                                        target at a time
@@ -21,14 +23,13 @@ BUILD="${FUZZ_BUILD_DIR:-build/fuzz}"
 TARGETS=(${FUZZ_TARGETS:-fuzz_parse_notification fuzz_key_path fuzz_s3_xml fuzz_webhook})
 RGW_SAMPLES="${RGW_SAMPLES:-/work/shared/design/rgw-samples}"
 
-# -g1 (line tables): crash reports keep file:line, the build is faster than with -g. Not a
-# unity build (DS_UNITY): this is the one build in scripts/test.sh that compiles every file of
-# src/ on its own, so that a missing #include fails here rather than in someone's build.
-cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
-  -DDS_FUZZ=ON -DDS_BUILD_TESTS=OFF >/dev/null
-cmake --build "$BUILD" -j"${FUZZ_BUILD_JOBS:-$(nproc)}" --target fuzzers
-if [[ "$SECONDS_PER_TARGET" == --build-only ]]; then exit 0; fi
+# -g1 (line tables): crash reports keep file:line, the build is faster than with -g.
+if [[ "${FUZZ_PREBUILT:-0}" != 1 ]]; then
+  cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+    -DDS_FUZZ=ON -DDS_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$BUILD" -j"${FUZZ_BUILD_JOBS:-$(nproc)}" --target fuzzers
+fi
 
 seeds_for() {
   case "$1" in

@@ -21,7 +21,11 @@ step() { printf '\n==> [%d s] %s\n' "$SECONDS" "$*"; }
 # and a translation unit compiles in about two thirds of the time it takes with -g (issue 18,
 # CI time: src/core/engine.cc 8.6 s against 12.3 s). Build with -g yourself to debug.
 LINES_RELWITHDEBINFO=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG")
-LINES_DEBUG=(-DCMAKE_CXX_FLAGS_DEBUG="-g1")
+# The sanitizer trees at -O1: compiled faster than at -O2, run faster than at -O0. The ASan/UBSan
+# tree keeps assertions (no NDEBUG) and is also the libFuzzer tree (clang, DS_FUZZ: the fuzz
+# targets link the same instrumented libraries), so that the libraries are compiled once for both.
+LINES_ASAN=(-DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1")
+LINES_TSAN=(-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG")
 # Unity build (CMakeLists.txt, DS_UNITY): batches of 8 files compile in about half the time.
 UNITY=(-DDS_UNITY=ON)
 
@@ -87,25 +91,30 @@ scripts/check-cited-tests.py
 step "Prometheus alert rules"
 promtool check rules deploy/prometheus/delete-sync-rules.yml
 
-step "ASan/UBSan, TSan and libFuzzer builds: compiling in the background at nice 19, log in build/builds.log"
-# setsid: the builds are their own process group, killed as one if this script fails.
+step "ASan/UBSan + libFuzzer and TSan builds, and the include check: in the background at nice 19, log in build/builds.log"
+# setsid: the builds are their own process group, killed as one if this script fails. A new
+# session is also a new scheduling autogroup where the kernel has them (sched_autogroup): CPU is
+# shared fairly between autogroups whatever their processes' nice values, so the group itself is
+# set to nice 19 (/proc/self/autogroup) as well as its processes.
 setsid nice -n 19 bash -c '
   set -euo pipefail
+  if [[ -w /proc/self/autogroup ]]; then echo 19 >/proc/self/autogroup || true; fi
   SECONDS=$5
-  printf "==> [%d s] ASan/UBSan build\n" "$SECONDS"
-  cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug "$1" "$2" -DDS_SANITIZE=ON -DDS_WERROR=ON >/dev/null
-  cmake --build build/asan -j"$3" --target unit_tests
+  printf "==> [%d s] ASan/UBSan build (clang, with the libFuzzer targets)\n" "$SECONDS"
+  cmake -S . -B build/asan -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_BUILD_TYPE=Debug "$1" "$2" \
+    -DDS_FUZZ=ON -DDS_WERROR=ON >/dev/null
+  targets=(unit_tests)
+  if [[ "${DS_CI_FUZZ:-1}" == 1 ]]; then targets+=(fuzzers); fi
+  cmake --build build/asan -j"$3" --target "${targets[@]}"
   if [[ "${DS_CI_TSAN:-1}" == 1 ]]; then
     printf "==> [%d s] TSan build\n" "$SECONDS"
     cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo "$4" "$2" -DDS_TSAN=ON -DDS_WERROR=ON >/dev/null
     cmake --build build/tsan -j"$3" --target unit_tests
   fi
-  if [[ "${DS_CI_FUZZ:-1}" == 1 ]]; then
-    printf "==> [%d s] libFuzzer build\n" "$SECONDS"
-    scripts/fuzz.sh --build-only
-  fi
+  printf "==> [%d s] every file of src/ and app/ on its own (scripts/check-includes.sh)\n" "$SECONDS"
+  scripts/check-includes.sh build/ci/generated
   printf "==> [%d s] builds done\n" "$SECONDS"
-' builds "${LINES_DEBUG[0]}" "${UNITY[0]}" "$JOBS" "${LINES_RELWITHDEBINFO[0]}" \
+' builds "${LINES_ASAN[0]}" "${UNITY[0]}" "$JOBS" "${LINES_TSAN[0]}" \
   "$SECONDS" >build/builds.log 2>&1 &
 builds_pid=$!
 
@@ -149,7 +158,7 @@ fi
 
 if [[ "${DS_CI_FUZZ:-1}" == 1 ]]; then
 step "fuzzing: libFuzzer targets, 15 s each, side by side (scripts/fuzz.sh)"
-scripts/fuzz.sh 15
+FUZZ_BUILD_DIR=build/asan FUZZ_PREBUILT=1 scripts/fuzz.sh 15
 fi
 
 step "done"

@@ -30,7 +30,8 @@ class ApplyCommand : public Command {
     settings_ = std::make_unique<Settings>(cmd_);
     common_.Register(*settings_);
     settings_->Add("events", &events_, "file of notification documents; '-' reads stdin");
-    settings_->Add("fetch-concurrency", &fetch_concurrency_, "parallel downloads", "4");
+    settings_->Add("fetch-concurrency", &fetch_concurrency_,
+                   "parallel downloads of the objects events create", "4");
     settings_->Add("batch", &batch_,
                    "events applied per group commit (one state transaction, one fsync per "
                    "folder, one audit append); 1 makes each event durable on its own",

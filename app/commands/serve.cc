@@ -116,7 +116,8 @@ class ServeCommand : public Command {
                    "from one address, at most 32); past it the oldest such one is closed",
                    "256");
     tls_.Register(*settings_);
-    settings_->Add("fetch-concurrency", &fetch_concurrency_, "parallel downloads", "4");
+    settings_->Add("fetch-concurrency", &fetch_concurrency_,
+                   "parallel downloads of the objects events create", "4");
     settings_->Add("reconcile-every", &reconcile_every_,
                    "run a reconcile pass this often (e.g. 10m, 1h, off); default 10m when "
                    "--bucket is set",

@@ -27,11 +27,7 @@ constexpr char kStoreExchange[] = "delete-sync";
 
 std::map<std::string, std::string> ReadAmqpEnv() {
   const char* p = std::getenv("DS_RMQ_ENV_FILE");
-  std::ifstream in(p && *p ? p : "/tmp/delete-sync-rabbitmq/env");
-  if (!in) return {};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return testenv::ParseEnvExports(ss.str());
+  return testenv::ParseEnvExports(ReadFile(p && *p ? p : "/tmp/delete-sync-rabbitmq/env"));
 }
 
 class AmqpTest : public ::testing::Test {
@@ -142,19 +138,7 @@ class AmqpTest : public ::testing::Test {
 
   // Files of `cache` (outside the reserved folder) with their contents.
   static std::map<std::string, std::string> CacheFiles(const std::string& cache) {
-    std::map<std::string, std::string> out;
-    if (!std::filesystem::exists(cache)) return out;
-    for (auto it = std::filesystem::recursive_directory_iterator(cache);
-         it != std::filesystem::recursive_directory_iterator(); ++it) {
-      if (it->path().filename() == ".delete-sync") {
-        it.disable_recursion_pending();
-        continue;
-      }
-      if (it->is_regular_file()) {
-        out[std::filesystem::relative(it->path(), cache).string()] = ReadFile(it->path());
-      }
-    }
-    return out;
+    return testfiles::CacheTree(cache);
   }
   static std::vector<std::string> TempFiles(const std::string& cache) {
     std::vector<std::string> out;

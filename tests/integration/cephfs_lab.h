@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fakes/test_files.h"
 #include "service_harness.h"
 
 namespace ds::itest {
@@ -22,11 +23,7 @@ inline std::string CephfsScript() {
 inline std::string CephfsMountPoint() {
   const char* dir = std::getenv("DS_RGW_DIR");
   std::string env_file = std::string(dir && *dir ? dir : "/tmp/delete-sync-rgw") + "/cephfs/env";
-  std::ifstream in(env_file);
-  if (!in) return "";
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto vars = testenv::ParseEnvExports(ss.str());
+  auto vars = testenv::ParseEnvExports(testfiles::ReadFile(env_file));
   auto it = vars.find("DS_CEPHFS_MNT");
   return it == vars.end() ? "" : it->second;
 }

@@ -44,6 +44,8 @@
 #include <utility>
 #include <vector>
 
+#include "fakes/test_files.h"
+
 extern char** environ;
 
 namespace ds::itest {
@@ -271,12 +273,7 @@ class ChildProcess {
   }
 
   // The log file's contents ("" when there is none).
-  std::string Log() const {
-    std::ifstream in(log_, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
+  std::string Log() const { return testfiles::ReadFile(log_); }
   const std::string& log_path() const { return log_; }
 
   // Forgets the child without signalling or reaping it: its pid (-1 when not live), which the

@@ -27,18 +27,18 @@
 
 #include "child_process.h"
 #include "fakes/test_ca.h"
+#include "fakes/test_files.h"
 #include "rgw_env.h"
 #include "s3/client.h"
 
 namespace ds::itest {
 
+using testfiles::Exists;
+using testfiles::ReadFile;
+
 // The export lines written by `scripts/rgw-local.sh start`; empty when it is not running.
 inline std::map<std::string, std::string> ReadRgwEnv() {
-  std::ifstream in(testenv::RgwEnvFile());
-  if (!in) return {};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return testenv::ParseEnvExports(ss.str());
+  return testenv::ParseEnvExports(testfiles::ReadFile(testenv::RgwEnvFile()));
 }
 
 inline std::string RandomSuffix() {
@@ -76,18 +76,6 @@ inline bool WaitFor(const std::function<bool()>& pred,
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return pred();
-}
-
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-inline bool Exists(const std::string& path) {
-  struct stat st;
-  return lstat(path.c_str(), &st) == 0;
 }
 
 // Runs a command (argv, looked up in PATH) with extra environment and stdin from /dev/null;
@@ -204,21 +192,7 @@ class ServiceHarness {
   }
 
   // The keys of the cache (files below the root, reserved folder excluded) and their contents.
-  std::map<std::string, std::string> CacheContents() const {
-    std::map<std::string, std::string> out;
-    std::error_code ec;
-    for (auto it = std::filesystem::recursive_directory_iterator(cache_, ec);
-         it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (ec) break;
-      std::string rel = std::filesystem::relative(it->path(), cache_).string();
-      if (rel.rfind(".delete-sync", 0) == 0) {
-        if (it->is_directory()) it.disable_recursion_pending();
-        continue;
-      }
-      if (it->is_regular_file()) out[rel] = ReadFile(it->path());
-    }
-    return out;
-  }
+  std::map<std::string, std::string> CacheContents() const { return testfiles::CacheTree(cache_); }
 
  private:
   void Spawn() {

@@ -24,6 +24,7 @@
 
 #include "audit/audit_log.h"
 #include "fakes/fakes.h"
+#include "fakes/test_files.h"
 
 namespace ds::audit_test {
 
@@ -33,17 +34,8 @@ using ojson = nlohmann::ordered_json;
 inline const std::string kZeros(64, '0');
 inline const std::string kDataDir = DS_TEST_DATA_DIR "/audit";
 
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-inline void WriteFile(const std::string& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-}
+using testfiles::ReadFile;
+using testfiles::WriteFile;
 
 // The lines of a file without their newlines (a last line without newline is kept).
 inline std::vector<std::string> ReadLines(const std::string& path) {

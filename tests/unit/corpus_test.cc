@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/parse_events.h"
+#include "fakes/test_files.h"
 
 namespace ds {
 namespace {
@@ -23,12 +24,7 @@ using json = nlohmann::json;
 const fs::path kCorpusDir = fs::path(DS_SOURCE_DIR "/../shared/corpus/notifications");
 const fs::path kRgwDir = fs::path(DS_SOURCE_DIR "/../shared/design/rgw-samples");
 
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using testfiles::ReadFile;
 
 bool IsHex(const std::string& s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
@@ -44,7 +40,7 @@ bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfin
 
 // Parses one corpus file; a .jsonl file is one document per non-empty line, merged in line order.
 Result<ParsedDocument> ParseCorpusFile(const fs::path& p) {
-  const std::string text = ReadAll(p);
+  const std::string text = ReadFile(p);
   if (p.extension() != ".jsonl") return ParseNotification(text);
   ParsedDocument all;
   std::istringstream lines(text);
@@ -151,7 +147,7 @@ TEST(CorpusTest, NotificationsMatchExpected) {
   if (!fs::exists(expected_path)) {
     GTEST_SKIP() << "no notification corpus at " << kCorpusDir << " (checkout without shared/)";
   }
-  const json expected = json::parse(ReadAll(expected_path));
+  const json expected = json::parse(ReadFile(expected_path));
   ASSERT_TRUE(expected.is_array());
   ASSERT_FALSE(expected.empty());
   for (const json& entry : expected) CheckEntry(entry);
@@ -188,7 +184,7 @@ TEST(CorpusTest, RgwSamples) {
     const std::string name = EventNameFromFileName(f.path().stem().string());
     ASSERT_FALSE(name.empty()) << "unexpected file name";
 
-    const std::string text = ReadAll(f.path());
+    const std::string text = ReadFile(f.path());
     Result<ParsedDocument> parsed = ParseNotification(text);
     ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
     ASSERT_EQ(parsed->events.size(), 1u);

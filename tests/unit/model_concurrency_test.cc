@@ -18,6 +18,7 @@
 #include "core/engine.h"
 #include "core/reconcile.h"
 #include "fakes/fakes.h"
+#include "fakes/test_files.h"
 #include "fs/posix_cache.h"
 #include "state/sqlite_state.h"
 
@@ -25,24 +26,6 @@ namespace ds {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::map<std::string, std::string> ReadTree(const fs::path& root) {
-  std::map<std::string, std::string> out;
-  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
-       ++it) {
-    fs::path rel = fs::relative(it->path(), root);
-    if (rel.begin()->string() == kReservedDir) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    if (!it->is_regular_file()) continue;
-    std::ifstream in(it->path(), std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    out[rel.string()] = ss.str();
-  }
-  return out;
-}
 
 Event Ev(EventAction a, const std::string& key, int n) {
   Event e;
@@ -139,7 +122,7 @@ TEST(ModelConcurrency, TwoWorkersWithThreadsOnOneCacheConverge) {
 
   // Every removal event was applied after its deletion: a key absent from the bucket has no
   // file, even before any reconcile.
-  std::map<std::string, std::string> tree = ReadTree(dir / "cache");
+  std::map<std::string, std::string> tree = testfiles::CacheTree(dir / "cache");
   for (const auto& [path, body] : tree) {
     EXPECT_TRUE(final_state.count(path)) << path << " holds " << body << " but was deleted";
   }
@@ -150,7 +133,7 @@ TEST(ModelConcurrency, TwoWorkersWithThreadsOnOneCacheConverge) {
   ReconcileReport rep;
   ASSERT_TRUE(rec.Run(ro, &rep).ok());
   for (Worker& w : workers) w.engine->DrainJobs();
-  EXPECT_EQ(ReadTree(dir / "cache"), final_state);
+  EXPECT_EQ(testfiles::CacheTree(dir / "cache"), final_state);
   workers.clear();
   fs::remove_all(dir);
 }

@@ -39,6 +39,7 @@
 #include "core/engine.h"
 #include "core/reconcile.h"
 #include "fakes/fakes.h"
+#include "fakes/test_files.h"
 #include "fs/posix_cache.h"
 #include "state/sqlite_state.h"
 
@@ -547,22 +548,7 @@ class History {
   }
 
   std::map<std::string, std::string> CacheFiles() {
-    std::map<std::string, std::string> out;
-    fs::path root = dir_ / "cache";
-    for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
-         ++it) {
-      fs::path rel = fs::relative(it->path(), root);
-      if (rel.begin()->string() == kReservedDir) {
-        it.disable_recursion_pending();
-        continue;
-      }
-      if (!it->is_regular_file()) continue;
-      std::ifstream in(it->path(), std::ios::binary);
-      std::stringstream ss;
-      ss << in.rdbuf();
-      out[rel.string()] = ss.str();
-    }
-    return out;
+    return testfiles::CacheTree((dir_ / "cache").string());
   }
 
   void Check(const std::string& when) {

@@ -21,28 +21,16 @@
 
 #include "common/status.h"
 #include "core/cache_fs.h"
+#include "fakes/test_files.h"
 #include "fs/posix_cache.h"
 
 namespace ds::posix_cache_test {
 
 namespace fs = std::filesystem;
 
-inline std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-inline void WriteFile(const std::string& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-}
-
-inline bool Exists(const std::string& path) {
-  struct stat sb;
-  return ::lstat(path.c_str(), &sb) == 0;
-}
+using testfiles::Exists;
+using testfiles::ReadFile;
+using testfiles::WriteFile;
 
 inline mode_t ModeOf(const std::string& path) {
   struct stat sb;

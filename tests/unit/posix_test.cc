@@ -18,19 +18,12 @@
 #include <string>
 #include <system_error>
 
+#include "fakes/test_files.h"
+
 namespace ds::posix_test {
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void Spit(const std::string& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-}
+using testfiles::ReadFile;
+using testfiles::WriteFile;
 
 // Runs `fn` in a forked child and returns its exit code (-1 when it did not exit normally).
 int InChild(const std::function<int()>& fn) {
@@ -77,7 +70,7 @@ TEST_F(PosixTest, FsyncDirOfAMissingFolderOrAFileGivesTheErrnosStatus) {
   Status missing = posix::FsyncDir(P("missing"));
   EXPECT_EQ(missing.code(), Code::kIoError);
   EXPECT_EQ(missing.message(), "open " + P("missing") + ": No such file or directory");
-  Spit(P("file"), "x");
+  WriteFile(P("file"), "x");
   Status file = posix::FsyncDir(P("file"));
   EXPECT_EQ(file.code(), Code::kIoError);
   EXPECT_EQ(file.message(), "open " + P("file") + ": Not a directory");
@@ -114,13 +107,13 @@ TEST_F(PosixTest, WriteFileDurablyWritesTheBytesWithItsMode) {
   opts.mode = 0640;
   EXPECT_TRUE(posix::WriteFileDurably(P("new"), "first", opts).ok());
   ::umask(old_umask);
-  EXPECT_EQ(Slurp(P("new")), "first");
+  EXPECT_EQ(ReadFile(P("new")), "first");
   struct stat sb {};
   ASSERT_EQ(::stat(P("new").c_str(), &sb), 0);
   EXPECT_EQ(sb.st_mode & 07777, 0640u);
   // Not exclusive: an existing file is truncated and rewritten.
   EXPECT_TRUE(posix::WriteFileDurably(P("new"), "2").ok());
-  EXPECT_EQ(Slurp(P("new")), "2");
+  EXPECT_EQ(ReadFile(P("new")), "2");
   // A missing folder: nothing is made.
   Status s = posix::WriteFileDurably(P("missing/file"), "x");
   EXPECT_EQ(s.code(), Code::kIoError);
@@ -129,38 +122,38 @@ TEST_F(PosixTest, WriteFileDurablyWritesTheBytesWithItsMode) {
 }
 
 TEST_F(PosixTest, WriteFileDurablyExclusiveRefusesAnExistingFileAndLeavesItUnchanged) {
-  Spit(P("receipt"), "the first one");
+  WriteFile(P("receipt"), "the first one");
   posix::WriteFileOptions exclusive;
   exclusive.exclusive = true;
   Status s = posix::WriteFileDurably(P("receipt"), "a second one", exclusive);
   EXPECT_EQ(s.code(), Code::kIoError);
   EXPECT_EQ(s.message(), "create " + P("receipt") + ": File exists");
-  EXPECT_EQ(Slurp(P("receipt")), "the first one");
+  EXPECT_EQ(ReadFile(P("receipt")), "the first one");
 
   // Not even through a symbolic link (O_EXCL never follows one), dangling or not.
   ASSERT_EQ(::symlink(P("receipt").c_str(), P("link").c_str()), 0);
   EXPECT_FALSE(posix::WriteFileDurably(P("link"), "through the link", exclusive).ok());
-  EXPECT_EQ(Slurp(P("receipt")), "the first one");
+  EXPECT_EQ(ReadFile(P("receipt")), "the first one");
   ASSERT_EQ(::symlink(P("nowhere").c_str(), P("dangling").c_str()), 0);
   EXPECT_FALSE(posix::WriteFileDurably(P("dangling"), "x", exclusive).ok());
   EXPECT_FALSE(std::filesystem::exists(P("nowhere")));
 
   // A new name is created.
   EXPECT_TRUE(posix::WriteFileDurably(P("other"), "fresh", exclusive).ok());
-  EXPECT_EQ(Slurp(P("other")), "fresh");
+  EXPECT_EQ(ReadFile(P("other")), "fresh");
 }
 
 TEST_F(PosixTest, WriteFileDurablyNoFollowRefusesASymbolicLink) {
-  Spit(P("target"), "keep");
+  WriteFile(P("target"), "keep");
   ASSERT_EQ(::symlink(P("target").c_str(), P("link").c_str()), 0);
   posix::WriteFileOptions opts;
   opts.no_follow = true;
   Status s = posix::WriteFileDurably(P("link"), "replaced", opts);
   EXPECT_EQ(s.message(), "create " + P("link") + ": Too many levels of symbolic links");
-  EXPECT_EQ(Slurp(P("target")), "keep");
+  EXPECT_EQ(ReadFile(P("target")), "keep");
   // Without it the link is followed (the receipts' temp files, as before the layer).
   EXPECT_TRUE(posix::WriteFileDurably(P("link"), "replaced").ok());
-  EXPECT_EQ(Slurp(P("target")), "replaced");
+  EXPECT_EQ(ReadFile(P("target")), "replaced");
 }
 
 TEST_F(PosixTest, WriteFileDurablyRemovesItsFileWhenAWriteFails) {
