@@ -127,7 +127,7 @@ function checkBucketName(name: string): void {
 function checkLambdaCode(p: string, given: boolean): void {
   const hint =
     'build it with `scripts/package-lambda.sh` from the repository root (it writes ' +
-    'build/lambda-package/delete-sync-lambda-x86_64.zip), or pass `-c lambdaZip=PATH`';
+    `${DEFAULT_LAMBDA_ZIP.replace(/^(\.\.\/)+/, '')}), or pass \`-c lambdaZip=PATH\``;
   if (!fs.existsSync(p)) {
     throw new Error(
       `The Lambda package ${p} does not exist${given ? ' (context lambdaZip)' : ''}: ${hint}`,
