@@ -2,7 +2,7 @@
 // finding id (cdk-nag 3 reports a wildcard or a managed policy as `Rule[Finding]`, and an
 // acknowledgement matches that exact id only), on the construct that has it, with its reason.
 // Everything acknowledged here is listed in docs/DEPLOY-AWS.md ("cdk-nag").
-import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { IConstruct } from 'constructs';
 
@@ -17,12 +17,13 @@ export function acknowledge(scope: IConstruct, id: string, reason: string): void
 export function objectsWildcardFinding(bucket: s3.IBucket, prefix: string): string {
   const stack = Stack.of(bucket);
   const cfn = bucket.node.defaultChild;
-  // An imported bucket's ARN is a literal: cdk-nag shows it as written.
+  // A bucket of this stack appears as <LogicalId.Arn>; an imported one (Bucket.fromBucketName)
+  // as its ARN with the partition pseudo parameter.
   const arn =
     cfn === undefined
-      ? stack.resolve(bucket.bucketArn)
-      : `<${stack.resolve(stack.getLogicalId(cfn as any))}.Arn>`;
-  return `AwsSolutions-IAM5[Resource::${typeof arn === 'string' ? arn : JSON.stringify(arn)}/${prefix}*]`;
+      ? `arn:<AWS::Partition>:s3:::${bucket.bucketName}`
+      : `<${stack.resolve(stack.getLogicalId(cfn as CfnElement))}.Arn>`;
+  return `AwsSolutions-IAM5[Resource::${arn}/${prefix}*]`;
 }
 
 export const OBJECTS_WILDCARD_REASON =
