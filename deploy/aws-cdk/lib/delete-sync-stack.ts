@@ -131,12 +131,14 @@ export class DeleteSyncStack extends Stack {
         lambdaEndpoint.connections.allowDefaultPortFrom(functionSg);
         // open: HTTPS from the VPC's own CIDR block (Fn::GetAtt Vpc.CidrBlock), which the rule
         // cannot evaluate ("Rule threw an error"): it is not 0.0.0.0/0.
-        acknowledge(
-          lambdaEndpoint,
-          'AwsSolutions-EC23',
-          "The Lambda endpoint's security group admits HTTPS from the VPC's own CIDR block only " +
-            '(an intrinsic the rule cannot evaluate), never 0.0.0.0/0',
-        );
+        if (cfg.existingVpc === undefined) {
+          acknowledge(
+            lambdaEndpoint,
+            'AwsSolutions-EC23',
+            "The Lambda endpoint's security group admits HTTPS from the VPC's own CIDR block only " +
+              '(an intrinsic the rule cannot evaluate), never 0.0.0.0/0',
+          );
+        }
       }
     }
 

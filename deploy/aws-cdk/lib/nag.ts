@@ -44,12 +44,6 @@ export function acknowledgeNotificationsHandler(stack: Stack): void {
           'managed policy grants only logs:CreateLogGroup/CreateLogStream/PutLogEvents, and a ' +
           'narrower grant would still need a wildcard on the log group name CloudFormation generates',
       );
-      acknowledge(
-        child,
-        'AwsSolutions-IAM5[Resource::*]',
-        "CDK's own bucket-notifications custom resource handler: s3:PutBucketNotification on * is how " +
-          'CDK grants it (its role is shared by every bucket of the stack); it runs only during deployment',
-      );
     }
   }
 }

@@ -4,7 +4,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { IConstruct } from 'constructs';
 import { nagSettings } from '../lib/nag';
-import { cleanup, synth } from './helpers';
+import { cleanup, synth, synthFleet } from './helpers';
 
 afterAll(cleanup);
 
@@ -29,6 +29,32 @@ function acknowledgements(root: IConstruct): Record<string, Record<string, strin
     }
   }
   return out;
+}
+
+// Builds the app twice, with and without our acknowledgements, and checks that each acknowledgement
+// of the first hides a finding of the second on that construct or below it.
+function expectEveryAcknowledgementLive(build: () => App): void {
+  const acks = acknowledgements(build());
+  nagSettings.acknowledge = false;
+  let bare: App;
+  try {
+    bare = build();
+  } finally {
+    nagSettings.acknowledge = true;
+  }
+  const report = new AwsSolutionsChecks().validateScope(bare);
+  const found = report.violations.flatMap((v) => v.violatingResources.map((r) => `${v.ruleName} ${r.constructPath}`));
+  const pairs = Object.entries(acks).flatMap(([p, r]) => Object.keys(r).map((id) => [p, id]));
+  expect(pairs.length).toBeGreaterThan(0);
+  for (const [p, id] of pairs) {
+    expect({ ack: `${id} on ${p}`, live: found.some((f) => f.startsWith(`${id} ${p}/`)) }).toEqual({
+      ack: `${id} on ${p}`,
+      live: true,
+    });
+  }
+  // And nothing else was found: the acknowledgements are all that stands between the stack and a
+  // failed synth.
+  expect(found.filter((f) => !pairs.some(([p, id]) => f.startsWith(`${id} ${p}/`)))).toEqual([]);
 }
 
 const lambdaVariants: [string, Record<string, unknown>][] = [
@@ -64,7 +90,6 @@ describe('the Lambda + EFS stack', () => {
     expect(ids).toEqual(
       [
         'DeleteSync/BucketNotificationsHandler050a0587b7544547bf325f094a3db834 AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        'DeleteSync/BucketNotificationsHandler050a0587b7544547bf325f094a3db834 AwsSolutions-IAM5[Resource::*]',
         'DeleteSync/EraseFunctionServiceRole AwsSolutions-IAM5[Resource::*]',
         'DeleteSync/EraseFunctionServiceRole AwsSolutions-IAM5[Resource::<Bucket83908E77.Arn>/images/*]',
         'DeleteSync/SyncFunctionServiceRole AwsSolutions-IAM5[Resource::*]',
@@ -77,23 +102,47 @@ describe('the Lambda + EFS stack', () => {
     }
   });
 
-  test('without the acknowledgements cdk-nag would fail the stack (they are not dead)', () => {
-    // The same stack built without any of our acknowledgements.
-    nagSettings.acknowledge = false;
-    let app: App;
-    try {
-      app = synth().app;
-    } finally {
-      nagSettings.acknowledge = true;
+  test.each(lambdaVariants)('%s: each acknowledgement hides a real finding, and only those', (_name, context) => {
+    expectEveryAcknowledgementLive(() => synth({ prefix: 'images/', ...context }).app);
+  });
+});
+
+const fleetVariants: [string, Record<string, unknown>][] = [
+  ['a new bucket, two groups', {}],
+  ['a new bucket, a prefix, destroy, an e-mail, SNS envelopes', { prefix: 'images/', removalPolicy: 'destroy', alarmEmail: 'ops@example.com', rawMessageDelivery: 'false' }],
+  ['an existing bucket, a prefix', { existingBucketName: 'training-data', prefix: 'images/' }],
+  ['an existing bucket, no prefix, one group', { existingBucketName: 'training-data', nodeGroups: 'h100' }],
+];
+
+describe('the GPU-fleet stack', () => {
+  test.each(fleetVariants)('%s: no unacknowledged AwsSolutions finding', (_name, context) => {
+    const { app } = synthFleet(context);
+    expect(findings(app)).toEqual([]);
+  });
+
+  test('the acknowledgements are exactly these, each with its reason', () => {
+    for (const [context, bucketArn] of [
+      [{ prefix: 'images/' }, '<Bucket83908E77.Arn>'],
+      [{ prefix: 'images/', existingBucketName: 'training-data' }, 'arn:<AWS::Partition>:s3:::training-data'],
+    ] as [Record<string, unknown>, string][]) {
+      const acks = acknowledgements(synthFleet(context).app);
+      const ids = Object.entries(acks)
+        .flatMap(([p, r]) => Object.keys(r).map((id) => `${p} ${id}`))
+        .sort();
+      expect(ids).toEqual(
+        [
+          'DeleteSyncFleet/BucketNotificationsHandler050a0587b7544547bf325f094a3db834 AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+          `DeleteSyncFleet/GroupGpuA/NodePolicy AwsSolutions-IAM5[Resource::${bucketArn}/images/*]`,
+          `DeleteSyncFleet/GroupGpuB/NodePolicy AwsSolutions-IAM5[Resource::${bucketArn}/images/*]`,
+        ].sort(),
+      );
+      for (const reasons of Object.values(acks)) {
+        for (const reason of Object.values(reasons)) expect(reason.length).toBeGreaterThan(60);
+      }
     }
-    const rules = findings(app).map((f) => f.split(' ')[1]);
-    expect(rules).toEqual(
-      expect.arrayContaining([
-        'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        'AwsSolutions-IAM5[Resource::*]',
-        'AwsSolutions-IAM5[Resource::<Bucket83908E77.Arn>/*]',
-        'AwsSolutions-EC23',
-      ]),
-    );
+  });
+
+  test.each(fleetVariants)('%s: each acknowledgement hides a real finding, and only those', (_name, context) => {
+    expectEveryAcknowledgementLive(() => synthFleet(context).app);
   });
 });
