@@ -2,8 +2,14 @@
 # Builds the AWS Lambda package of delete-sync: OUT_DIR/delete-sync-lambda-x86_64.zip with a
 # `bootstrap` for the provided.al2023 (or provided.al2) runtime.
 #
-#   scripts/package-lambda.sh [OUT_DIR]     (default OUT_DIR: build/lambda)
+#   scripts/package-lambda.sh [OUT_DIR]     (default OUT_DIR: build/lambda-package)
 #   DS_LAMBDA_BINARY=build/ci/delete-sync scripts/package-lambda.sh   (package that binary)
+#
+# build/lambda-package/delete-sync-lambda-x86_64.zip is where the CDK app (DEFAULT_LAMBDA_ZIP in
+# deploy/aws-cdk/lib/settings.ts) and docs/DEPLOY-AWS.md look for it; a jest test
+# (deploy/aws-cdk/test/package-path.test.ts) runs this script and checks that they agree. The
+# Release build itself goes to build/lambda (the package once went there too, which the app
+# never found).
 #
 # The binary is linked dynamically against Debian 12's libraries; every shared library `ldd`
 # reports, glibc and its dynamic loader included, goes into lib/ of the zip, and `bootstrap`
@@ -24,7 +30,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-OUT_DIR="${1:-$ROOT/build/lambda}"
+OUT_DIR="${1:-$ROOT/build/lambda-package}"
 BUILD_DIR="$ROOT/build/lambda"
 ARCH="$(uname -m)"
 if [[ "$ARCH" != "x86_64" ]]; then

@@ -17,6 +17,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subs from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { acknowledge, acknowledgeNotificationsHandler, makeLogBucket, OBJECTS_WILDCARD_REASON, objectsWildcardFinding } from './nag';
 import { DeleteSyncSettings } from './settings';
 
 // Where the access point is mounted in the functions; DELETE_SYNC_CACHE.
@@ -61,11 +62,15 @@ export class DeleteSyncStack extends Stack {
   public readonly syncFunction: lambda.Function;
   public readonly eraseFunction: lambda.Function;
   public readonly alarmTopic: sns.Topic;
+  public readonly logBucket: s3.Bucket;
 
   constructor(scope: Construct, id: string, props: DeleteSyncStackProps) {
     super(scope, id, props);
     const cfg = props.settings;
     Tags.of(this).add('project', 'delete-sync');
+
+    // ---- Logs of the bucket's accesses and of the VPC's traffic, expired like the other logs.
+    this.logBucket = makeLogBucket(this, 'LogBucket', cfg.removalPolicy, cfg.logRetention);
 
     // ---- Network: no NAT gateway and no internet path; S3 through the gateway endpoint.
     let subnets: ec2.SubnetSelection;
@@ -94,6 +99,11 @@ export class DeleteSyncStack extends Stack {
         ],
       });
       subnets = { subnetType: ec2.SubnetType.PRIVATE_ISOLATED };
+      // Flow logs of every accepted and rejected flow, to the log bucket (no IAM role needed).
+      this.vpc.addFlowLog('FlowLog', {
+        destination: ec2.FlowLogDestination.toS3(this.logBucket, 'vpc-flow-logs/'),
+        trafficType: ec2.FlowLogTrafficType.ALL,
+      });
     }
 
     // The functions' security group: out only to HTTPS (S3 through the endpoint) and, added by the
@@ -119,6 +129,16 @@ export class DeleteSyncStack extends Stack {
           open: cfg.existingVpc === undefined,
         });
         lambdaEndpoint.connections.allowDefaultPortFrom(functionSg);
+        // open: HTTPS from the VPC's own CIDR block (Fn::GetAtt Vpc.CidrBlock), which the rule
+        // cannot evaluate ("Rule threw an error"): it is not 0.0.0.0/0.
+        if (cfg.existingVpc === undefined) {
+          acknowledge(
+            lambdaEndpoint,
+            'AwsSolutions-EC23',
+            "The Lambda endpoint's security group admits HTTPS from the VPC's own CIDR block only " +
+              '(an intrinsic the rule cannot evaluate), never 0.0.0.0/0',
+          );
+        }
       }
     }
 
@@ -161,6 +181,8 @@ export class DeleteSyncStack extends Stack {
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       removalPolicy: cfg.removalPolicy,
       autoDeleteObjects: autoDelete,
+      serverAccessLogsBucket: this.logBucket,
+      serverAccessLogsPrefix: 'access-logs/',
       lifecycleRules:
         cfg.expireAfterDays === undefined
           ? undefined
@@ -219,6 +241,46 @@ export class DeleteSyncStack extends Stack {
     };
     if (prefix !== '') environment.DELETE_SYNC_PREFIX = prefix;
 
+    // Each function's role: no AWS managed policy (AWSLambdaBasicExecutionRole and
+    // AWSLambdaVPCAccessExecutionRole grant logs on every log group); its own log group only,
+    // and the network interface actions Lambda needs to place the function in the VPC.
+    const makeRole = (id: string, logGroup: logs.ILogGroup): iam.Role => {
+      const role = new iam.Role(this, `${id}ServiceRole`, {
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      });
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'OwnLogGroup',
+          actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          resources: [logGroup.logGroupArn],
+        }),
+      );
+      role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'VpcNetworkInterfaces',
+          actions: [
+            'ec2:CreateNetworkInterface',
+            'ec2:DescribeNetworkInterfaces',
+            'ec2:DescribeSubnets',
+            'ec2:DeleteNetworkInterface',
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          resources: ['*'],
+        }),
+      );
+      acknowledge(
+        role,
+        'AwsSolutions-IAM5[Resource::*]',
+        "Lambda's VPC network interface actions, as in AWSLambdaVPCAccessExecutionRole: " +
+          'ec2:DescribeNetworkInterfaces works only on "*", the interface ids are chosen by Lambda, and ' +
+          'the Lambda guide warns that a DeleteNetworkInterface without every interface id can cut the ' +
+          'function off from the VPC',
+      );
+      acknowledge(role, objectsWildcardFinding(this.bucket, prefix), OBJECTS_WILDCARD_REASON);
+      return role;
+    };
+
     const makeFunction = (
       id: string,
       description: string,
@@ -230,6 +292,7 @@ export class DeleteSyncStack extends Stack {
         removalPolicy: cfg.removalPolicy,
       });
       return new lambda.Function(this, id, {
+        role: makeRole(id, logGroup),
         description,
         runtime: lambda.Runtime.PROVIDED_AL2023,
         architecture: lambda.Architecture.X86_64,
@@ -379,5 +442,8 @@ export class DeleteSyncStack extends Stack {
     new CfnOutput(this, 'FileSystemId', { value: this.fileSystem.fileSystemId });
     new CfnOutput(this, 'AccessPointId', { value: this.accessPoint.accessPointId });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.alarmTopic.topicArn });
+    new CfnOutput(this, 'LogBucketName', { value: this.logBucket.bucketName });
+
+    acknowledgeNotificationsHandler(this);
   }
 }

@@ -65,7 +65,7 @@ export interface DeleteSyncSettings {
 // Reads a context value as a trimmed string; undefined when unset or empty.
 export type ContextReader = (key: string) => unknown;
 
-function str(get: ContextReader, key: string): string | undefined {
+export function str(get: ContextReader, key: string): string | undefined {
   const v = get(key);
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') {
@@ -75,7 +75,7 @@ function str(get: ContextReader, key: string): string | undefined {
   return s === '' ? undefined : s;
 }
 
-function int(get: ContextReader, key: string, min: number, max: number): number | undefined {
+export function int(get: ContextReader, key: string, min: number, max: number): number | undefined {
   const s = str(get, key);
   if (s === undefined) return undefined;
   if (!/^[0-9]+$/.test(s)) throw new Error(`context ${key}: expected a whole number, got "${s}"`);
@@ -84,7 +84,7 @@ function int(get: ContextReader, key: string, min: number, max: number): number 
   return n;
 }
 
-function bool(get: ContextReader, key: string): boolean | undefined {
+export function bool(get: ContextReader, key: string): boolean | undefined {
   const s = str(get, key);
   if (s === undefined) return undefined;
   if (s === 'true') return true;
@@ -92,7 +92,7 @@ function bool(get: ContextReader, key: string): boolean | undefined {
   throw new Error(`context ${key}: expected true or false, got "${s}"`);
 }
 
-function list(get: ContextReader, key: string): string[] | undefined {
+export function list(get: ContextReader, key: string): string[] | undefined {
   const v = get(key);
   if (Array.isArray(v)) return v.map((x) => String(x).trim()).filter((x) => x !== '');
   const s = str(get, key);
@@ -108,7 +108,7 @@ const RETENTION_DAYS = new Set<number>(
 );
 
 // S3 bucket naming rules (general purpose buckets).
-function checkBucketName(name: string): void {
+export function checkBucketName(name: string): void {
   const ok =
     /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name) &&
     !name.includes('..') &&
@@ -127,7 +127,7 @@ function checkBucketName(name: string): void {
 function checkLambdaCode(p: string, given: boolean): void {
   const hint =
     'build it with `scripts/package-lambda.sh` from the repository root (it writes ' +
-    'build/lambda-package/delete-sync-lambda-x86_64.zip), or pass `-c lambdaZip=PATH`';
+    `${DEFAULT_LAMBDA_ZIP.replace(/^(\.\.\/)+/, '')}), or pass \`-c lambdaZip=PATH\``;
   if (!fs.existsSync(p)) {
     throw new Error(
       `The Lambda package ${p} does not exist${given ? ' (context lambdaZip)' : ''}: ${hint}`,
@@ -175,14 +175,17 @@ function zipHasRootEntry(data: Buffer, name: string): boolean {
   return false;
 }
 
-export function readSettings(get: ContextReader): DeleteSyncSettings {
-  const zipGiven = str(get, 'lambdaZip');
-  const lambdaCode = path.resolve(APP_DIR, zipGiven ?? DEFAULT_LAMBDA_ZIP);
-  checkLambdaCode(lambdaCode, zipGiven !== undefined);
+// Settings both stacks read the same way (docs/DEPLOY-AWS.md): prefix, removalPolicy,
+// alarmEmail, logRetentionDays, maxReceiveCount.
+export interface CommonSettings {
+  readonly prefix: string;
+  readonly removalPolicy: RemovalPolicy;
+  readonly alarmEmail?: string;
+  readonly logRetention: logs.RetentionDays;
+  readonly maxReceiveCount: number;
+}
 
-  const bucketName = str(get, 'bucketName');
-  if (bucketName !== undefined) checkBucketName(bucketName);
-
+export function readCommonSettings(get: ContextReader): CommonSettings {
   const prefix = str(get, 'prefix') ?? '';
   if (prefix.startsWith('/') || prefix.includes('*') || prefix.length > 512) {
     throw new Error(
@@ -201,6 +204,37 @@ export function readSettings(get: ContextReader): DeleteSyncSettings {
     throw new Error(`context removalPolicy: expected retain or destroy, got "${rp}"`);
   }
 
+  const alarmEmail = str(get, 'alarmEmail');
+  if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
+    throw new Error(`context alarmEmail: "${alarmEmail}" is not an email address`);
+  }
+
+  const retention = int(get, 'logRetentionDays', 1, 3653) ?? 90;
+  if (!RETENTION_DAYS.has(retention)) {
+    throw new Error(
+      `context logRetentionDays: ${retention} is not one CloudWatch Logs accepts ` +
+        `(${[...RETENTION_DAYS].filter((d) => d > 0).sort((a, b) => a - b).join(', ')})`,
+    );
+  }
+
+  return {
+    prefix,
+    removalPolicy,
+    alarmEmail,
+    logRetention: retention as logs.RetentionDays,
+    maxReceiveCount: int(get, 'maxReceiveCount', 1, 1000) ?? 5,
+  };
+}
+
+export function readSettings(get: ContextReader): DeleteSyncSettings {
+  const { prefix, removalPolicy, alarmEmail, logRetention, maxReceiveCount } = readCommonSettings(get);
+  const zipGiven = str(get, 'lambdaZip');
+  const lambdaCode = path.resolve(APP_DIR, zipGiven ?? DEFAULT_LAMBDA_ZIP);
+  checkLambdaCode(lambdaCode, zipGiven !== undefined);
+
+  const bucketName = str(get, 'bucketName');
+  if (bucketName !== undefined) checkBucketName(bucketName);
+
   let reconcileSchedule: string | undefined = str(get, 'reconcileSchedule') ?? 'rate(1 hour)';
   if (reconcileSchedule === 'off') {
     reconcileSchedule = undefined;
@@ -211,21 +245,8 @@ export function readSettings(get: ContextReader): DeleteSyncSettings {
     );
   }
 
-  const alarmEmail = str(get, 'alarmEmail');
-  if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
-    throw new Error(`context alarmEmail: "${alarmEmail}" is not an email address`);
-  }
-
   const syncTimeoutS = int(get, 'syncTimeoutSeconds', 10, 900) ?? 300;
   const eraseTimeoutS = int(get, 'eraseTimeoutSeconds', 10, 900) ?? 900;
-
-  const retention = int(get, 'logRetentionDays', 1, 3653) ?? 90;
-  if (!RETENTION_DAYS.has(retention)) {
-    throw new Error(
-      `context logRetentionDays: ${retention} is not one CloudWatch Logs accepts ` +
-        `(${[...RETENTION_DAYS].filter((d) => d > 0).sort((a, b) => a - b).join(', ')})`,
-    );
-  }
 
   const logLevel = str(get, 'logLevel') ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'off'].includes(logLevel)) {
@@ -329,8 +350,8 @@ export function readSettings(get: ContextReader): DeleteSyncSettings {
     eraseReservedConcurrency: int(get, 'eraseReservedConcurrency', 1, 1000),
     syncMaxConcurrency,
     batchSize: int(get, 'batchSize', 1, 10) ?? 10,
-    maxReceiveCount: int(get, 'maxReceiveCount', 1, 1000) ?? 5,
-    logRetention: retention as logs.RetentionDays,
+    maxReceiveCount,
+    logRetention,
     logLevel,
     memorySize: int(get, 'memorySize', 128, 10240) ?? 512,
     existingVpc,

@@ -6,6 +6,8 @@ import * as path from 'path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { DeleteSyncStack } from '../lib/delete-sync-stack';
+import { readFleetSettings } from '../lib/fleet-settings';
+import { FleetStack } from '../lib/fleet-stack';
 import { APP_DIR, readSettings } from '../lib/settings';
 
 const made: string[] = [];
@@ -44,6 +46,22 @@ export function synth(context: Record<string, unknown> = {}): {
   });
   const settings = readSettings((k) => app.node.tryGetContext(k));
   const stack = new DeleteSyncStack(app, 'DeleteSync', { settings });
+  return { app, stack, template: Template.fromStack(stack) };
+}
+
+// The fleet stack, as `cdk synth -c stacks=fleet` builds it (node groups gpu-a and gpu-b unless
+// the context names others).
+export function synthFleet(context: Record<string, unknown> = {}): {
+  app: App;
+  stack: FleetStack;
+  template: Template;
+} {
+  const app = new App({
+    outdir: tempDir('out'),
+    context: { ...cdkJsonContext(), nodeGroups: 'gpu-a,gpu-b', ...context },
+  });
+  const settings = readFleetSettings((k) => app.node.tryGetContext(k));
+  const stack = new FleetStack(app, 'DeleteSyncFleet', { settings });
   return { app, stack, template: Template.fromStack(stack) };
 }
 

@@ -207,4 +207,40 @@ describe('the app entry point', () => {
       'SyncFunction',
     ]);
   });
+  const runApp = (context: Record<string, unknown>, out: string) =>
+    spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(APP_DIR, 'bin', 'delete-sync.ts')], {
+      cwd: APP_DIR,
+      encoding: 'utf8',
+      env: { ...process.env, CDK_OUTDIR: out, CDK_CONTEXT_JSON: JSON.stringify({ ...cdkJsonContext(), ...context }) },
+    });
+
+  test('stacks=fleet needs no Lambda package and writes the fleet template, cdk-nag passing', () => {
+    const out = tmp();
+    const r = runApp({ stacks: 'fleet', nodeGroups: 'gpu-a', lambdaZip: path.join(tmp(), 'missing.zip') }, out);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(fs.existsSync(path.join(out, 'DeleteSyncFleet.template.json'))).toBe(true);
+    expect(fs.existsSync(path.join(out, 'DeleteSync.template.json'))).toBe(false);
+    // cdk-nag ran as a validation plugin and found nothing.
+    const report = JSON.parse(fs.readFileSync(path.join(out, 'validation-report.json'), 'utf8'));
+    expect(report.pluginReports).toEqual([]);
+  });
+
+  test('stacks=lambda,fleet writes both; an unknown stack or nag value is refused', () => {
+    const out = tmp();
+    const r = runApp({ stacks: 'lambda,fleet', nodeGroups: 'gpu-a', lambdaZip: fakePackageDir() }, out);
+    expect(r.status).toBe(0);
+    for (const f of ['DeleteSync.template.json', 'DeleteSyncFleet.template.json']) {
+      expect(fs.existsSync(path.join(out, f))).toBe(true);
+    }
+    const bad = runApp({ stacks: 'ec2' }, tmp());
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toContain('context stacks: "ec2" is not lambda or fleet');
+    const fleetWithoutGroups = runApp({ stacks: 'fleet' }, tmp());
+    expect(fleetWithoutGroups.status).toBe(1);
+    expect(fleetWithoutGroups.stderr).toContain('context nodeGroups');
+    const nag = runApp({ stacks: 'fleet', nodeGroups: 'a', nag: 'maybe' }, tmp());
+    expect(nag.status).toBe(1);
+    expect(nag.stderr).toContain('context nag: expected true or false');
+  });
 });

@@ -59,6 +59,30 @@ const accessPointArn = () => ({
 });
 const objectsArn = (prefix: string) => ({ 'Fn::Join': ['', [arn(ids.bucket), `/${prefix}*`]] });
 
+// What each function's own role has before its S3/EFS/SQS rights: its log group, the VPC's
+// network interfaces (AWSLambdaVPCAccessExecutionRole's ec2 actions, without the managed policy).
+const roleBase = (logGroupPrefix: string) => [
+  {
+    Sid: 'OwnLogGroup',
+    Effect: 'Allow',
+    Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    Resource: arn(logicalId(t, 'AWS::Logs::LogGroup', logGroupPrefix)),
+  },
+  {
+    Sid: 'VpcNetworkInterfaces',
+    Effect: 'Allow',
+    Action: [
+      'ec2:AssignPrivateIpAddresses',
+      'ec2:CreateNetworkInterface',
+      'ec2:DeleteNetworkInterface',
+      'ec2:DescribeNetworkInterfaces',
+      'ec2:DescribeSubnets',
+      'ec2:UnassignPrivateIpAddresses',
+    ],
+    Resource: '*',
+  },
+];
+
 function policyOfRole(template: Template, roleId: string): any[] {
   const policies = Object.values(resourcesOf(template, 'AWS::IAM::Policy')).filter((p: any) =>
     (p.Properties.Roles as any[]).some((r) => r.Ref === roleId),
@@ -242,6 +266,58 @@ describe('bucket', () => {
   });
 });
 
+describe('logs of the bucket and of the VPC (cdk-nag S1, VPC7)', () => {
+  test('a log bucket: encrypted, private, TLS only, objects expire with the log retention', () => {
+    const logBucket = logicalId(t, 'AWS::S3::Bucket', 'LogBucket');
+    t.hasResource('AWS::S3::Bucket', {
+      Properties: {
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        OwnershipControls: { Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] },
+        LifecycleConfiguration: { Rules: [{ Id: 'expire-logs', Status: 'Enabled', ExpirationInDays: 90 }] },
+      },
+      DeletionPolicy: 'Retain',
+    });
+    expect(resourcesOf(t, 'AWS::S3::Bucket')[logBucket].Properties.LoggingConfiguration).toBeUndefined();
+    // S3 delivers the access logs under the bucket policy (no ACLs), over TLS only.
+    const policy = Object.values(resourcesOf(t, 'AWS::S3::BucketPolicy')).find(
+      (p: any) => p.Properties.Bucket.Ref === logBucket,
+    ) as any;
+    const statements = policy.Properties.PolicyDocument.Statement;
+    expect(statements.some((s: any) => s.Effect === 'Deny' && s.Condition?.Bool?.['aws:SecureTransport'] === 'false')).toBe(true);
+    expect(
+      statements.some((s: any) => s.Effect === 'Allow' && s.Principal?.Service === 'logging.s3.amazonaws.com'),
+    ).toBe(true);
+  });
+
+  test('the bucket logs its accesses to the log bucket under access-logs/', () => {
+    t.hasResourceProperties('AWS::S3::Bucket', {
+      LoggingConfiguration: {
+        DestinationBucketName: { Ref: logicalId(t, 'AWS::S3::Bucket', 'LogBucket') },
+        LogFilePrefix: 'access-logs/',
+      },
+    });
+  });
+
+  test('a flow log of all the VPC traffic to the log bucket under vpc-flow-logs/', () => {
+    t.resourceCountIs('AWS::EC2::FlowLog', 1);
+    t.hasResourceProperties('AWS::EC2::FlowLog', {
+      ResourceType: 'VPC',
+      ResourceId: { Ref: logicalId(t, 'AWS::EC2::VPC', 'Vpc') },
+      TrafficType: 'ALL',
+      LogDestinationType: 's3',
+      LogDestination: { 'Fn::Join': ['', [arn(logicalId(t, 'AWS::S3::Bucket', 'LogBucket')), '/vpc-flow-logs/']] },
+    });
+  });
+});
+
 describe('queue, dead letters and alarms', () => {
   test('the queue: encrypted, visibility >= 6x the function timeout, a dead-letter queue', () => {
     const queues = resourcesOf(t, 'AWS::SQS::Queue');
@@ -335,6 +411,7 @@ describe('schedule', () => {
 describe('IAM', () => {
   test('the sync function: read and list this bucket, EFS through the access point, the queue', () => {
     expect(policyOfRole(t, ids.syncRole)).toEqual([
+      ...roleBase('SyncFunctionLogs'),
       {
         Sid: 'EfsThroughAccessPointOnly',
         Effect: 'Allow',
@@ -360,6 +437,7 @@ describe('IAM', () => {
 
   test('the erase function: delete, list versions and verify on this bucket, EFS through the access point', () => {
     expect(policyOfRole(t, ids.eraseRole)).toEqual([
+      ...roleBase('EraseFunctionLogs'),
       {
         Sid: 'EfsThroughAccessPointOnly',
         Effect: 'Allow',
@@ -382,17 +460,14 @@ describe('IAM', () => {
     ]);
   });
 
-  test('the roles have only the Lambda basic and VPC managed policies', () => {
+  test('the roles have no AWS managed policy (cdk-nag IAM4) and trust only Lambda', () => {
     const roles = resourcesOf(t, 'AWS::IAM::Role');
     for (const id of [ids.syncRole, ids.eraseRole]) {
       const r = roles[id].Properties;
       expect(r.AssumeRolePolicyDocument.Statement).toEqual([
         { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
       ]);
-      expect(r.ManagedPolicyArns.map((a: any) => a['Fn::Join'][1][2])).toEqual([
-        ':iam::aws:policy/service-role/AWSLambdaBasicExecutionRole',
-        ':iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole',
-      ]);
+      expect(r.ManagedPolicyArns).toBeUndefined();
       expect(r.Policies).toBeUndefined();
     }
   });
@@ -424,7 +499,8 @@ describe('variants', () => {
     const d = synth({ removalPolicy: 'destroy' }).template;
     d.hasResource('AWS::EFS::FileSystem', { DeletionPolicy: 'Delete' });
     d.hasResource('AWS::S3::Bucket', { DeletionPolicy: 'Delete' });
-    d.resourceCountIs('Custom::S3AutoDeleteObjects', 1);
+    // The bucket and the log bucket.
+    d.resourceCountIs('Custom::S3AutoDeleteObjects', 2);
     // The auto-delete handler's rights are in the bucket policy, for its own role only.
     for (const { statement } of iamStatements(d)) {
       for (const a of actionsOf(statement)) if (a.startsWith('s3:')) expect(a).not.toContain('*');
@@ -506,6 +582,8 @@ describe('variants', () => {
       'AWS::EC2::VPCEndpoint',
       'AWS::EFS::FileSystem',
       'AWS::EFS::MountTarget',
+      // An imported VPC's flow logs are its owner's (cdk-nag checks only VPCs the stack creates).
+      'AWS::EC2::FlowLog',
     ]) {
       v.resourceCountIs(type, 0);
     }
