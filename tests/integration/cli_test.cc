@@ -27,6 +27,11 @@ class CliTest : public ::testing::Test {
     std::map<std::string, std::string> e = env;
     e.emplace("AWS_ACCESS_KEY_ID", "");
     e.emplace("AWS_SECRET_ACCESS_KEY", "");
+    // Nor any other source of the credential chain of this machine (IMDS, ~/.aws).
+    e.emplace("AWS_EC2_METADATA_DISABLED", "true");
+    e.emplace("AWS_PROFILE", "");
+    e.emplace("AWS_CONFIG_FILE", "/nonexistent/aws-config");
+    e.emplace("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials");
     e.emplace("DELETE_SYNC_CACHE", "");
     return RunCommand(argv, e, out);
   }
