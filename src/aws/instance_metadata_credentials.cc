@@ -45,8 +45,10 @@ Result<Credentials> InstanceMetadataCredentials::Fetch() {
                             "AWS_EC2_METADATA_DISABLED=true skips this source");
   }
   if (token->status == 403) {
-    return Status::NotFound("the instance metadata service at " + endpoint_ +
-                            " refused a token (HTTP 403: IMDS is disabled on this instance)");
+    return Status::NotFound(
+        "the instance metadata service at " + endpoint_ +
+        " refused a token (HTTP 403: IMDS is disabled on this instance, or what answered is "
+        "not an instance metadata service)");
   }
   if (token->status != 200 || TrimSpace(token->body).empty()) {
     return Status::NotFound("the instance metadata service at " + endpoint_ +
