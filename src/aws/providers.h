@@ -35,7 +35,8 @@ class EnvironmentCredentials : public CredentialsProvider {
 // the XML answer read with pugixml). Session name AWS_ROLE_SESSION_NAME, else
 // "delete-sync-<unix seconds>". Endpoint AWS_ENDPOINT_URL_STS, else the regional endpoint
 // https://sts.<AWS_REGION or AWS_DEFAULT_REGION>.amazonaws.com (.amazonaws.com.cn in cn-*
-// regions), else https://sts.amazonaws.com. Up to 3 attempts on network errors, timeouts and
+// regions), else https://sts.amazonaws.com (AWS_ENDPOINT_URL is not used: with delete-sync it
+// usually points at the S3-compatible store). Up to 3 attempts on network errors, timeouts and
 // 5xx/Throttling/IDPCommunicationError answers.
 //  - kNotFound: neither variable set; kInvalidArgument: only one, or a token file that is empty;
 //  - kIoError: the token file cannot be read;
