@@ -83,8 +83,10 @@ struct RuntimeOptions {
 };
 
 // Phase 1 of a command (see Command): every common setting parsed and checked, the AWS
-// variables read (required when `require_s3`), the audit HMAC key file read. Creates, opens and
-// changes nothing; any failure is a usage error.
+// variables read and the credential chain resolved (S3Config::FromEnvironment: it may read
+// ~/.aws, run credential_process, call STS, the container endpoint or IMDS; required when
+// `require_s3`), the audit HMAC key file read. Creates, opens and changes nothing on this host;
+// any failure is a usage error.
 Result<RuntimeOptions> CheckCommonSettings(const CommonSettings& s, bool require_s3);
 
 // Phase 2: opens (creating what is missing) the cache, its state database and audit log, and

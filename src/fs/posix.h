@@ -5,6 +5,7 @@
 //   - owned descriptors: UniqueFd (fs/unique_fd.h, included here)
 //   - durability: FsyncFd, FsyncDir, FsyncParentDir, WriteAll, WriteFileDurably
 //   - locks between processes: FileLock (flock(2))
+//   - child processes: RunShellCommand (posix_process.cc)
 //
 // Messages. Every failure's message is "<what>: <strerror text>", where <what> is either given by
 // the caller (the functions on a descriptor: FsyncFd, WriteAll) or is "<system call> <path>"
@@ -29,6 +30,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -138,5 +141,22 @@ class FileLock {
   UniqueFd fd_;
   std::string path_;
 };
+
+// What a command run by RunShellCommand left.
+struct CommandOutput {
+  int exit_code = 0;  // its exit status, or 128 + the signal that ended it
+  std::string out;    // its standard output
+  std::string err;    // its standard error
+};
+
+// Runs `command` with /bin/sh -c in a process group of its own, with the process's environment,
+// standard input from /dev/null, and collects its standard output and error (each at most
+// `max_output` bytes; the rest is read and dropped). OK once it ended, whatever its exit status.
+// kUnavailable "<what> timed out after N ms" when it runs longer than `timeout` (its process
+// group is then killed with SIGKILL and reaped); kIoError for a failed pipe, spawn or wait
+// ("spawn <what>: <strerror>"). `what` names the command in messages (it is never the command
+// line itself, which may carry secrets).
+Result<CommandOutput> RunShellCommand(const std::string& command, std::string_view what,
+                                      std::chrono::milliseconds timeout, size_t max_output);
 
 }  // namespace ds::posix

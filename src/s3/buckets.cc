@@ -27,23 +27,32 @@ Status S3Client::Impl::BucketError(const s3_internal::Request& req,
   const std::string& code = resp.error.code;
   const std::string http = "HTTP " + std::to_string(resp.status) + (code.empty() ? "" : " " + code);
   const std::string bucket = "bucket '" + req.bucket + "'";
-  const std::string key_id = "access key id " + s3_internal::MaskKeyId(config.access_key_id);
+  // With the credential chain, hints name the source instead of the AWS_* key variables.
+  const bool chain = config.credentials != nullptr;
+  const std::string key_id = chain
+                                 ? "credentials " + config.credentials->Describe()
+                                 : "access key id " + s3_internal::MaskKeyId(config.access_key_id);
+  const std::string check = chain ? "check the source of the " + key_id : "";
   if (code == "NoSuchBucket" || (resp.status == 404 && code.empty())) {
     return Status::NotFound(bucket + " does not exist (" + http + ")");
   }
   if (resp.status == 401 || resp.status == 403) {
     std::string hint;
     if (code == "InvalidAccessKeyId") {
-      hint = "the store does not know the " + key_id + ": check AWS_ACCESS_KEY_ID";
+      hint = "the store does not know the " + key_id + ": " +
+             (chain ? check : "check AWS_ACCESS_KEY_ID");
     } else if (code == "SignatureDoesNotMatch") {
-      hint = "the secret key does not match the " + key_id + ": check AWS_SECRET_ACCESS_KEY";
+      hint = "the secret key does not match the " + key_id + ": " +
+             (chain ? check : "check AWS_SECRET_ACCESS_KEY");
     } else if (code == "ExpiredToken" || code == "InvalidToken" || code == "TokenRefreshRequired") {
-      hint = "the session token is expired or invalid: check AWS_SESSION_TOKEN";
+      hint = "the session token is expired or invalid: " +
+             (chain ? check : std::string("check AWS_SESSION_TOKEN"));
     } else if (code == "AccessDenied" || code == "AllAccessDisabled") {
       hint = "the " + key_id + " may not list the bucket: it needs s3:ListBucket on it";
     } else {
-      hint =
-          "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (" + key_id + ")";
+      hint = chain ? check
+                   : "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (" +
+                         key_id + ")";
     }
     return Status::Denied("access denied to " + bucket + " (" + http + "): " + hint);
   }

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "aws/credentials.h"
 #include "common/status.h"
 #include "core/object_store.h"
 
@@ -49,6 +50,10 @@ struct S3Config {
   std::string access_key_id;
   std::string secret_access_key;
   std::string session_token;  // "" unless using temporary credentials
+  // Where each request's credentials come from when they are not the three static fields above
+  // (which are then empty): the standard credential chain (aws/credentials.h), asked once per
+  // request. Copies of the configuration share it.
+  std::shared_ptr<aws::RefreshingCredentials> credentials;
   Addressing addressing = Addressing::kAuto;
   std::string ca_bundle;  // PEM file of trusted CAs (AWS_CA_BUNDLE); "" = system default
 
@@ -71,20 +76,30 @@ struct S3Config {
   long low_speed_limit = 1024;
   std::chrono::seconds low_speed_time{30};
 
-  // Reads AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (both required), AWS_SESSION_TOKEN,
-  // AWS_REGION (then AWS_DEFAULT_REGION, default us-east-1), AWS_ENDPOINT_URL_S3 (then
+  // Reads AWS_REGION (then AWS_DEFAULT_REGION, default us-east-1), AWS_ENDPOINT_URL_S3 (then
   // AWS_ENDPOINT_URL, default https://s3.<region>.amazonaws.com), AWS_S3_ADDRESSING_STYLE
-  // (path|virtual|auto), AWS_CA_BUNDLE and AWS_MAX_ATTEMPTS. Empty variables count as unset.
-  // kInvalidArgument naming the variable when something is missing or malformed.
+  // (path|virtual|auto), AWS_CA_BUNDLE and AWS_MAX_ATTEMPTS, then the credentials. Empty
+  // variables count as unset. Credentials:
+  //  - AWS_ACCESS_KEY_ID and/or AWS_SECRET_ACCESS_KEY set: those (both required, with
+  //    AWS_SESSION_TOKEN), in the static fields, as before the chain existed;
+  //  - neither set: the rest of the standard chain (aws::ResolveCredentials of
+  //    aws::DefaultCredentialsChain: web identity, profiles, container, IMDS), resolved now (it
+  //    may read files, run credential_process and call STS, the container endpoint or IMDS) and
+  //    kept in `credentials`.
+  // kInvalidArgument naming the variable when something is missing or malformed, and when no
+  // source has credentials (naming every source tried and why); a configured source's failure
+  // keeps its code and message (aws::ResolveCredentials).
   static Result<S3Config> FromEnvironment();
-  // Same, from a map of variable name -> value instead of the process environment.
+  // Same, from a map of variable name -> value instead of the process environment (the chain
+  // reads its variables, HOME included, from the map too).
   static Result<S3Config> FromVariables(const std::map<std::string, std::string>& vars);
 
   Status Validate() const;
   // True when requests for `bucket` use path-style addressing.
   bool UsesPathStyle(const std::string& bucket) const;
   // One line for logs: endpoint, region, addressing, masked access key id ("AKIA…"), whether a
-  // session token is set. Never the secret or the token.
+  // session token is set (or, with `credentials`, their source, masked key id and expiry).
+  // Never the secret or the token.
   std::string Describe() const;
 };
 

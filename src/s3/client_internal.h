@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "aws/credentials.h"
 #include "common/status.h"
 #include "core/object_store.h"
 #include "s3/client.h"
@@ -112,9 +113,13 @@ struct S3Client::Impl {
   // names the call in errors.
   Result<std::string> SnsAction(const char* op, const std::string& what,
                                 const s3::QueryParams& form);
+  // The credentials to sign a request with: the static ones of the configuration, or
+  // config.credentials->Get() (which may wait for a refresh of expired ones, and fails with its
+  // source's error).
+  Result<aws::Credentials> RequestCredentials() const;
   Status PerformOnce(CURL* h, const s3_internal::Request& req, const std::string& url,
-                     curl_slist* headers, s3_internal::Response* resp, CURLcode* rc,
-                     std::string* curl_error);
+                     curl_slist* headers, const aws::Credentials& creds,
+                     s3_internal::Response* resp, CURLcode* rc, std::string* curl_error);
   Status MapError(const s3_internal::Request& req, const s3_internal::Response& resp) const {
     return s3::HttpErrorToStatus(req.Target(), resp.status, resp.error, resp.attempts);
   }

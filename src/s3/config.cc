@@ -4,9 +4,12 @@
 #include <charconv>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
+#include "aws/credentials.h"
 #include "s3/client.h"
 #include "s3/client_internal.h"
 #include "s3/xml.h"
@@ -92,6 +95,42 @@ Result<int> ParsePositiveInt(const std::string& name, const std::string& value) 
   return v;
 }
 
+// The credentials of FromVariables (see client.h): the environment's keys in the static fields
+// (with the messages they always had), else the rest of the chain in `credentials`. The region
+// and endpoint checks come first, so that a bad setting costs no network call.
+Status ResolveCredentialsInto(const std::map<std::string, std::string>& vars, S3Config* c) {
+  auto get = [&](const char* name) -> std::string {
+    auto it = vars.find(name);
+    return it == vars.end() ? std::string() : s3_internal::Trim(it->second);
+  };
+  c->access_key_id = get("AWS_ACCESS_KEY_ID");
+  c->secret_access_key = get("AWS_SECRET_ACCESS_KEY");
+  if (!c->access_key_id.empty() || !c->secret_access_key.empty()) {
+    if (c->access_key_id.empty()) {
+      return Status::Invalid(
+          "AWS_ACCESS_KEY_ID is not set: S3 credentials are read from AWS_ACCESS_KEY_ID and "
+          "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)");
+    }
+    if (c->secret_access_key.empty()) {
+      return Status::Invalid("AWS_SECRET_ACCESS_KEY is not set (AWS_ACCESS_KEY_ID is)");
+    }
+    c->session_token = get("AWS_SESSION_TOKEN");
+    return Status::Ok();
+  }
+  Result<std::shared_ptr<aws::RefreshingCredentials>> chain =
+      aws::ResolveCredentials(aws::DefaultCredentialsChain(vars));
+  if (!chain.ok()) {
+    if (chain.status().code() == Code::kNotFound) {
+      return Status::Invalid(chain.status().message() +
+                             " (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or see "
+                             "docs/CONFIGURATION.md for the other sources)");
+    }
+    return chain.status();
+  }
+  c->credentials = std::move(chain).value();
+  return Status::Ok();
+}
+
 }  // namespace
 
 // ---- S3Config ---------------------------------------------------------------------------
@@ -118,6 +157,10 @@ Result<S3Config> S3Config::FromEnvironment() {
   for (const char* name : kNames) {
     if (const char* v = std::getenv(name)) vars[name] = v;
   }
+  for (size_t i = 0; i < aws::kCredentialVariableCount; ++i) {
+    const char* name = aws::kCredentialVariables[i];
+    if (const char* v = std::getenv(name)) vars[name] = v;
+  }
   return FromVariables(vars);
 }
 
@@ -127,17 +170,6 @@ Result<S3Config> S3Config::FromVariables(const std::map<std::string, std::string
     return it == vars.end() ? std::string() : s3_internal::Trim(it->second);
   };
   S3Config c;
-  c.access_key_id = get("AWS_ACCESS_KEY_ID");
-  if (c.access_key_id.empty()) {
-    return Status::Invalid(
-        "AWS_ACCESS_KEY_ID is not set: S3 credentials are read from AWS_ACCESS_KEY_ID and "
-        "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary credentials)");
-  }
-  c.secret_access_key = get("AWS_SECRET_ACCESS_KEY");
-  if (c.secret_access_key.empty()) {
-    return Status::Invalid("AWS_SECRET_ACCESS_KEY is not set (AWS_ACCESS_KEY_ID is)");
-  }
-  c.session_token = get("AWS_SESSION_TOKEN");
   c.region = get("AWS_REGION");
   if (c.region.empty()) c.region = get("AWS_DEFAULT_REGION");
   if (c.region.empty()) c.region = "us-east-1";
@@ -163,6 +195,7 @@ Result<S3Config> S3Config::FromVariables(const std::map<std::string, std::string
     if (!n.ok()) return n.status();
     c.max_attempts = *n;
   }
+  DS_RETURN_IF_ERROR(ResolveCredentialsInto(vars, &c));
   DS_RETURN_IF_ERROR(c.Validate());
   return c;
 }
@@ -175,6 +208,13 @@ Status S3Config::Validate() const {
     if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') {
       return Status::Invalid("S3 region '" + region + "' has a character other than [A-Za-z0-9_-]");
     }
+  }
+  if (credentials != nullptr) {
+    if (!access_key_id.empty() || !secret_access_key.empty() || !session_token.empty()) {
+      return Status::Invalid("S3 configuration has both static keys and a credentials source");
+    }
+    if (max_attempts < 1) return Status::Invalid("S3 max_attempts must be at least 1");
+    return Status::Ok();
   }
   if (access_key_id.empty()) return Status::Invalid("S3 access key id is empty");
   if (access_key_id.find(':') != std::string::npos) {
@@ -211,8 +251,10 @@ std::string S3Config::Describe() const {
     Result<s3_internal::Endpoint> e = s3_internal::ParseEndpoint(endpoint);
     addr += (e.ok() && s3_internal::IsAwsHost(e->host)) ? " (virtual-hosted)" : " (path-style)";
   }
-  std::string s = "endpoint=" + SafeEndpoint(endpoint) + " region=" + region +
-                  " addressing=" + addr + " access_key_id=" + s3_internal::MaskKeyId(access_key_id);
+  std::string s =
+      "endpoint=" + SafeEndpoint(endpoint) + " region=" + region + " addressing=" + addr;
+  if (credentials != nullptr) return s + " credentials " + credentials->Describe();
+  s += " access_key_id=" + s3_internal::MaskKeyId(access_key_id);
   if (!session_token.empty()) s += " session_token=set";
   return s;
 }

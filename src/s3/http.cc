@@ -143,8 +143,18 @@ size_t OnBody(char* buf, size_t size, size_t n, void* userdata) {
 
 }  // namespace
 
+Result<aws::Credentials> S3Client::Impl::RequestCredentials() const {
+  if (config.credentials != nullptr) return config.credentials->Get();
+  aws::Credentials c;
+  c.access_key_id = config.access_key_id;
+  c.secret_access_key = config.secret_access_key;
+  c.session_token = config.session_token;
+  return c;
+}
+
 Status S3Client::Impl::PerformOnce(CURL* h, const s3_internal::Request& req, const std::string& url,
-                                   curl_slist* headers, s3_internal::Response* resp, CURLcode* rc,
+                                   curl_slist* headers, const aws::Credentials& creds,
+                                   s3_internal::Response* resp, CURLcode* rc,
                                    std::string* curl_error) {
   char errbuf[CURL_ERROR_SIZE] = {0};
   Transfer t;
@@ -174,8 +184,8 @@ Status S3Client::Impl::PerformOnce(CURL* h, const s3_internal::Request& req, con
   const std::string service_sigv4 = "aws:amz:" + config.region + ":" + req.service;
   curl_easy_setopt(h, CURLOPT_AWS_SIGV4,
                    std::string_view(req.service) == "s3" ? sigv4.c_str() : service_sigv4.c_str());
-  curl_easy_setopt(h, CURLOPT_USERNAME, config.access_key_id.c_str());
-  curl_easy_setopt(h, CURLOPT_PASSWORD, config.secret_access_key.c_str());
+  curl_easy_setopt(h, CURLOPT_USERNAME, creds.access_key_id.c_str());
+  curl_easy_setopt(h, CURLOPT_PASSWORD, creds.secret_access_key.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
@@ -223,6 +233,11 @@ Result<s3_internal::Response> S3Client::Impl::Execute(const s3_internal::Request
   DS_RETURN_IF_ERROR(config_status);
   const std::string url = BuildRequestUrl(config, req.bucket, req.key, s3::BuildQuery(req.query));
   const std::string target = s3::DescribeTarget(req.Target());
+  Result<aws::Credentials> creds = RequestCredentials();
+  if (!creds.ok()) {
+    return Status(creds.status().code(),
+                  std::string(req.method) + " " + target + ": " + creds.status().message());
+  }
 
   // Headers curl signs (all of CURLOPT_HTTPHEADER, plus host and x-amz-date).
   std::vector<std::pair<std::string, std::string>> hdrs = req.headers;
@@ -233,8 +248,8 @@ Result<s3_internal::Response> S3Client::Impl::Execute(const s3_internal::Request
                       req.content_type.empty() ? "application/octet-stream" : req.content_type);
     hdrs.emplace_back("Content-MD5", Md5Base64(*req.body));
   }
-  if (!config.session_token.empty()) {
-    hdrs.emplace_back("x-amz-security-token", config.session_token);
+  if (!creds->session_token.empty()) {
+    hdrs.emplace_back("x-amz-security-token", creds->session_token);
   }
   // curl 7.88 sorts signed headers by their whole "name:value" line, SigV4 by name; the two
   // orders differ only when a name is a prefix of another followed by a byte below ':'
@@ -274,7 +289,7 @@ Result<s3_internal::Response> S3Client::Impl::Execute(const s3_internal::Request
     CURL* h = AcquireHandle();
     if (h == nullptr) return Status::Internal("curl_easy_init failed");
     auto started = std::chrono::steady_clock::now();
-    Status local = PerformOnce(h, req, url, slist, &resp, &rc, &curl_error);
+    Status local = PerformOnce(h, req, url, slist, *creds, &resp, &rc, &curl_error);
     ReleaseHandle(h);
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::steady_clock::now() - started)

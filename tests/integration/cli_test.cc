@@ -1,6 +1,7 @@
 // The binary as a user drives it: settings precedence, help, errors, and `apply` against the
 // real local RGW.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <nlohmann/json.hpp>
@@ -27,6 +28,11 @@ class CliTest : public ::testing::Test {
     std::map<std::string, std::string> e = env;
     e.emplace("AWS_ACCESS_KEY_ID", "");
     e.emplace("AWS_SECRET_ACCESS_KEY", "");
+    // Nor any other source of the credential chain of this machine (IMDS, ~/.aws).
+    e.emplace("AWS_EC2_METADATA_DISABLED", "true");
+    e.emplace("AWS_PROFILE", "");
+    e.emplace("AWS_CONFIG_FILE", "/nonexistent/aws-config");
+    e.emplace("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials");
     e.emplace("DELETE_SYNC_CACHE", "");
     return RunCommand(argv, e, out);
   }
@@ -339,6 +345,43 @@ TEST_F(CliTest, ApplyDownloadsCreationsFromRgw) {
   EXPECT_EQ(st.st_mode & 0777, 0640u);
   ASSERT_EQ(stat((cache + "/folder").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0750u);
+}
+
+// The binary takes its credentials from the chain when AWS_ACCESS_KEY_ID is unset: here a
+// profile's credential_process hands out the lab's keys, and the start line names the source,
+// never the secret.
+TEST_F(CliTest, ApplyDownloadsWithCredentialsFromAProfilesCredentialProcess) {
+  RgwBucket rgw;
+  rgw.Create("ds-cli-" + RandomSuffix());
+  ASSERT_FALSE(HasFatalFailure());
+  std::map<std::string, std::string> env = rgw.env();
+  const std::string key_id = env.at("AWS_ACCESS_KEY_ID");
+  const std::string secret = env.at("AWS_SECRET_ACCESS_KEY");
+  env.erase("AWS_ACCESS_KEY_ID");
+  env.erase("AWS_SECRET_ACCESS_KEY");
+  std::string script = Write("creds.sh",
+                             "#!/bin/sh\nprintf '{\"Version\": 1, \"AccessKeyId\": "
+                             "\"%s\", \"SecretAccessKey\": \"%s\"}' \"$1\" \"$2\"\n");
+  ASSERT_EQ(chmod(script.c_str(), 0700), 0);
+  env["AWS_CONFIG_FILE"] = Write("config", "[profile lab]\ncredential_process = " + script + " " +
+                                               key_id + " " + secret + "\n");
+  env["AWS_PROFILE"] = "lab";
+  ASSERT_TRUE(rgw.s3().PutObject(rgw.name(), "via-profile.txt", "chain").ok());
+  std::string doc = R"({"Records":[{"eventVersion":"2.2","eventSource":"ceph:s3","eventName":)"
+                    R"("ObjectCreated:Put","s3":{"bucket":{"name":")" +
+                    rgw.name() +
+                    R"("},"object":{"key":"via-profile.txt","size":5,"eTag":"x",)"
+                    R"("versionId":"","sequencer":"00"}}}]})";
+  std::string events = Write("create.json", doc);
+  std::string cache = dir_ + "/cache";
+  std::string out;
+  int rc = Run({"apply", "--cache", cache, "--bucket", rgw.name(), "--events", events}, env, &out);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(ReadFile(cache + "/via-profile.txt"), "chain");
+  EXPECT_NE(out.find("AWS credentials from profile 'lab': key " + key_id.substr(0, 4) + "…"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find(secret), std::string::npos) << out;
 }
 
 }  // namespace
