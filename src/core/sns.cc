@@ -225,8 +225,12 @@ SnsDecision SnsGate::Screen(std::string_view body) {
 
 SnsDecision SnsGate::Decide(std::string_view body) {
   SnsDecision d;
-  // Every envelope has a "Type" member: other documents skip the second JSON parse.
-  if (body.find("\"Type\"") == std::string_view::npos) return d;
+  // Every envelope has a "Type" member: other documents skip the second JSON parse. (A key
+  // can only be spelled otherwise with a \u escape.)
+  if (body.find("\"Type\"") == std::string_view::npos &&
+      body.find("\\u") == std::string_view::npos) {
+    return d;
+  }
   Result<std::optional<SnsEnvelope>> parsed = ParseSnsEnvelope(body);
   if (!parsed.ok()) {
     // Unverified, the notification parser judges it (and words the error) as before.
@@ -318,6 +322,7 @@ SnsDecision SnsGate::Check(const SnsEnvelope& e) {
   switch (e.type) {
     case SnsType::kNotification:
       d.kind = Kind::kVerified;
+      d.verified_document = json{{"Type", "Notification"}, {"Message", e.message}}.dump();
       return d;
     case SnsType::kUnsubscribeConfirmation:
       d.kind = Kind::kUnsubscribed;

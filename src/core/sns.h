@@ -137,6 +137,9 @@ struct SnsDecision {
   SnsType type = SnsType::kNotification;
   std::string topic_arn;  // when the body is an SNS envelope
   std::string detail;     // for the reply and the log: no token, no SubscribeURL query
+  // kVerified: the document to apply, {"Type":"Notification","Message":<the signed Message>},
+  // so that nothing the signature does not cover (a "Records" member beside it) is applied.
+  std::string verified_document;
 };
 
 // Screens the webhook's bodies: decides, for an SNS envelope, whether it is verified, refused or

@@ -111,7 +111,12 @@ std::optional<WebhookReply> ReplyForSns(const SnsDecision& d) {
 
 WebhookReply HandleWebhookPost(Engine& engine, SnsGate* gate, const std::string& body) {
   if (gate != nullptr) {
-    if (std::optional<WebhookReply> r = ReplyForSns(gate->Screen(body))) return *r;
+    const SnsDecision d = gate->Screen(body);
+    if (std::optional<WebhookReply> r = ReplyForSns(d)) return *r;
+    // Only what the signature covers is applied.
+    if (d.kind == SnsDecision::Kind::kVerified) {
+      return HandleNotification(engine, d.verified_document);
+    }
   }
   return HandleNotification(engine, body);
 }

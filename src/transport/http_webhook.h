@@ -65,7 +65,8 @@ WebhookReply HandleNotification(Engine& engine, const std::string& body);
 // The reply to an SNS envelope that is not applied (confirmed, unsubscribed, refused, malformed,
 // retry); nullopt when the body is to be applied (kNotSns, kUnverified, kVerified).
 std::optional<WebhookReply> ReplyForSns(const SnsDecision& d);
-// A notification POST: screened by `gate` when not null, then applied with HandleNotification.
+// A notification POST: screened by `gate` when not null, then applied with HandleNotification
+// (a verified SNS Notification: only its signed Message).
 WebhookReply HandleWebhookPost(Engine& engine, SnsGate* gate, const std::string& body);
 
 class WebhookServer : private HttpHandler {

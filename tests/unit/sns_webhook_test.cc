@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -20,6 +21,7 @@
 
 #include "core/ops_metrics.h"
 #include "core/sns.h"
+#include "crypto/sns_signature.h"
 #include "fakes/engine_on_fakes.h"
 #include "fakes/sns_pki.h"
 #include "sns_service.h"
@@ -224,6 +226,8 @@ class FakeSnsHost {
       ++cert_fetches;
       res.set_content(rogue, "application/x-pem-file");
     });
+    server_.Get("/fails.pem",
+                [](const httplib::Request&, httplib::Response& res) { res.status = 500; });
     server_.Get("/", [this](const httplib::Request& req, httplib::Response& res) {
       std::lock_guard<std::mutex> l(mu_);
       confirmations.push_back(req.get_param_value("Token"));
@@ -235,6 +239,8 @@ class FakeSnsHost {
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // stop() before the loop runs would be lost (it acts only on a running server).
+    while (!server_.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~FakeSnsHost() {
     server_.stop();
@@ -484,6 +490,82 @@ TEST_F(SnsWebhookTest, ConfirmationWithASubscribeUrlOnAForeignHostIsNotVisited) 
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(r.body.value("refusal", ""), "subscribe-url");
   EXPECT_TRUE(host_->Confirmations().empty());
+}
+
+TEST_F(SnsWebhookTest, OnlyTheSignedMessageIsApplied) {
+  StartWebhook({kTopic});
+  cache_.PutFile("other", "cached");
+  // A genuine signed message for "other", replayed with an unsigned "Records" member for "k".
+  json doc = Notification(RemovalMessage("other"), 2);
+  doc["Records"] = json::parse(RemovalMessage("k"))["Records"];
+  Reply r = Post(doc);
+  EXPECT_EQ(r.status, 200) << r.body.dump();
+  EXPECT_FALSE(cache_.Has("other"));
+  EXPECT_TRUE(cache_.Has("k"));
+}
+
+TEST_F(SnsWebhookTest, AnEscapedTypeKeyIsStillScreened) {
+  StartWebhook({kTopic});
+  std::string body =
+      json{{"Type", "Notification"}, {"TopicArn", kTopic}, {"Message", RemovalMessage("k")}}.dump();
+  body.replace(body.find("\"Type\""), 6, "\"\\u0054ype\"");
+  httplib::Client c("127.0.0.1", server_->port());
+  httplib::Result r = c.Post("/", {{"Authorization", std::string("Bearer ") + kWebhookToken}}, body,
+                             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403) << body << " -> " << r->body;
+  EXPECT_TRUE(cache_.Has("k"));
+}
+
+TEST_F(SnsWebhookTest, CertificateHostErrorIs503AndChangesNothing) {
+  StartWebhook({kTopic});
+  Reply r = Post(Notification(RemovalMessage("k"), 1, kTopic, nullptr, "/fails.pem"));
+  EXPECT_EQ(r.status, 503) << r.body.dump();
+  EXPECT_TRUE(cache_.Has("k"));
+  // The sender's retry, signed with a certificate that can be fetched, applies.
+  EXPECT_EQ(Post(Notification(RemovalMessage("k"), 1)).status, 200);
+  EXPECT_FALSE(cache_.Has("k"));
+}
+
+// The verifier's cache on its own, with a getter that serves the signing certificate for any URL:
+// bounded (the oldest dropped first), and a certificate that fails is not kept.
+TEST_F(SnsWebhookTest, VerifierCacheIsBoundedAndKeepsOnlyVerifiedCertificates) {
+  class PemGetter : public HttpsGetter {
+   public:
+    explicit PemGetter(std::string pem) : pem_(std::move(pem)) {}
+    Result<Answer> Get(const std::string& url) override {
+      ++gets;
+      return Answer{url.find("bad") != std::string::npos ? 404L : 200L, pem_};
+    }
+    int gets = 0;
+
+   private:
+    std::string pem_;
+  };
+  PemGetter getter(pki_->signer_pem());
+  crypto::SnsTrustOptions trust;
+  trust.ca_file = ca_file_.string();
+  trust.max_certificates = 2;
+  Result<std::unique_ptr<crypto::OpenSslSnsVerifier>> v =
+      crypto::OpenSslSnsVerifier::Create(getter, trust);
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  const std::string data = "Message\nm\n";
+  const std::string sig = testing::SignBase64(pki_->signer_key(), 2, data);
+  auto verify = [&](const std::string& url) { return *(*v)->Verify(url, 2, data, sig); };
+  EXPECT_EQ(verify("https://a/1.pem"), SignatureCheck::kValid);
+  EXPECT_EQ(verify("https://a/2.pem"), SignatureCheck::kValid);
+  EXPECT_EQ(verify("https://a/1.pem"), SignatureCheck::kValid);
+  EXPECT_EQ(getter.gets, 2);
+  EXPECT_EQ(verify("https://a/3.pem"), SignatureCheck::kValid);  // drops 1.pem, the oldest
+  EXPECT_EQ(verify("https://a/2.pem"), SignatureCheck::kValid);
+  EXPECT_EQ(getter.gets, 3);
+  EXPECT_EQ(verify("https://a/1.pem"), SignatureCheck::kValid);
+  EXPECT_EQ(getter.gets, 4);
+  EXPECT_EQ(verify("https://a/bad.pem"), SignatureCheck::kBadCertificate);
+  EXPECT_EQ(verify("https://a/bad.pem"), SignatureCheck::kBadCertificate);
+  EXPECT_EQ(getter.gets, 6);
+  EXPECT_EQ((*v)->fetches(), 6);
+  EXPECT_EQ(*(*v)->Verify("https://a/3.pem", 1, data, sig), SignatureCheck::kBadSignature);
 }
 
 TEST_F(SnsWebhookTest, WithoutTopicsNotificationsApplyOnTheTokenAndConfirmationsAreRefused) {
