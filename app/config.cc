@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 
 namespace ds::app {
@@ -55,6 +56,40 @@ void Settings::AddFlag(const std::string& name, bool* target, const std::string&
   back.opt = cmd_->add_flag(flag)->description(help + " [env " + EnvName(name) + "]");
 }
 
+void Settings::AddList(const std::string& name, std::vector<std::string>* target,
+                       const std::string& help) {
+  AllNames().insert(name);
+  Entry e;
+  e.name = name;
+  e.list_target = target;
+  entries_.push_back(e);
+  Entry& back = entries_.back();
+  std::string text = help + " (repeatable) [env " + EnvName(name) + ", comma-separated]";
+  back.opt = cmd_->add_option("--" + name, back.raw_list, text)
+                 ->expected(1)
+                 ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+}
+
+namespace {
+
+// The items of a comma-separated list, spaces around each removed, empty ones dropped.
+std::vector<std::string> SplitList(const std::string& value) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= value.size()) {
+    size_t end = value.find(',', start);
+    if (end == std::string::npos) end = value.size();
+    std::string item = value.substr(start, end - start);
+    size_t b = item.find_first_not_of(" \t");
+    size_t e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+    start = end + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
 Status Settings::Resolve() {
   if (config_path_.empty()) {
     if (const char* env = std::getenv("DELETE_SYNC_CONFIG"); env && *env) config_path_ = env;
@@ -88,6 +123,30 @@ Status Settings::Resolve() {
     file_values[key] = &v;
   }
   for (Entry& e : entries_) {
+    if (e.list_target != nullptr) {
+      e.list_target->clear();
+      if (e.opt->count() > 0) {
+        *e.list_target = e.raw_list;
+      } else if (const char* env = std::getenv(EnvName(e.name).c_str()); env && *env) {
+        *e.list_target = SplitList(env);
+      } else if (auto it = file_values.find(e.name); it != file_values.end()) {
+        const toml::node& n = *it->second;
+        const std::string bad = "config file " + config_path_ + ": setting '" + e.name +
+                                "' must be an array of strings";
+        if (n.is_string()) {
+          e.list_target->push_back(*n.value<std::string>());
+        } else if (const toml::array* a = n.as_array()) {
+          for (const toml::node& item : *a) {
+            if (!item.is_string()) return Status::Invalid(bad);
+            e.list_target->push_back(*item.value<std::string>());
+          }
+        } else {
+          return Status::Invalid(bad);
+        }
+      }
+      if (!e.list_target->empty()) explicit_.insert(e.name);
+      continue;
+    }
     std::string value;
     bool have = false;
     if (e.opt->count() > 0) {

@@ -25,6 +25,10 @@ class Settings {
   void Add(const std::string& name, std::string* target, const std::string& help,
            const std::string& default_value = "");
   void AddFlag(const std::string& name, bool* target, const std::string& help);
+  // Adds a repeatable --name: every occurrence of the flag; else DELETE_SYNC_<NAME> split at
+  // commas (spaces around items ignored); else the file's array of strings (or one string).
+  // `target` is empty when none is given.
+  void AddList(const std::string& name, std::vector<std::string>* target, const std::string& help);
 
   // Fills every target: flag, else DELETE_SYNC_<NAME>, else the TOML file, else default.
   // Errors name the offending setting and its source.
@@ -40,6 +44,8 @@ class Settings {
     std::string name;
     std::string* target = nullptr;
     bool* flag_target = nullptr;
+    std::vector<std::string>* list_target = nullptr;
+    std::vector<std::string> raw_list;
     std::string default_value;
     CLI::Option* opt = nullptr;
     std::string raw;

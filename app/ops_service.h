@@ -39,6 +39,10 @@ class OpsService {
   void OnReconcile(const ReconcileReport& report, const Status& s) {
     if (metrics_) metrics_->OnReconcile(report, s);
   }
+  // The webhook's SNS gate decided (metrics).
+  void OnSns(const SnsDecision& d) {
+    if (metrics_) metrics_->OnSns(d);
+  }
   void Stop();
   // The disk-space reserve to keep in the cache (bytes; 0: none).
   uint64_t disk_reserve() const { return disk_reserve_bytes_; }

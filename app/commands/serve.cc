@@ -19,6 +19,7 @@
 #include "ops_service.h"
 #include "reconcile_pass.h"
 #include "runtime.h"
+#include "sns_service.h"
 #include "store_wait_logger.h"
 #include "tls_settings.h"
 #include "transport/http_webhook.h"
@@ -116,6 +117,11 @@ class ServeCommand : public Command {
                    "from one address, at most 32); past it the oldest such one is closed",
                    "256");
     tls_.Register(*settings_);
+    settings_->AddList(
+        "sns-topic-arn", &sns_topics_,
+        "an SNS topic whose HTTPS subscription this webhook accepts: its "
+        "SubscriptionConfirmation is verified and confirmed, and every SNS message "
+        "on the webhook must then be signed by SNS and come from one of these topics");
     settings_->Add("fetch-concurrency", &fetch_concurrency_,
                    "parallel downloads of the objects events create", "4");
     settings_->Add("reconcile-every", &reconcile_every_,
@@ -168,6 +174,10 @@ class ServeCommand : public Command {
           "DELETE_SYNC_WEBHOOK_TOKEN, or --webhook-token-file)");
     }
     wo_.token = token_;
+    DS_RETURN_IF_ERROR(CheckSnsTopicArns(sns_topics_));
+    if (!sns_topics_.empty() && !webhook_on_) {
+      return Status::Invalid("--sns-topic-arn needs the webhook: --webhook-listen is off");
+    }
     ListenerOptions& lo = wo_.listener;
     if (webhook_on_) DS_RETURN_IF_ERROR(ParseListen(listen_, &lo.host, &lo.port));
     Result<std::shared_ptr<TlsCredentials>> tls = tls_.Load(webhook_on_);
@@ -365,6 +375,20 @@ class ServeCommand : public Command {
       }
       return {200, r.receipt_line, 0};
     });
+    // SNS envelopes on the webhook: verified against --sns-topic-arn (app/sns_service.h).
+    Result<std::unique_ptr<SnsService>> sns =
+        SnsService::Open(sns_topics_, [&](const SnsDecision& d) { ops_.OnSns(d); });
+    if (!sns.ok()) return sns.status();
+    server.set_sns_gate(&(*sns)->gate());
+    if (webhook_on && sns_topics_.empty()) {
+      spdlog::info(
+          "no --sns-topic-arn: SNS messages on the webhook are accepted on the token alone, "
+          "unverified, and SNS subscription confirmations are refused");
+    } else if (webhook_on) {
+      std::string topics;
+      for (const std::string& t : sns_topics_) topics += (topics.empty() ? "" : ", ") + t;
+      spdlog::info("SNS: messages on the webhook must be signed by SNS for topic(s) {}", topics);
+    }
     if (webhook_on) {
       s = server.Start();
       if (!s.ok()) return s;
@@ -562,6 +586,7 @@ class ServeCommand : public Command {
   CLI::App* cmd_ = nullptr;
   std::unique_ptr<Settings> settings_;
   CommonSettings common_;
+  std::vector<std::string> sns_topics_;
   std::string listen_, token_, token_file_, max_body_, fetch_concurrency_, reconcile_every_,
       reconcile_at_start_, webhook_workers_, backlog_, request_timeout_, max_connections_,
       max_unauthenticated_;

@@ -122,7 +122,17 @@ OpsMetrics::OpsMetrics(Clock& clock, EventLogger log)
           "Downloads of events older than the state horizon checked against the bucket before "
           "publication, by result (current: published; gone, changed: not published; failed: "
           "retried)",
-          {"result"})) {
+          {"result"})),
+      sns_messages_(registry_.AddCounter(
+          "delete_sync_sns_messages_total",
+          "SNS envelopes received on the webhook, by SNS type and outcome (unverified, verified, "
+          "confirmed, unsubscribed, refused, malformed, retry)",
+          {"type", "outcome"})),
+      sns_refused_(registry_.AddCounter(
+          "delete_sync_sns_refused_total",
+          "SNS envelopes refused on the webhook (403, nothing changed), by reason (unsigned, "
+          "bad-signature, foreign-topic, ...)",
+          {"reason"})) {
   // Children that should read 0 before anything happened (so that rate() and alerts work).
   for (const char* o : {"removed", "absent", "queued"}) applied_.With({o});
   for (const char* a : {"remove", "create"}) {
@@ -134,6 +144,9 @@ OpsMetrics::OpsMetrics(Clock& clock, EventLogger log)
   for (const char* r : {"ok", "failed"}) reconcile_runs_.With({r});
   state_collected_.With({});
   for (const char* r : {"current", "gone", "changed", "failed"}) horizon_checks_.With({r});
+  for (size_t r = 0; r < kSnsRefusalCount; ++r) {
+    sns_refused_.With({SnsRefusalName(static_cast<SnsRefusal>(r))});
+  }
   auto& build = registry_.AddGauge("delete_sync_build_info", "The running version", {"version"});
   build.With({Version()}).Set(1);
   auto& start = registry_.AddGauge("delete_sync_start_time_seconds", "Unix time of the start");
@@ -287,6 +300,37 @@ int64_t OpsMetrics::EventsReceived() const {
   received_.ForEach(
       [&](const std::vector<std::string>&, const metrics::Counter& c) { n += c.Value(); });
   return n;
+}
+
+void OpsMetrics::OnSns(const SnsDecision& d) {
+  using Kind = SnsDecision::Kind;
+  const char* outcome = "unverified";
+  switch (d.kind) {
+    case Kind::kNotSns:
+      return;
+    case Kind::kUnverified:
+      break;
+    case Kind::kVerified:
+      outcome = "verified";
+      break;
+    case Kind::kConfirmed:
+      outcome = "confirmed";
+      break;
+    case Kind::kUnsubscribed:
+      outcome = "unsubscribed";
+      break;
+    case Kind::kRefused:
+      outcome = "refused";
+      break;
+    case Kind::kMalformed:
+      outcome = "malformed";
+      break;
+    case Kind::kRetry:
+      outcome = "retry";
+      break;
+  }
+  sns_messages_.With({SnsTypeName(d.type), outcome}).Inc();
+  if (d.kind == Kind::kRefused && d.refusal) sns_refused_.With({SnsRefusalName(*d.refusal)}).Inc();
 }
 
 }  // namespace ds

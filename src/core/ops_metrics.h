@@ -18,6 +18,7 @@
 #include "common/metrics.h"
 #include "core/engine.h"
 #include "core/reconcile.h"
+#include "core/sns.h"
 
 namespace ds {
 
@@ -61,6 +62,8 @@ class OpsMetrics : public EngineObserver {
 
   // A reconcile pass ended (serve's periodic reconcile).
   void OnReconcile(const ReconcileReport& report, const Status& s);
+  // The webhook's SnsGate decided about an SNS envelope (SnsGate's observer).
+  void OnSns(const SnsDecision& d);
 
   // Gauges sampled at each scrape.
   void AddSampledGauge(const std::string& name, const std::string& help,
@@ -102,6 +105,8 @@ class OpsMetrics : public EngineObserver {
   metrics::Family<metrics::Gauge>& reconcile_last_;
   metrics::Family<metrics::Counter>& state_collected_;
   metrics::Family<metrics::Counter>& horizon_checks_;
+  metrics::Family<metrics::Counter>& sns_messages_;
+  metrics::Family<metrics::Counter>& sns_refused_;
 
   mutable std::mutex mu_;
   std::deque<RefusedKeyEntry> refusals_;

@@ -81,6 +81,46 @@ WebhookReply HandleNotification(Engine& engine, const std::string& body) {
   return ReplyFor(ApplyDocuments(engine, {body})[0]);
 }
 
+std::optional<WebhookReply> ReplyForSns(const SnsDecision& d) {
+  using nlohmann::json;
+  using Kind = SnsDecision::Kind;
+  switch (d.kind) {
+    case Kind::kNotSns:
+    case Kind::kUnverified:
+    case Kind::kVerified:
+      return std::nullopt;
+    case Kind::kConfirmed:
+      return WebhookReply{200, Dump(json{{"sns", "confirmed"}, {"topic", d.topic_arn}}), 0};
+    case Kind::kUnsubscribed:
+      return WebhookReply{200, Dump(json{{"sns", "unsubscribed"}, {"topic", d.topic_arn}}), 0};
+    case Kind::kRefused:
+      return WebhookReply{
+          403,
+          Dump(json{{"error", "SNS message refused: " + d.detail},
+                    {"refusal", SnsRefusalName(d.refusal.value_or(SnsRefusal::kUnsigned))},
+                    {"topic", d.topic_arn}}),
+          0};
+    case Kind::kMalformed:
+      return WebhookReply{400, Dump(json{{"error", "malformed notification: " + d.detail}}), 0};
+    case Kind::kRetry:
+      return WebhookReply{503, Dump(json{{"error", "SNS message not checked now: " + d.detail}}),
+                          0};
+  }
+  return std::nullopt;
+}
+
+WebhookReply HandleWebhookPost(Engine& engine, SnsGate* gate, const std::string& body) {
+  if (gate != nullptr) {
+    const SnsDecision d = gate->Screen(body);
+    if (std::optional<WebhookReply> r = ReplyForSns(d)) return *r;
+    // Only what the signature covers is applied.
+    if (d.kind == SnsDecision::Kind::kVerified) {
+      return HandleNotification(engine, d.verified_document);
+    }
+  }
+  return HandleNotification(engine, body);
+}
+
 namespace {
 
 ListenerOptions WebhookListenerOptions(ListenerOptions o) {
@@ -157,8 +197,9 @@ HttpReply WebhookServer::Handle(const RequestHead& head, std::string body) {
     WebhookReply reply = erase_handler_(body);
     return JsonReply(reply.status, std::move(reply.body));
   }
-  WebhookReply reply = HandleNotification(engine_, body);
+  WebhookReply reply = HandleWebhookPost(engine_, sns_gate_, body);
   HttpReply r = JsonReply(reply.status, std::move(reply.body));
+  if (reply.status == 503) r.headers.push_back({"Retry-After", "5"});
   // The downloads start once the answer is out: the sender (RGW's PUT) is not kept waiting by
   // them, and a download that fails (or crashes the process) cannot cost a durable document
   // its answer.

@@ -10,6 +10,12 @@
 // While draining (BeginDrain, on SIGTERM) POSTs answer 503 with Retry-After: the sender retries
 // against the next instance or after the restart.
 //
+// With an SnsGate (set_sns_gate), a body that is an SNS envelope is screened first
+// (core/sns.h): a verified or unverified Notification is applied as above; a confirmed
+// SubscriptionConfirmation or an UnsubscribeConfirmation is answered 200 {"sns":...}; a refused
+// envelope 403 {"error","refusal"}; a malformed one 400; one that could not be checked now (the
+// certificate or the SubscribeURL did not answer) 503. Nothing changes unless it is applied.
+//
 // The token is accepted as "Authorization: Bearer <token>" (the scheme in any case) or as the
 // query parameter "token=<token>" (RGW's push-endpoint can only carry it in the URL). Compared
 // in constant time, as soon as the request's head is in: a request without it is answered 401
@@ -20,12 +26,14 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
 #include "core/documents.h"
 #include "core/engine.h"
+#include "core/sns.h"
 #include "transport/http_listener.h"
 #include "transport/ops_http.h"
 
@@ -54,6 +62,12 @@ WebhookReply ReplyFor(const DocumentResult& result);
 // Applies one notification document with `engine` (ApplyDocuments) and builds the reply.
 // Separate from the server so that it can be tested without sockets.
 WebhookReply HandleNotification(Engine& engine, const std::string& body);
+// The reply to an SNS envelope that is not applied (confirmed, unsubscribed, refused, malformed,
+// retry); nullopt when the body is to be applied (kNotSns, kUnverified, kVerified).
+std::optional<WebhookReply> ReplyForSns(const SnsDecision& d);
+// A notification POST: screened by `gate` when not null, then applied with HandleNotification
+// (a verified SNS Notification: only its signed Message).
+WebhookReply HandleWebhookPost(Engine& engine, SnsGate* gate, const std::string& body);
 
 class WebhookServer : private HttpHandler {
  public:
@@ -65,6 +79,10 @@ class WebhookServer : private HttpHandler {
   void set_erase_handler(std::function<WebhookReply(const std::string& body)> handler) {
     erase_handler_ = std::move(handler);
   }
+
+  // Screens SNS envelopes (null: none, every body is applied as a document). Set before Start;
+  // must outlive the server.
+  void set_sns_gate(SnsGate* gate) { sns_gate_ = gate; }
 
   // GET routes for operators (/metrics, /readyz, /): set before Start.
   void set_ops_routes(std::vector<OpsRoute> routes) { ops_routes_ = std::move(routes); }
@@ -98,6 +116,7 @@ class WebhookServer : private HttpHandler {
   std::function<void()> on_queued_;
   std::function<WebhookReply(const std::string& body)> erase_handler_;
   std::vector<OpsRoute> ops_routes_;
+  SnsGate* sns_gate_ = nullptr;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> inflight_{0};
   HttpListener listener_;

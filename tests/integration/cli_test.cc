@@ -190,6 +190,31 @@ TEST_F(CliTest, ListenerSettingsAreCheckedAndAmqpAloneSaysWebhookListenOff) {
   EXPECT_FALSE(Exists(dir_ + "/a"));
 }
 
+// --sns-topic-arn (repeatable: flags, DELETE_SYNC_SNS_TOPIC_ARN split at commas, a TOML array):
+// every value must be an SNS topic ARN, checked before anything is created.
+TEST_F(CliTest, SnsTopicArnsAreCheckedBeforeAnythingIsCreated) {
+  const std::map<std::string, std::string> creds = {
+      {"AWS_ACCESS_KEY_ID", "a"}, {"AWS_SECRET_ACCESS_KEY", "b"}, {"AWS_REGION", "us-east-1"}};
+  const std::string good = "arn:aws:sns:us-east-1:123456789012:bucket-events";
+  std::string out;
+  EXPECT_EQ(Run({"serve", "--cache", dir_ + "/a", "--webhook-token", "t", "--sns-topic-arn", good,
+                 "--sns-topic-arn", "bucket-events"},
+                creds, &out),
+            2);
+  EXPECT_NE(out.find("--sns-topic-arn must be an SNS topic ARN"), std::string::npos) << out;
+  EXPECT_NE(out.find("'bucket-events'"), std::string::npos) << out;
+  std::map<std::string, std::string> env = creds;
+  env["DELETE_SYNC_SNS_TOPIC_ARN"] = good + ", arn:aws:sqs:us-east-1:123456789012:q";
+  EXPECT_EQ(Run({"serve", "--cache", dir_ + "/a", "--webhook-token", "t"}, env, &out), 2);
+  EXPECT_NE(out.find("'arn:aws:sqs:us-east-1:123456789012:q'"), std::string::npos) << out;
+  const std::string config = Write("c.toml", "sns-topic-arn = [\"" + good + "\", 7]\n");
+  EXPECT_EQ(Run({"serve", "--config", config, "--cache", dir_ + "/a", "--webhook-token", "t"},
+                creds, &out),
+            2);
+  EXPECT_NE(out.find("'sns-topic-arn' must be an array of strings"), std::string::npos) << out;
+  EXPECT_FALSE(Exists(dir_ + "/a"));
+}
+
 // state-horizon: a duration of at least a day (or off), from a flag, the environment or the
 // file; below a day only with the test switch. No S3 needed.
 TEST_F(CliTest, StateHorizonIsAtLeastADayAndCollectsThroughApply) {
